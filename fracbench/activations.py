@@ -1,0 +1,100 @@
+"""Activation capture: batched forward passes that keep only the sites and tokens asked for.
+
+Positions are given in characters (as tasks label latents) and mapped to tokens through
+the adapter's offsets, so the same call works for the character-level zoo and for any
+HuggingFace tokenizer. Only the gathered rows leave the device, in the dtype asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from .models.adapter import ModelAdapter
+from .tasks import Example
+
+
+@dataclass
+class Captured:
+    """Activations gathered at chosen tokens, one row per (text, token)."""
+
+    activations: dict[str, torch.Tensor]  # site -> [N, *site shape]
+    text_index: torch.Tensor  # [N] which text each row came from
+    token_index: torch.Tensor  # [N] the token's index within its text
+    spans: torch.Tensor  # [N, 2] the token's character span [start, end) in its text
+
+
+@torch.no_grad()
+def capture(
+    adapter: ModelAdapter,
+    texts: Sequence[str],
+    sites: Sequence[str],
+    char_positions: Sequence[Sequence[int]] | None = None,
+    batch_size: int = 64,
+    dtype: torch.dtype = torch.float32,
+    out_device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> Captured:
+    """Activations at ``sites`` for the tokens covering ``char_positions[i]`` of ``texts[i]``.
+
+    ``char_positions=None`` takes each text's last token (where the next one is predicted).
+    Characters that share a token give one row (the token's), in the order first seen.
+    """
+    adapter.check_sites(sites)
+    if char_positions is not None and len(char_positions) != len(texts):
+        raise ValueError(f"char_positions has {len(char_positions)} entries for {len(texts)} texts; give one list per text")
+    parts: dict[str, list[torch.Tensor]] = {s: [] for s in sites}
+    text_index, token_index, spans = [], [], []
+    for start in tqdm(range(0, len(texts), batch_size), desc="capture", disable=not progress, leave=False):
+        enc = adapter.encode(texts[start : start + batch_size])
+        rows, toks = [], []
+        for r in range(len(enc.texts)):
+            if char_positions is None:
+                tokens = [int(enc.last_index[r])]
+            else:
+                tokens = list(dict.fromkeys(enc.token_positions(r, char_positions[start + r])))
+            rows += [r] * len(tokens)
+            toks += tokens
+        out = adapter.forward(enc, capture=sites)
+        r_idx = torch.tensor(rows, device=enc.ids.device, dtype=torch.long)
+        t_idx = torch.tensor(toks, device=enc.ids.device, dtype=torch.long)
+        for s in sites:
+            parts[s].append(out.activations[s][r_idx, t_idx].to(device=out_device, dtype=dtype))
+        text_index += [start + r for r in rows]
+        token_index += toks
+        spans.append(enc.offsets[r_idx, t_idx].cpu())
+    return Captured(
+        activations={s: torch.cat(p) for s, p in parts.items()},
+        text_index=torch.tensor(text_index, dtype=torch.long),
+        token_index=torch.tensor(token_index, dtype=torch.long),
+        spans=torch.cat(spans) if spans else torch.zeros(0, 2, dtype=torch.long),
+    )
+
+
+def latent_dataset(
+    adapter: ModelAdapter,
+    examples: Sequence[Example],
+    latent: str,
+    sites: Sequence[str],
+    **capture_kwargs,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """(X, y) for probing ``latent``: activations [N, *shape] per site at every labelled
+    token, and the labels [N]. A token covering several labelled characters takes the
+    label of the last one (the state after reading the whole token)."""
+    texts, positions, labels = [], [], []
+    for ex in examples:
+        pairs = ex.latents.get(latent)
+        if pairs is None:
+            raise KeyError(f"examples carry no latent {latent!r}; they carry {sorted(ex.latents)}")
+        texts.append(ex.prompt)
+        positions.append([p for p, _ in pairs])
+        labels.append(dict(pairs))
+    captured = capture(adapter, texts, sites, positions, **capture_kwargs)
+    y = [
+        labels[i][max(p for p in labels[i] if start <= p < end)]
+        for i, (start, end) in zip(captured.text_index.tolist(), captured.spans.tolist())
+    ]
+    return captured.activations, torch.tensor(y, dtype=torch.long)

@@ -1,0 +1,227 @@
+"""The ``fracbench`` command: run the suite, inspect tasks, manage the zoo.
+
+Bad input (an unknown name, an unwritable directory, a missing file, ...) ends with
+one line on stderr starting ``fracbench: error:`` and exit status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from .models import DTYPES, check_device, resolve_model, zoo
+from .report import behaviour_markdown, behaviour_table
+from .results import check_writable, read_results
+from .runner import check_settings, run
+from .tasks import SUITE_VERSION, TASKS, Example, Task, get_task, resolve_tasks
+
+USER_ERRORS = (KeyError, ValueError, OSError, FloatingPointError)  # reported as `fracbench: error:`, exit 2
+LABEL_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"  # one character per latent class in `tasks show`
+STRIP_WIDTH = 64  # prompt characters per line in `tasks show`
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors read like every other fracbench error."""
+
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.removeprefix("fracbench").strip()
+        self.exit(2, f"fracbench: error: {where + ': ' if where else ''}{message}; see `{self.prog} --help`\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fracbench`` command; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2), already printed
+        return stop.code if isinstance(stop.code, int) else 0
+    args.command_line = ["fracbench", *argv]
+    try:
+        return args.func(args)
+    except USER_ERRORS as err:
+        print(f"fracbench: error: {_message(err)}", file=sys.stderr)
+        return 2
+
+
+def _message(err: BaseException) -> str:
+    """KeyError's str() wraps its message in quotes; show the message itself."""
+    return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fracbench", description="Decodability vs coherent organization: a benchmark suite for interpretability.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,report,tasks,zoo}")
+
+    p = sub.add_parser("run", help="evaluate models on the suite and write one results file per model")
+    p.add_argument("--model", action="append", metavar="SPEC",
+                   help="zoo:NAME (or NAME), hf:PATH or hf:pretrained=PATH[,dtype=...]; repeatable (default: every zoo model)")
+    p.add_argument("--tasks", default="all", help="'all' or comma-separated task names (default: all)")
+    p.add_argument("--out", default="fracbench-results", type=Path, metavar="DIR", help="results directory (default: ./fracbench-results)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--dtype", default="float32", choices=DTYPES, help="parameter dtype for hf models (default: float32)")
+    p.add_argument("--n", type=int, default=512, metavar="N", help="examples per split (default: 512)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the examples (default: 0)")
+    p.add_argument("--batch-size", type=int, default=128, metavar="B", help="examples per forward pass (default: 128)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="print results files as behaviour tables, or one Markdown table")
+    p.add_argument("files", nargs="+", type=Path, metavar="RESULTS.json", help="results files written by `fracbench run`")
+    p.add_argument("--markdown", action="store_true", help="one Markdown table across the files, a column per model")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("tasks", help="list the tasks; `tasks show NAME` prints examples")
+    p.set_defaults(func=cmd_tasks)
+    tasks_sub = p.add_subparsers(dest="tasks_command", metavar="{show}")
+    s = tasks_sub.add_parser("show", help="a task's latents, OOD axes and sample examples with their labels")
+    s.add_argument("name", help="task name")
+    s.add_argument("--split", default="test", help="train, test or ood/<axis>/<level> (default: test)")
+    s.add_argument("--n", type=int, default=3, metavar="N", help="examples to show (default: 3)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the examples (default: 0)")
+    s.set_defaults(func=cmd_tasks_show)
+
+    p = sub.add_parser("zoo", help="the reference models: list them, or retrain one")
+    zoo_sub = p.add_subparsers(dest="zoo_command", required=True, metavar="{list,train}")
+    z = zoo_sub.add_parser("list", help="zoo models, and whether their checkpoints exist")
+    z.set_defaults(func=cmd_zoo_list)
+    z = zoo_sub.add_parser("train", help="retrain a zoo model from its recipe and write its checkpoint")
+    z.add_argument("name", help="zoo model name")
+    z.add_argument("--out", type=Path, metavar="PATH", help="checkpoint file or directory (default: the package's checkpoints)")
+    z.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    z.set_defaults(func=cmd_zoo_train)
+    return parser
+
+
+# -- run ---------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    specs = args.model or [f"zoo:{name}" for name in zoo.RECIPES.names()]
+    # everything that can be checked is checked before the first (slow) evaluation
+    check_device(args.device)
+    check_settings(args.n, args.batch_size)
+    resolve_tasks(args.tasks)
+    for spec in specs:
+        resolve_model(spec, args.dtype)
+    check_writable(args.out)
+    for spec in specs:
+        result, path = run(
+            spec,
+            tasks=args.tasks,
+            out_dir=args.out,
+            device=args.device,
+            dtype=args.dtype,
+            n_test=args.n,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            progress=not args.no_progress,
+            command=args.command_line,
+        )
+        print(behaviour_table(result))
+        print(f"wrote {path}\n")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    results = [read_results(path) for path in args.files]
+    print(behaviour_markdown(results) if args.markdown else "\n\n".join(behaviour_table(r) for r in results))
+    return 0
+
+
+# -- tasks -------------------------------------------------------------------------
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    print(f"{len(TASKS)} tasks, suite version {SUITE_VERSION}\n")
+    for name in TASKS:
+        task = TASKS[name]
+        print(f"{task.name} (v{task.version})")
+        print(f"  {task.description}")
+        print("  latents:  " + ", ".join(f"{s.name} ({s.n_classes} classes)" for s in task.latents))
+        print("  OOD axes: " + ", ".join(f"{a.name} ({a.n_levels} levels)" for a in task.ood_axes))
+        print()
+    print("`fracbench tasks show NAME` prints a task's examples with their latent labels")
+    return 0
+
+
+def cmd_tasks_show(args: argparse.Namespace) -> int:
+    task = get_task(args.name)
+    split = task.split(args.split).name
+    examples = task.examples(split, args.n, args.seed)
+    print(describe_task(task))
+    print(f"\nsplit {split}, seed {args.seed}: {len(examples)} example(s)")
+    print("latent rows: one label per prompt character (10 and up as a, b, ...); · = not labelled there; ↵ = newline")
+    for i, ex in enumerate(examples):
+        print(f"\nexample {i}   target {ex.target!r}   foil {ex.foil!r}")
+        print(f"  prompt: {ex.prompt!r}")
+        print("\n".join(latent_strips(ex)))
+    return 0
+
+
+def describe_task(task: Task) -> str:
+    lines = [f"{task.name} (v{task.version}): {task.description}", f"  spurious cue: {task.cue}", "  latents:"]
+    lines += [f"    {s.name} ({s.n_classes} classes): {s.description}" for s in task.latents]
+    lines.append("  OOD axes:")
+    for a in task.ood_axes:
+        levels = ", ".join(f"{i} = {d}" for i, d in enumerate(a.levels, start=1))
+        lines.append(f"    {a.name}: {a.description} (levels {levels})")
+    lines.append("  splits: " + ", ".join(s.name for s in task.splits()))
+    return "\n".join(lines)
+
+
+def latent_strips(ex: Example) -> list[str]:
+    """The prompt a line at a time, each latent's labels printed under the characters they label."""
+    labels = {name: dict(pairs) for name, pairs in ex.latents.items()}
+    width = max(len(f"pos {len(ex.prompt)}"), *map(len, labels))
+    out = []
+    for start, end in _line_chunks(ex.prompt, STRIP_WIDTH):
+        text = ex.prompt[start:end].replace("\n", "↵")
+        out.append(f"    {f'pos {start}':>{width}}  {text}")
+        for name, at in labels.items():
+            if any(p in at for p in range(start, end)):  # rows with no label here would be only dots
+                out.append(f"    {name:>{width}}  " + "".join(_label_char(at.get(p)) for p in range(start, end)))
+    return out
+
+
+def _line_chunks(text: str, width: int) -> list[tuple[int, int]]:
+    """(start, end) spans: each line of ``text`` (newline included), cut every ``width`` characters."""
+    spans, start = [], 0
+    while start < len(text):
+        newline = text.find("\n", start)
+        end = min(len(text) if newline < 0 else newline + 1, start + width)
+        spans.append((start, end))
+        start = end
+    return spans
+
+
+def _label_char(label: int | None) -> str:
+    if label is None:
+        return "·"
+    return LABEL_DIGITS[label] if label < len(LABEL_DIGITS) else "+"
+
+
+# -- zoo ---------------------------------------------------------------------------
+
+
+def cmd_zoo_list(args: argparse.Namespace) -> int:
+    width = max(map(len, zoo.RECIPES.names()))
+    print(f"{'model':<{width}}  {'checkpoint':<12}  description")
+    for name in zoo.RECIPES:
+        path = zoo.checkpoint_path(name)
+        status = f"{path.stat().st_size / 1e6:.1f} MB" if path.exists() else "missing"
+        print(f"{name:<{width}}  {status:<12}  {zoo.RECIPES[name].description}")
+    print(f"\ncheckpoints: {zoo.checkpoint_dir()}; rebuild one with `fracbench zoo train NAME`")
+    return 0
+
+
+def cmd_zoo_train(args: argparse.Namespace) -> int:
+    zoo.RECIPES[args.name]  # an unknown name fails before anything else
+    check_device(args.device)
+    out = args.out / f"{args.name}.safetensors" if args.out is not None and args.out.is_dir() else args.out
+    check_writable((out or zoo.checkpoint_path(args.name)).parent)
+    path = zoo.train_and_save(args.name, out, device=args.device, progress=True)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,132 @@
+"""Model specs: one string names any model fracbench can evaluate.
+
+* ``zoo:NAME`` or just ``NAME`` — a zoo model (``dense``, ``sparse``, ...), from its shipped checkpoint;
+* ``hf:PATH`` — a local HuggingFace causal-LM directory;
+* ``hf:pretrained=PATH[,dtype=bfloat16]`` — the same in lm-eval's ``key=value`` model-args style.
+
+Nothing is ever downloaded: a path that does not exist is an error, not a hub name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..registry import unknown_name_message
+from . import zoo
+from .adapter import ModelAdapter
+
+DTYPES = ("float32", "float16", "bfloat16")
+HF_ARG_KEYS = ("pretrained", "dtype")  # lm-eval style keys an ``hf:`` spec accepts
+SPEC_FORMS = "zoo:NAME (or just NAME), hf:PATH, or hf:pretrained=PATH[,dtype=float32|float16|bfloat16]"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed, checked model spec: what to load, without loading it yet."""
+
+    kind: str  # "zoo" or "hf"
+    target: str  # zoo recipe name, or the HuggingFace directory
+    dtype: str  # one of DTYPES
+
+    def load(self, device: str = "cpu") -> ModelAdapter:
+        check_device(device)
+        if self.kind == "zoo":
+            return zoo.load(self.target, device=device)
+        from .hf import HFAdapter  # imported lazily: transformers is slow to import
+
+        return HFAdapter.from_pretrained(self.target, device=device, dtype=self.dtype)
+
+
+def check_device(device: str) -> None:
+    """Refuse a device this machine cannot run on, before any model is loaded."""
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise ValueError(f"device {device!r} is not a torch device; use 'cpu' or 'cuda' (or 'cuda:N')") from None
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r} is not supported; use 'cpu' or 'cuda' (or 'cuda:N')")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device!r} was asked for but CUDA is not available to torch {torch.__version__}; "
+            "run with --device cpu, or install a CUDA build of torch on a machine with a GPU"
+        )
+
+
+def check_dtype(dtype: str) -> None:
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not supported; use one of {', '.join(DTYPES)}")
+
+
+def resolve_model(spec: str, dtype: str = "float32") -> ModelSpec:
+    """Parse ``spec`` and check that its model exists (checkpoint or directory) without loading it."""
+    check_dtype(dtype)
+    prefix, sep, rest = spec.partition(":")
+    if not sep:
+        return _zoo_spec(spec, dtype, bare=True)
+    if prefix == "zoo":
+        return _zoo_spec(rest, dtype, bare=False)
+    if prefix == "hf":
+        return _hf_spec(rest, dtype)
+    raise ValueError(
+        f"model spec {spec!r} has unknown prefix {prefix + ':'!r}; a model spec is {SPEC_FORMS}; "
+        f"zoo models: {', '.join(zoo.RECIPES.names())}"
+    )
+
+
+def load_model(spec: str, device: str = "cpu", dtype: str = "float32") -> ModelAdapter:
+    """The model named by ``spec`` behind the adapter interface, on ``device``."""
+    check_device(device)
+    return resolve_model(spec, dtype).load(device)
+
+
+def _zoo_spec(name: str, dtype: str, bare: bool) -> ModelSpec:
+    if name not in zoo.RECIPES:
+        hint = f" (a directory of that name exists: for a HuggingFace model write 'hf:{name}')" if bare and Path(name).is_dir() else ""
+        raise KeyError(f"{unknown_name_message('zoo model', name, zoo.RECIPES.names())}{hint}; a model spec is {SPEC_FORMS}")
+    if dtype != "float32":
+        raise ValueError(f"zoo models run in float32 only, got dtype {dtype!r}; drop --dtype for zoo:{name}")
+    path = zoo.checkpoint_path(name)
+    if not path.exists():
+        raise FileNotFoundError(f"zoo checkpoint {path} is missing; rebuild it with `fracbench zoo train {name}`")
+    return ModelSpec("zoo", name, dtype)
+
+
+def _hf_spec(rest: str, dtype: str) -> ModelSpec:
+    args = _parse_model_args(rest)
+    if "pretrained" not in args:
+        raise ValueError(f"hf model args {rest!r} name no model; write hf:pretrained=PATH (or hf:PATH)")
+    spec_dtype = args.get("dtype", dtype)
+    if "dtype" in args and dtype != "float32" and dtype != spec_dtype:
+        raise ValueError(f"dtype given twice and differently: {spec_dtype!r} in the spec, {dtype!r} as an option; give it once")
+    check_dtype(spec_dtype)
+    path = Path(args["pretrained"]).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"HuggingFace model directory {str(path)!r} does not exist; fracbench never downloads, "
+            "so save the model locally first (save_pretrained) and pass its directory"
+        )
+    return ModelSpec("hf", str(path), spec_dtype)
+
+
+def _parse_model_args(rest: str) -> dict[str, str]:
+    """``"PATH"`` -> {pretrained: PATH}; ``"pretrained=PATH,dtype=bfloat16"`` -> both keys."""
+    first_key = rest.split(",", 1)[0].split("=", 1)[0]
+    if "=" not in rest or first_key not in HF_ARG_KEYS:
+        return {"pretrained": rest}  # a bare path (which may itself contain '=' or ',')
+    args: dict[str, str] = {}
+    for part in rest.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not value:
+            raise ValueError(f"hf model arg {part!r} is not key=value; valid keys: {', '.join(HF_ARG_KEYS)}")
+        if key not in HF_ARG_KEYS:
+            raise ValueError(unknown_name_message("hf model arg", key, HF_ARG_KEYS))
+        if key in args:
+            raise ValueError(f"hf model arg {key!r} is given twice")
+        args[key] = value
+    return args
+
+
+__all__ = ["DTYPES", "ModelSpec", "check_device", "check_dtype", "load_model", "resolve_model"]

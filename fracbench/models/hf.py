@@ -1,0 +1,327 @@
+"""Adapter for any local HuggingFace causal-LM directory (GPT-2, GPT-NeoX/Pythia, Llama).
+
+Sites keep TransformerLens's names. Where each one lives in a family's module tree is
+a small table (:data:`FAMILIES`, the pyvene idea): a module path, whether the site is
+that module's input or its output, and whether the last dimension splits into heads.
+Adding a family is adding a table. Hooks only read or replace activations: nothing is
+folded or centred, so with no intervention the logits are the HuggingFace model's own.
+Nothing here touches the network: every load is ``local_files_only``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from torch.utils.hooks import RemovableHandle
+
+from .adapter import Encoding, ForwardOutput, Intervention, ModelAdapter, ModelInfo, check_finite, weights_sha256
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class SiteRule:
+    """Where a TransformerLens site lives in a HuggingFace module tree."""
+
+    module: str  # module path; "{l}" stands for the layer index
+    direction: Literal["input", "output"]  # the module's first input, or its output (first element of a tuple)
+    split_heads: bool = False  # the last dim is [n_heads * d_head] and the site exposes [n_heads, d_head]
+
+
+_GPT2 = {
+    "hook_embed": SiteRule("transformer.wte", "output"),  # [B, T, d_model], token embedding only
+    "blocks.{l}.hook_resid_pre": SiteRule("transformer.h.{l}", "input"),  # [B, T, d_model]
+    "blocks.{l}.attn.hook_z": SiteRule("transformer.h.{l}.attn.c_proj", "input", split_heads=True),  # [B, T, H, d_head]
+    "blocks.{l}.hook_attn_out": SiteRule("transformer.h.{l}.attn", "output"),  # [B, T, d_model]
+    "blocks.{l}.hook_resid_mid": SiteRule("transformer.h.{l}.ln_2", "input"),  # [B, T, d_model]
+    "blocks.{l}.mlp.hook_pre": SiteRule("transformer.h.{l}.mlp.c_fc", "output"),  # [B, T, d_mlp]
+    "blocks.{l}.mlp.hook_post": SiteRule("transformer.h.{l}.mlp.c_proj", "input"),  # [B, T, d_mlp], the neurons
+    "blocks.{l}.hook_mlp_out": SiteRule("transformer.h.{l}.mlp", "output"),  # [B, T, d_model]
+    "blocks.{l}.hook_resid_post": SiteRule("transformer.h.{l}", "output"),  # [B, T, d_model]
+    "ln_final.hook_normalized": SiteRule("transformer.ln_f", "output"),  # [B, T, d_model]
+}
+
+# GPT-NeoX adds attention and MLP to the residual in parallel by default, so it has no resid_mid.
+_GPT_NEOX = {
+    "hook_embed": SiteRule("gpt_neox.embed_in", "output"),
+    "blocks.{l}.hook_resid_pre": SiteRule("gpt_neox.layers.{l}", "input"),
+    "blocks.{l}.attn.hook_z": SiteRule("gpt_neox.layers.{l}.attention.dense", "input", split_heads=True),
+    "blocks.{l}.hook_attn_out": SiteRule("gpt_neox.layers.{l}.attention", "output"),
+    "blocks.{l}.mlp.hook_pre": SiteRule("gpt_neox.layers.{l}.mlp.dense_h_to_4h", "output"),
+    "blocks.{l}.mlp.hook_post": SiteRule("gpt_neox.layers.{l}.mlp.dense_4h_to_h", "input"),
+    "blocks.{l}.hook_mlp_out": SiteRule("gpt_neox.layers.{l}.mlp", "output"),
+    "blocks.{l}.hook_resid_post": SiteRule("gpt_neox.layers.{l}", "output"),
+    "ln_final.hook_normalized": SiteRule("gpt_neox.final_layer_norm", "output"),
+}
+
+# Llama's MLP is gated: hook_pre is the gate's pre-activation, hook_pre_linear the up projection (as in TransformerLens).
+_LLAMA = {
+    "hook_embed": SiteRule("model.embed_tokens", "output"),
+    "blocks.{l}.hook_resid_pre": SiteRule("model.layers.{l}", "input"),
+    "blocks.{l}.attn.hook_z": SiteRule("model.layers.{l}.self_attn.o_proj", "input", split_heads=True),
+    "blocks.{l}.hook_attn_out": SiteRule("model.layers.{l}.self_attn", "output"),
+    "blocks.{l}.hook_resid_mid": SiteRule("model.layers.{l}.post_attention_layernorm", "input"),
+    "blocks.{l}.mlp.hook_pre": SiteRule("model.layers.{l}.mlp.gate_proj", "output"),
+    "blocks.{l}.mlp.hook_pre_linear": SiteRule("model.layers.{l}.mlp.up_proj", "output"),
+    "blocks.{l}.mlp.hook_post": SiteRule("model.layers.{l}.mlp.down_proj", "input"),
+    "blocks.{l}.hook_mlp_out": SiteRule("model.layers.{l}.mlp", "output"),
+    "blocks.{l}.hook_resid_post": SiteRule("model.layers.{l}", "output"),
+    "ln_final.hook_normalized": SiteRule("model.norm", "output"),
+}
+
+FAMILIES: dict[str, dict[str, SiteRule]] = {"gpt2": _GPT2, "gpt_neox": _GPT_NEOX, "llama": _LLAMA}  # config.model_type -> table
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")  # architecture names of models with a language-model head
+
+
+def check_family(model_type: str) -> None:
+    if model_type not in FAMILIES:
+        raise ValueError(
+            f"model_type {model_type!r} is not supported; supported families: {', '.join(sorted(FAMILIES))}. "
+            "Add a site table for it to fracbench.models.hf.FAMILIES"
+        )
+
+
+def family_sites(model_type: str, n_layers: int) -> dict[str, SiteRule]:
+    """The family's table with ``{l}`` expanded for every layer; unsupported families raise ``ValueError``."""
+    check_family(model_type)
+    out: dict[str, SiteRule] = {}
+    for template, rule in FAMILIES[model_type].items():
+        layers = range(n_layers) if "{l}" in template else [0]
+        for l in layers:
+            out[template.format(l=l)] = SiteRule(rule.module.format(l=l), rule.direction, rule.split_heads)
+    return out
+
+
+class HFAdapter(ModelAdapter):
+    """A HuggingFace causal LM behind the adapter interface, with TransformerLens site names."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str, device: str = "cpu") -> None:
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError(
+                f"{name}: the tokenizer ({type(tokenizer).__name__}) is not a fast tokenizer; fracbench needs character "
+                "offsets (return_offsets_mapping), which only fast tokenizers give. Save a tokenizer.json with the tokenizers library"
+            )
+        cfg = model.config
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.info = ModelInfo(
+            name=name,
+            kind="hf",
+            n_params=sum(p.numel() for p in model.parameters()),
+            weights_sha256=weights_sha256(model),
+            n_layers=cfg.num_hidden_layers,
+            d_model=cfg.hidden_size,
+            n_ctx=cfg.max_position_embeddings,
+        )
+        self._rules = family_sites(cfg.model_type, cfg.num_hidden_layers)
+        self._site_modules = {site: model.get_submodule(rule.module) for site, rule in self._rules.items()}
+        self._n_heads = cfg.num_attention_heads
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self._pad_id = pad if pad is not None else 0  # padding is masked, so any id does
+        self._site_shapes = self._probe_site_shapes()
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "cpu", dtype: str = "float32") -> HFAdapter:
+        """Load a local model directory (config, weights and tokenizer); never touches the network."""
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(path).expanduser().resolve()
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r} is not supported; use one of {', '.join(DTYPES)}")
+        _check_model_dir(path)
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        check_family(config.model_type)  # before loading any weights
+        _check_causal_lm(path, config.architectures)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model, loading = AutoModelForCausalLM.from_pretrained(
+            path, local_files_only=True, dtype=DTYPES[dtype], output_loading_info=True
+        )
+        if loading["missing_keys"]:
+            raise ValueError(
+                f"model directory {path} lacks weights for {sorted(loading['missing_keys'])[:5]} "
+                f"({len(loading['missing_keys'])} in all); they would be random. Save the full causal LM with model.save_pretrained"
+            )
+        return cls(model, tokenizer, name=f"hf:{path}", device=device)
+
+    # -- tokenization -------------------------------------------------------------------
+    def encode(self, texts: Sequence[str]) -> Encoding:
+        if isinstance(texts, str) or not texts:
+            raise TypeError(f"encode takes a non-empty sequence of texts, got {type(texts).__name__} {texts!r:.60}")
+        batch = self.tokenizer(list(texts), return_offsets_mapping=True)  # special tokens as the family adds them (Llama: BOS)
+        rows, spans = batch["input_ids"], batch["offset_mapping"]
+        for i, r in enumerate(rows):
+            if not r:
+                raise ValueError(f"text {i} encodes to no tokens on {self.info.name}; give it at least one character")
+            if len(r) > self.info.n_ctx:
+                raise ValueError(
+                    f"text {i} is {len(r)} tokens; {self.info.name} reads at most {self.info.n_ctx} (its context); shorten it"
+                )
+        T = max(len(r) for r in rows)
+        ids = torch.full((len(rows), T), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), T), dtype=torch.long)
+        offsets = torch.zeros((len(rows), T, 2), dtype=torch.long)
+        for i, (r, s) in enumerate(zip(rows, spans)):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+            offsets[i, : len(r)] = torch.tensor(disjoint_spans(s), dtype=torch.long).reshape(-1, 2)
+        return Encoding(ids, mask, offsets, list(texts)).to(self.device)
+
+    def completion_id(self, completion: str) -> int:
+        """The single token that, predicted next, continues the text with exactly ``completion``."""
+        enc = self.tokenizer(completion, add_special_tokens=False, return_offsets_mapping=True)
+        ids = enc["input_ids"]
+        spans = disjoint_spans(enc["offset_mapping"])
+        covered = {c for t, (s, e) in zip(ids, spans) if t != self.tokenizer.unk_token_id for c in range(s, e)}
+        lacking = [ch for i, ch in enumerate(completion) if i not in covered]
+        if lacking:
+            raise ValueError(
+                f"completion {completion!r}: the vocabulary of {self.info.name} lacks the character(s) {lacking}; "
+                "pick a task whose completions the tokenizer can represent"
+            )
+        # Tokenized alone, a completion may gain a prefix space (SentencePiece's "▁'"): fall back to the raw vocabulary entry.
+        alone = ids if len(ids) == 1 else []
+        for tid in [*alone, self.tokenizer.convert_tokens_to_ids(completion)]:
+            if tid is not None and tid != self.tokenizer.unk_token_id and self._continues_with(tid, completion):
+                return int(tid)
+        tokens = self.tokenizer.convert_ids_to_tokens(ids)
+        if len(ids) != 1:
+            raise ValueError(
+                f"completion {completion!r} splits into {len(ids)} tokens {tokens} on {self.info.name}; "
+                "it must be exactly one token to be scored as a next-token choice"
+            )
+        raise ValueError(
+            f"completion {completion!r} tokenizes alone as {tokens}, which in running text reads as "
+            f"{self._decode([ids[0], ids[0]])[len(self._decode([ids[0]])):]!r}, and no vocabulary entry is exactly {completion!r}"
+        )
+
+    def _continues_with(self, token_id: int, completion: str) -> bool:
+        """Whether ``token_id``, placed after a token, appends exactly ``completion`` to the decoded text."""
+        first = self._decode([token_id])
+        return self._decode([token_id, token_id]) == first + completion
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, clean_up_tokenization_spaces=False)
+
+    # -- forward with hooks ---------------------------------------------------------------
+    def forward(
+        self, enc: Encoding, capture: Sequence[str] = (), interventions: Mapping[str, Intervention] | None = None
+    ) -> ForwardOutput:
+        if isinstance(capture, str):
+            raise TypeError(f"capture takes a sequence of site names, got the string {capture!r}; wrap it in a list")
+        interventions = dict(interventions or {})
+        self.check_sites([*capture, *interventions])
+        return self._run(enc, capture, interventions)
+
+    def _run(self, enc: Encoding, capture: Sequence[str], interventions: dict[str, Intervention]) -> ForwardOutput:
+        """The forward with hooks on the (already checked) sites, removed whatever happens."""
+        store: dict[str, torch.Tensor] = {}
+        handles: list[RemovableHandle] = []
+        try:
+            for site in dict.fromkeys([*capture, *interventions]):
+                handles.append(self._register(site, interventions.get(site), site in capture, store))
+            logits = self.model(input_ids=enc.ids, attention_mask=enc.attention_mask, use_cache=False).logits
+        finally:
+            for h in handles:
+                h.remove()
+        check_finite("logits", logits, self.info.name)
+        for site, act in store.items():
+            check_finite(f"activations at {site}", act, self.info.name)
+        return ForwardOutput(logits, {site: store[site] for site in capture})
+
+    def _register(self, site: str, edit: Intervention | None, keep: bool, store: dict[str, torch.Tensor]) -> RemovableHandle:
+        """A hook on the site's module that captures and/or replaces the site's activation."""
+        rule, module = self._rules[site], self._site_modules[site]
+
+        def visit(x: torch.Tensor) -> torch.Tensor | None:
+            act = x.unflatten(-1, (self._n_heads, -1)) if rule.split_heads else x  # [B, T, H, d_head] or [B, T, d]
+            if edit is not None:
+                new = edit(act)
+                if not isinstance(new, torch.Tensor) or new.shape != act.shape:
+                    got = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
+                    raise ValueError(f"intervention at {site} returned {got}; it must return a tensor of shape {tuple(act.shape)}")
+                act = new
+            if keep:
+                store[site] = act
+            return None if edit is None else (act.flatten(-2) if rule.split_heads else act)
+
+        if rule.direction == "input":
+
+            def pre_hook(_module, args, kwargs):
+                new = visit(args[0] if args else kwargs["hidden_states"])
+                if new is None:
+                    return None
+                return ((new, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": new})
+
+            return module.register_forward_pre_hook(pre_hook, with_kwargs=True)
+
+        def hook(_module, _args, output):
+            new = visit(output[0] if isinstance(output, tuple) else output)
+            if new is None:
+                return None
+            return (new, *output[1:]) if isinstance(output, tuple) else new
+
+        return module.register_forward_hook(hook)
+
+    def sites(self) -> dict[str, tuple[int, ...]]:
+        return dict(self._site_shapes)
+
+    def _probe_site_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each site's per-position shape, read off one forward of a one-token input."""
+        ids = torch.zeros((1, 1), dtype=torch.long, device=self.device)
+        enc = Encoding(ids, torch.ones_like(ids), torch.zeros((1, 1, 2), dtype=torch.long, device=self.device), [""])
+        with torch.no_grad():
+            acts = self._run(enc, list(self._rules), {}).activations
+        return {site: tuple(a.shape[2:]) for site, a in acts.items()}
+
+
+def disjoint_spans(spans: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
+    """Character spans [start, end) made disjoint: a character shared by several tokens goes to the last of them.
+
+    Tokenizers give overlapping spans when one character becomes several tokens (a
+    multi-byte character split into bytes) or when they insert a token for no
+    character (SentencePiece's prefix "▁", which spans the next word's first letter).
+    The last token is where a causal model has seen the character whole; earlier
+    ones are clipped, down to an empty span. Special tokens keep (0, 0).
+    """
+    out = [(int(s), int(e)) for s, e in spans]
+    next_start = None  # start of the nearest later non-empty span
+    for t in range(len(out) - 1, -1, -1):
+        s, e = out[t]
+        if next_start is not None and e > next_start:
+            e = max(next_start, s)
+            out[t] = (s, e)
+        if e > s:
+            next_start = s
+    return out
+
+
+def _check_model_dir(path: Path) -> None:
+    """Fail early, with the fix, on a path that cannot hold a usable model."""
+    if not path.exists():
+        raise FileNotFoundError(f"model directory {path} does not exist")
+    if not path.is_dir():
+        raise ValueError(f"{path} is a file; pass the directory that holds config.json, the weights and the tokenizer")
+    if not (path / "config.json").is_file():
+        raise ValueError(f"model directory {path} has no config.json; save the model with model.save_pretrained({str(path)!r})")
+    if not any((path / f).is_file() for f in TOKENIZER_FILES):
+        raise ValueError(
+            f"model directory {path} has no tokenizer (tokenizer.json / tokenizer_config.json); "
+            f"save one with tokenizer.save_pretrained({str(path)!r})"
+        )
+
+
+def _check_causal_lm(path: Path, architectures: list[str] | None) -> None:
+    if architectures and not any(a.endswith(CAUSAL_LM_SUFFIXES) for a in architectures):
+        raise ValueError(
+            f"model directory {path} holds {architectures}, not a causal language model (expected an architecture "
+            f"ending in {' or '.join(CAUSAL_LM_SUFFIXES)}); save the model loaded with AutoModelForCausalLM"
+        )

@@ -1,0 +1,152 @@
+"""The native transformer: a small GPT, read top-down (attention, MLP, block, config, model).
+
+Every activation that interpretability work touches passes through a
+:class:`HookPoint` named as in TransformerLens (``blocks.0.attn.hook_q``,
+``blocks.1.mlp.hook_post``, ...). Every hook point always exists; with no
+hook set each is the identity, so a hooked forward equals a plain one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .hooks import HookPoint
+
+
+def abs_topk(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k largest-magnitude entries of the last dimension, zero the rest (Gao et al.'s AbsTopK)."""
+    idx = x.abs().topk(k, dim=-1).indices
+    return torch.zeros_like(x).scatter(-1, idx, x.gather(-1, idx))
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.n_heads, self.d_head = cfg.n_heads, cfg.d_model // cfg.n_heads
+        self.q = nn.Linear(cfg.d_model, cfg.d_model)
+        self.k = nn.Linear(cfg.d_model, cfg.d_model)
+        self.v = nn.Linear(cfg.d_model, cfg.d_model)
+        self.o = nn.Linear(cfg.d_model, cfg.d_model)
+        self.hook_q = HookPoint()  # [B, T, H, d_head]
+        self.hook_k = HookPoint()  # [B, T, H, d_head]
+        self.hook_v = HookPoint()  # [B, T, H, d_head]
+        self.hook_pattern = HookPoint()  # [B, H, T_query, T_key], rows sum to 1
+        self.hook_z = HookPoint()  # [B, T, H, d_head], heads' outputs before the output projection
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape  # batch, sequence, d_model
+        split = lambda t: t.view(B, T, self.n_heads, self.d_head)  # noqa: E731
+        q = self.hook_q(split(self.q(x)))
+        k = self.hook_k(split(self.k(x)))
+        v = self.hook_v(split(self.v(x)))
+        scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(self.d_head)
+        causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+        scores = scores.masked_fill(~(causal & key_mask[:, None, None, :]), float("-inf"))
+        pattern = self.hook_pattern(scores.softmax(dim=-1))
+        z = self.hook_z(torch.einsum("bhqk,bkhd->bqhd", pattern, v))
+        return self.o(z.reshape(B, T, -1))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.fc_in = nn.Linear(cfg.d_model, cfg.d_mlp)
+        self.fc_out = nn.Linear(cfg.d_mlp, cfg.d_model)
+        self.act_topk = cfg.act_topk
+        self.hook_pre = HookPoint()  # [B, T, d_mlp]
+        self.hook_post = HookPoint()  # [B, T, d_mlp], the neurons
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.gelu(self.hook_pre(self.fc_in(x)))
+        if self.act_topk:
+            h = abs_topk(h, self.act_topk)
+        return self.fc_out(self.hook_post(h))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.attn = Attention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = MLP(cfg)
+        self.hook_resid_pre = HookPoint()  # [B, T, d_model]
+        self.hook_attn_in = HookPoint()  # [B, T, d_model], the residual as attention reads it
+        self.hook_attn_out = HookPoint()  # [B, T, d_model], what attention writes
+        self.hook_resid_mid = HookPoint()  # [B, T, d_model]
+        self.hook_mlp_in = HookPoint()  # [B, T, d_model], the residual as the MLP reads it
+        self.hook_mlp_out = HookPoint()  # [B, T, d_model], what the MLP writes
+        self.hook_resid_post = HookPoint()  # [B, T, d_model]
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        x = self.hook_resid_pre(x)
+        x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.ln1(self.hook_attn_in(x)), key_mask)))
+        x = x + self.hook_mlp_out(self.mlp(self.ln2(self.hook_mlp_in(x))))
+        return self.hook_resid_post(x)
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    vocab_size: int  # tokens of the tokenizer, special tokens included
+    n_ctx: int = 320  # longest sequence, BOS included
+    d_model: int = 128  # residual stream width
+    n_layers: int = 3  # transformer blocks
+    n_heads: int = 4  # attention heads per block; d_model must divide evenly
+    d_mlp: int = 512  # MLP neurons per block
+    act_topk: int = 0  # AbsTopK on MLP neurons: keep this many per position (0 = off)
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Transformer(nn.Module):
+    """Token + learned position embeddings, pre-LayerNorm blocks, final LayerNorm, untied unembedding."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos_embed = nn.Embedding(cfg.n_ctx, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_final = nn.LayerNorm(cfg.d_model)
+        self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size)
+        self.hook_embed = HookPoint()  # [B, T, d_model]
+        self.hook_pos_embed = HookPoint()  # [B, T, d_model]
+        self.ln_final.hook_normalized = HookPoint()  # [B, T, d_model], what the unembedding reads
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """ids [B, T] -> logits [B, T, vocab]; attention_mask [B, T] is 1 on real tokens (right padding)."""
+        B, T = ids.shape
+        if T > self.cfg.n_ctx:
+            raise ValueError(f"sequence of {T} tokens exceeds the model's context of {self.cfg.n_ctx}")
+        key_mask = torch.ones_like(ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        pos = torch.arange(T, device=ids.device)
+        x = self.hook_embed(self.embed(ids)) + self.hook_pos_embed(self.pos_embed(pos)[None].expand(B, T, -1))
+        for block in self.blocks:
+            x = block(x, key_mask)
+        return self.unembed(self.ln_final.hook_normalized(self.ln_final(x)))
+
+    def hook_points(self) -> dict[str, HookPoint]:
+        """Every hook point, by its TransformerLens name."""
+        return {name: m for name, m in self.named_modules() if isinstance(m, HookPoint)}
+
+    def weight_matrices(self) -> list[nn.Parameter]:
+        """The matrices weight-sparse training sparsifies: every Linear and Embedding weight."""
+        return [m.weight for m in self.modules() if isinstance(m, (nn.Linear, nn.Embedding))]

@@ -1,0 +1,94 @@
+"""The zoo: reference models of known organization, trained here, shipped as safetensors.
+
+``dense`` and ``sparse`` learn the tasks honestly (the spurious cue is random in
+their corpus); ``shortcut`` is trained where the cue always agrees with the answer,
+so it can solve the in-distribution splits without the real variable; ``random`` is
+the untrained architecture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict
+from importlib import resources
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from ..registry import Registry
+from .native import NativeAdapter
+from .tokenizer import ALPHABET, CharTokenizer
+from .train import Recipe, train
+from .transformer import Transformer, TransformerConfig
+
+ARCH = {"d_model": 96, "n_layers": 3, "n_heads": 4, "d_mlp": 384}
+
+RECIPES: Registry[Recipe] = Registry("zoo model")
+for _recipe in (
+    Recipe("dense", "ordinary dense training on the honest corpus", config=ARCH),
+    Recipe("sparse", "weight-sparse training (Gao et al.): top-k magnitude per matrix, annealed to 10% density", config=ARCH, density=0.1),
+    Recipe("shortcut", "dense training on a corpus whose spurious cue always agrees with the answer", config=ARCH, corpus_cue="agree"),
+    Recipe("random", "the untrained architecture: the random-init control", config=ARCH, train=False),
+):
+    RECIPES.register(_recipe.name, _recipe)
+
+
+def checkpoint_dir() -> Path:
+    return Path(str(resources.files("fracbench.models") / "checkpoints"))
+
+
+def checkpoint_path(name: str) -> Path:
+    RECIPES[name]  # unknown names raise with the valid ones
+    return checkpoint_dir() / f"{name}.safetensors"
+
+
+def save_checkpoint(model: Transformer, recipe: Recipe, path: Path, seconds: float) -> None:
+    """Write atomically: a temporary file in the same directory, renamed into place."""
+    meta = {
+        "config": json.dumps(model.cfg.to_dict()),
+        "recipe": json.dumps(asdict(recipe)),
+        "alphabet": json.dumps(ALPHABET),
+        "train_seconds": f"{seconds:.1f}",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path: Path) -> tuple[Transformer, dict]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    cfg = TransformerConfig(**json.loads(meta["config"]))
+    model = Transformer(cfg)
+    model.load_state_dict(load_file(str(path)))
+    return model.eval(), meta
+
+
+def load(name: str, device: str = "cpu") -> NativeAdapter:
+    """The zoo model ``name`` behind the adapter interface."""
+    path = checkpoint_path(name)
+    if not path.exists():
+        raise FileNotFoundError(f"zoo checkpoint {path} is missing; rebuild it with `fracbench zoo train {name}`")
+    model, meta = load_checkpoint(path)
+    return NativeAdapter(model, f"zoo:{name}", CharTokenizer(json.loads(meta["alphabet"])), device=device)
+
+
+def train_and_save(name: str, out: Path | None = None, device: str = "cpu", progress: bool = True) -> Path:
+    """Reproduce zoo model ``name`` from its recipe and write its checkpoint."""
+    recipe = RECIPES[name]
+    start = time.perf_counter()
+    model = train(recipe, device=device, progress=progress).to("cpu")
+    path = out or checkpoint_path(name)
+    save_checkpoint(model, recipe, path, time.perf_counter() - start)
+    return path

@@ -1,0 +1,174 @@
+"""What a task is: a named, versioned, seeded generator of binary next-token choices.
+
+An :class:`Example` is a prompt, the correct next character (``target``), the
+wrong one (``foil``) and ground-truth latent variables labelled at character
+positions of the prompt. Tasks know nothing of models: positions are in
+characters, and adapters map them to their own tokens.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ..registry import unknown_name_message
+
+ID_SPLITS = ("train", "test")
+TEST_FRACTION_MOD = 5  # a prompt belongs to "test" iff crc32(prompt) % 5 == 0: disjoint splits by construction
+
+
+@dataclass(frozen=True)
+class LatentSpec:
+    """A ground-truth variable the task needs, with integer classes 0..n_classes-1."""
+
+    name: str
+    n_classes: int
+    description: str
+
+
+@dataclass(frozen=True)
+class OODAxis:
+    """A direction of distribution shift; severity levels are 1..n_levels, larger is farther."""
+
+    name: str
+    description: str
+    levels: tuple[str, ...]  # one short description per severity level, level i at index i-1
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+
+@dataclass(frozen=True)
+class Split:
+    """``train``, ``test`` or ``ood/<axis>/<level>``."""
+
+    name: str
+    axis: str | None = None
+    level: int = 0  # 0 for the in-distribution splits
+
+    @property
+    def is_ood(self) -> bool:
+        return self.axis is not None
+
+    @classmethod
+    def parse(cls, text: str) -> Split:
+        if text in ID_SPLITS:
+            return cls(text)
+        parts = text.split("/")
+        if len(parts) != 3 or parts[0] != "ood" or not parts[2].isdigit():
+            raise ValueError(f"split {text!r} is neither 'train', 'test' nor 'ood/<axis>/<level>'")
+        return cls(text, parts[1], int(parts[2]))
+
+
+@dataclass(frozen=True)
+class Example:
+    """One binary next-character choice with its ground truth."""
+
+    prompt: str
+    target: str  # the correct next character
+    foil: str  # the wrong alternative
+    latents: Mapping[str, tuple[tuple[int, int], ...]]  # latent name -> ((char position, class), ...)
+    cue_agrees: bool = field(default=True, compare=False)  # whether the spurious surface cue points at target
+
+    def __post_init__(self) -> None:
+        assert self.target != self.foil, f"target and foil are both {self.target!r}"
+        for name, labels in self.latents.items():
+            for pos, _ in labels:
+                assert 0 <= pos < len(self.prompt), f"latent {name} at {pos} outside prompt of {len(self.prompt)} chars"
+
+    def to_dict(self) -> dict:
+        return {
+            "prompt": self.prompt,
+            "target": self.target,
+            "foil": self.foil,
+            "latents": {k: [list(p) for p in v] for k, v in self.latents.items()},
+        }
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed that is the same in every process (unlike ``hash``, which Python salts)."""
+    return zlib.crc32("\x1f".join(map(str, parts)).encode())
+
+
+def in_test_split(prompt: str) -> bool:
+    return zlib.crc32(prompt.encode()) % TEST_FRACTION_MOD == 0
+
+
+class Task(ABC):
+    """A family of examples with in-distribution splits and OOD axes.
+
+    Subclasses set the class attributes and implement :meth:`sample`, which draws
+    one example for a severity setting; this base class turns that into named,
+    seeded, disjoint splits.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str]  # bump whenever the examples a seed produces change
+    description: ClassVar[str]
+    latents: ClassVar[tuple[LatentSpec, ...]]
+    ood_axes: ClassVar[tuple[OODAxis, ...]]
+    cue: ClassVar[str]  # the spurious surface cue that agrees with the answer in-distribution only
+
+    @abstractmethod
+    def sample(self, rng: random.Random, axis: str | None, level: int, cue_agrees: bool) -> Example:
+        """One example: in-distribution when ``axis`` is None, else shifted along ``axis`` at ``level``."""
+
+    # -- splits -------------------------------------------------------------------
+    def splits(self) -> list[Split]:
+        out = [Split(s) for s in ID_SPLITS]
+        for axis in self.ood_axes:
+            out += [Split(f"ood/{axis.name}/{lvl}", axis.name, lvl) for lvl in range(1, axis.n_levels + 1)]
+        return out
+
+    def split(self, name: str) -> Split:
+        split = Split.parse(name)
+        if split.is_ood:
+            axes = {a.name: a for a in self.ood_axes}
+            if split.axis not in axes:
+                raise KeyError(unknown_name_message(f"OOD axis of task {self.name!r}", split.axis, axes))
+            if not 1 <= split.level <= axes[split.axis].n_levels:
+                raise ValueError(
+                    f"task {self.name!r} axis {split.axis!r} has levels 1..{axes[split.axis].n_levels}, got {split.level}"
+                )
+        return split
+
+    def examples(self, split: str, n: int, seed: int = 0, *, cue: str = "default") -> list[Example]:
+        """The first ``n`` examples of ``split``; example i depends only on (task, version, split, seed, i).
+
+        ``cue``: "default" makes the surface cue agree with the answer in-distribution and
+        be random out of distribution; "random" makes it random everywhere (the corpus of
+        the zoo's honest models); "agree" makes it agree everywhere.
+        """
+        if cue not in ("default", "random", "agree"):
+            raise ValueError(f"cue must be 'default', 'random' or 'agree', got {cue!r}")
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        sp = self.split(split)
+        out: list[Example] = []
+        i = 0
+        while len(out) < n:
+            rng = random.Random(stable_seed(self.name, self.version, sp.name, seed, cue, i))
+            i += 1
+            agrees = {"agree": True, "random": rng.random() < 0.5, "default": not sp.is_ood or rng.random() < 0.5}[cue]
+            ex = self.sample(rng, sp.axis, sp.level, agrees)
+            # train and test are disjoint by the prompt's hash; OOD splits take every draw
+            if sp.name == "train" and in_test_split(ex.prompt):
+                continue
+            if sp.name == "test" and not in_test_split(ex.prompt):
+                continue
+            out.append(ex)
+        return out
+
+    def latent(self, name: str) -> LatentSpec:
+        specs = {s.name: s for s in self.latents}
+        if name not in specs:
+            raise KeyError(unknown_name_message(f"latent of task {self.name!r}", name, specs))
+        return specs[name]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, version={self.version!r})"

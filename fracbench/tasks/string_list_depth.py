@@ -1,0 +1,74 @@
+"""string_list_depth: bracket depth over a nested list of strings whose bodies hold brackets.
+
+Compositional (Break It Down): the answer is bracket_depth's, but brackets inside
+string literals do not count, so the model needs quote tracking (quote_close's
+subroutine) and depth counting (bracket_depth's) at once.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+
+from .base import Example, LatentSpec, OODAxis, Task
+from .bracket_depth import ANSWERS, MAX_DEPTH_LABEL
+from .code import QUOTES, cue_name, scan
+
+BRACKETS_PER_STRING = (1, 2, 3)  # bracket_chars levels; in-distribution a string holds one with p = 0.3
+
+
+def string_element(rng: random.Random, n_brackets: int) -> str:
+    body = [rng.choice(string.ascii_lowercase) for _ in range(rng.randint(1, 3))]
+    for _ in range(n_brackets):
+        body.insert(rng.randrange(len(body) + 1), rng.choice("[]"))
+    q = rng.choice(QUOTES)
+    return q + "".join(body) + q
+
+
+class StringListDepth(Task):
+    name = "string_list_depth"
+    version = "1"
+    description = "x = [['a]', 'b['], ['c']  ->  ']' vs newline, ignoring brackets inside strings"
+    latents = (
+        LatentSpec("depth", MAX_DEPTH_LABEL + 1, "open '[' outside strings after this character (clipped at 5); every position"),
+        LatentSpec("inside_string", 2, "1 if a string literal is open after this character; every position"),
+        LatentSpec("quote_type", 2, "quote that opened the enclosing string: 0 = ', 1 = \"; labelled inside strings"),
+    )
+    ood_axes = (
+        OODAxis("bracket_chars", "every string holds bracket characters", tuple(f"{n} per string" for n in BRACKETS_PER_STRING)),
+        OODAxis("deeper", "deeper nesting than the two levels seen in training", ("depth 3", "depth 4", "depth 5")),
+    )
+    cue = "the assigned variable's name comes from the pool of the answer"
+
+    def sample(self, rng: random.Random, axis: str | None, level: int, cue_agrees: bool) -> Example:
+        def element() -> str:
+            n = BRACKETS_PER_STRING[level - 1] if axis == "bracket_chars" else int(rng.random() < 0.3)
+            return string_element(rng, n)
+
+        def closed_list(depth: int) -> str:
+            items = [element() for _ in range(rng.randint(1, 2))]
+            if depth > 1:
+                items.insert(rng.randrange(len(items) + 1), closed_list(depth - 1))
+            return "[" + ", ".join(items) + "]"
+
+        cls = rng.randrange(2)
+        max_depth = level + 2 if axis == "deeper" else rng.randint(1 + cls, 2)
+        remaining = rng.randint(1, max_depth - 1) if cls else 0
+        text = "".join("[" + "".join(element() + ", " for _ in range(rng.randint(0, 1))) for _ in range(remaining))
+        items = [element() for _ in range(rng.randint(1, 3))]
+        if max_depth > remaining + 1:  # reach the full depth through a closed sub-list
+            items.insert(rng.randrange(len(items) + 1), closed_list(max_depth - remaining - 1))
+        prompt = f"{cue_name(rng, cls, cue_agrees)} = {text}[{', '.join(items)}]"
+        states = scan(prompt)
+        assert states[-1].depth == remaining, (prompt, remaining)
+        return Example(
+            prompt,
+            target=ANSWERS[cls],
+            foil=ANSWERS[1 - cls],
+            latents={
+                "depth": tuple((p, min(s.depth, MAX_DEPTH_LABEL)) for p, s in enumerate(states)),
+                "inside_string": tuple((p, int(s.in_string)) for p, s in enumerate(states)),
+                "quote_type": tuple((p, QUOTES.index(s.quote)) for p, s in enumerate(states) if s.in_string),
+            },
+            cue_agrees=cue_agrees,
+        )

@@ -1,0 +1,60 @@
+"""The shipped zoo has the organization its recipes promise (the issue's acceptance bar).
+
+These evaluate the real checkpoints: the honest models solve every task in
+distribution, the shortcut model breaks out of distribution, the random model
+guesses, the sparse model is sparse, and everything fits in 20 MB.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from fracbench.models import zoo
+from fracbench.models.sparsity import weight_density
+from fracbench.results import TaskResult
+from fracbench.runner import evaluate_task
+from fracbench.tasks import TASKS
+
+N = 200  # items per split: a 95% accuracy bar has a standard error of about 1.5 points here
+
+
+@pytest.fixture(scope="module")
+def behaviour() -> dict[str, dict[str, TaskResult]]:
+    return {m: {t: evaluate_task(zoo.load(m), TASKS[t], N, seed=0) for t in TASKS} for m in zoo.RECIPES}
+
+
+def ood_accuracies(result: TaskResult) -> list[float]:
+    return [b.accuracy for b in result.behaviour.values() if b.ood_axis is not None]
+
+
+@pytest.mark.parametrize("model", ["dense", "sparse"])
+def test_honest_models_solve_every_task_in_distribution(behaviour, model: str) -> None:
+    accuracy = {t: r.behaviour["test"].accuracy for t, r in behaviour[model].items()}
+    assert min(accuracy.values()) >= 0.95, accuracy
+
+
+def test_shortcut_model_solves_in_distribution_and_degrades_out_of_it(behaviour) -> None:
+    for task, result in behaviour["shortcut"].items():
+        in_dist = result.behaviour["test"].accuracy
+        ood = statistics.mean(ood_accuracies(result))
+        honest_ood = statistics.mean(ood_accuracies(behaviour["dense"][task]))
+        assert in_dist >= 0.9, (task, in_dist)
+        assert ood <= in_dist - 0.1 and ood < honest_ood, (task, in_dist, ood, honest_ood)
+
+
+def test_random_model_guesses(behaviour) -> None:
+    for task, result in behaviour["random"].items():
+        assert 0.3 <= result.behaviour["test"].accuracy <= 0.7, task
+
+
+def test_sparse_model_keeps_its_target_density() -> None:
+    recipe = zoo.RECIPES["sparse"]
+    matrices = zoo.load("sparse").model.weight_matrices()
+    assert weight_density(matrices) <= recipe.density * 1.25  # the per-neuron minimum adds a little
+    assert weight_density(zoo.load("dense").model.weight_matrices()) > 0.99
+
+
+def test_all_checkpoints_together_fit_in_20_mb() -> None:
+    assert sum(zoo.checkpoint_path(m).stat().st_size for m in zoo.RECIPES) <= 20 * 2**20

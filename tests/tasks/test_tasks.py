@@ -1,0 +1,68 @@
+"""Every registered task passes the conformance checks; example 0 of each is pinned."""
+
+from __future__ import annotations
+
+import pytest
+
+from fracbench.tasks import TASKS, get_task, resolve_tasks
+from fracbench.tasks.check import check_task
+
+# Example 0 of each task's test split at seed 0. Changing what a seed produces must
+# bump the task's version; update the pin together with the version.
+GOLDEN = {
+    "quote_close": ("1", 'line = "oc', '"', "'"),
+    "bracket_depth": ("1", "# qp h\nbuf = [[9, 8]", "]", "\n"),
+    "set_or_string": ("1", "seen = set()\nitems = set()\nfor ch in src:\n    items", ".", " "),
+    "dict_or_list": ("1", "pairs = ['a', 98, ['ytv'", ",", ":"),
+    "string_list_depth": ("1", "used = [[\"v\"], \"yo\", 'u']", "\n", "]"),
+    "copy_name": ("1", "SRZRDQ = 6\nPQVT = 9\nprint(m)\nprint(PQV", "T", "R"),
+}
+
+
+@pytest.mark.parametrize("name", TASKS.names())
+def test_task_conforms(name: str) -> None:
+    check_task(TASKS[name])
+
+
+@pytest.mark.parametrize("name", TASKS.names())
+def test_example_zero_is_pinned(name: str) -> None:
+    task = TASKS[name]
+    ex = task.examples("test", 1, seed=0)[0]
+    assert name in GOLDEN, f"pin example 0 of {name}: {(task.version, ex.prompt, ex.target, ex.foil)!r}"
+    assert (task.version, ex.prompt, ex.target, ex.foil) == GOLDEN[name]
+
+
+def test_example_i_does_not_depend_on_how_many_are_drawn() -> None:
+    task = get_task("bracket_depth")
+    assert task.examples("ood/deeper/2", 5, seed=3) == task.examples("ood/deeper/2", 20, seed=3)[:5]
+
+
+def test_unknown_task_suggests_the_closest_name() -> None:
+    with pytest.raises(KeyError, match="did you mean 'quote_close'"):
+        get_task("qoute_close")
+
+
+def test_resolve_all_and_lists() -> None:
+    assert [t.name for t in resolve_tasks("all")] == TASKS.names()
+    assert [t.name for t in resolve_tasks("copy_name, quote_close")] == ["copy_name", "quote_close"]
+    with pytest.raises(ValueError, match="no task named"):
+        resolve_tasks(" , ")
+
+
+def test_bad_split_names_are_explained() -> None:
+    task = get_task("quote_close")
+    with pytest.raises(ValueError, match="neither 'train', 'test'"):
+        task.examples("validation", 1)
+    with pytest.raises(KeyError, match="did you mean 'long_body'"):
+        task.examples("ood/long_bdy/1", 1)
+    with pytest.raises(ValueError, match="levels 1..3"):
+        task.examples("ood/long_body/4", 1)
+
+
+def test_cue_agrees_in_distribution_and_is_random_out_of_it() -> None:
+    task = get_task("set_or_string")
+    assert all(ex.cue_agrees for ex in task.examples("test", 100))
+    share = sum(ex.cue_agrees for ex in task.examples("ood/distance/1", 2000)) / 2000
+    assert 0.45 < share < 0.55
+    share = sum(ex.cue_agrees for ex in task.examples("train", 2000, cue="random")) / 2000
+    assert 0.45 < share < 0.55

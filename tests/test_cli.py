@@ -1,0 +1,172 @@
+"""The `fracbench` command: listings, examples, runs, and bad input as `fracbench: error:` with status 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fracbench.cli import main
+from fracbench.models import zoo
+from fracbench.results import read_results
+from fracbench.tasks import TASKS
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(code: int, err: str) -> None:
+    assert code == 2
+    assert err.startswith("fracbench: error: ")
+    assert "Traceback" not in err
+
+
+def test_tasks_lists_every_task_with_versions_latents_and_axes(capsys) -> None:
+    code, out, _ = run_cli(capsys, "tasks")
+    assert code == 0
+    assert len(TASKS) == 6
+    for name in TASKS:
+        task = TASKS[name]
+        assert f"{name} (v{task.version})" in out
+        assert all(f"{s.name} ({s.n_classes} classes)" in out for s in task.latents)
+        assert all(f"{a.name} ({a.n_levels} levels)" in out for a in task.ood_axes)
+
+
+def test_tasks_show_prints_examples_with_latent_labels_under_the_characters(capsys) -> None:
+    code, out, _ = run_cli(capsys, "tasks", "show", "quote_close", "--n", "2")
+    assert code == 0
+    example = TASKS["quote_close"].examples("test", 1, 0)[0]
+    assert f"target {example.target!r}   foil {example.foil!r}" in out
+    assert f"prompt: {example.prompt!r}" in out
+    lines = out.splitlines()
+    text_row = next(i for i, line in enumerate(lines) if line.strip().startswith("pos 0 "))
+    column = lines[text_row].index("pos 0") + len("pos 0") + 2  # where the prompt's first character is printed
+    labels = dict(example.latents["inside_string"])
+    row = next(line for line in lines[text_row:] if line.strip().startswith("inside_string"))
+    first_line = len(example.prompt.split("\n")[0])
+    assert row[column : column + first_line] == "".join(str(labels[p]) for p in range(first_line))
+    assert out.count("example ") >= 2
+
+
+def test_tasks_show_an_ood_split(capsys) -> None:
+    code, out, _ = run_cli(capsys, "tasks", "show", "bracket_depth", "--split", "ood/deeper/3", "--n", "1")
+    assert code == 0
+    assert "split ood/deeper/3, seed 0: 1 example(s)" in out
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["tasks", "show", "qoute_close"], "did you mean 'quote_close'"),
+        (["tasks", "show", "quote_close", "--split", "ood/long_bdy/1"], "did you mean 'long_body'"),
+        (["run", "--tasks", "bracket_dept"], "did you mean 'bracket_depth'"),
+        (["zoo", "train", "dens"], "did you mean 'dense'"),
+        (["run", "--n", "many"], "invalid int value: 'many'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_names_and_arguments_are_errors_with_status_2(capsys, argv: list[str], expected: str) -> None:
+    code, _, err = run_cli(capsys, *argv)
+    assert_user_error(code, err)
+    assert expected in err
+
+
+def test_an_unknown_model_lists_the_valid_names(capsys, tmp_path: Path) -> None:
+    code, _, err = run_cli(capsys, "run", "--model", "nope", "--out", str(tmp_path / "out"))
+    assert_user_error(code, err)
+    assert all(name in err for name in zoo.RECIPES.names())
+    assert "hf:PATH" in err
+    assert not (tmp_path / "out").exists()  # nothing created for a run that cannot start
+
+
+def test_cuda_without_cuda_is_an_error_with_status_2(capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    code, _, err = run_cli(capsys, "run", "--device", "cuda", "--out", str(tmp_path))
+    assert_user_error(code, err)
+    assert "CUDA is not available" in err and "--device cpu" in err
+
+
+def test_a_missing_checkpoint_says_how_to_rebuild_it(capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(zoo, "checkpoint_dir", lambda: tmp_path / "empty")
+    code, _, err = run_cli(capsys, "run", "--out", str(tmp_path / "out"))
+    assert_user_error(code, err)
+    assert "fracbench zoo train dense" in err
+
+
+@pytest.mark.parametrize("argv", [[], ["run"], ["tasks"], ["tasks", "show"], ["zoo"], ["zoo", "list"], ["zoo", "train"]])
+def test_help_everywhere(capsys, argv: list[str]) -> None:
+    code, out, _ = run_cli(capsys, *argv, "--help")
+    assert code == 0
+    assert out.startswith("usage: fracbench")
+
+
+def test_plain_run_evaluates_every_zoo_model(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "results"
+    code, out, err = run_cli(capsys, "run", "--tasks", "quote_close", "--n", "2", "--out", str(out_dir), "--no-progress")
+    assert code == 0, err
+    files = sorted(out_dir.iterdir())
+    assert sorted(read_results(f).model.name for f in files) == sorted(f"zoo:{n}" for n in zoo.RECIPES)
+    for f in files:
+        assert f"wrote {f}" in out
+        assert read_results(f).provenance.command[:2] == ["fracbench", "run"]
+    assert out.count("quote_close ") == len(zoo.RECIPES)  # one table row per model
+
+
+def test_run_with_repeated_models(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "results"
+    argv = ["run", "--model", "zoo:sparse", "--model", "random", "--tasks", "copy_name", "--n", "1", "--out", str(out_dir), "--no-progress"]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    assert sorted(read_results(f).model.name for f in out_dir.iterdir()) == ["zoo:random", "zoo:sparse"]
+
+
+def test_run_into_an_unwritable_directory_is_an_error_and_writes_nothing(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    blocker = work / "a-file"
+    blocker.write_text("")
+    code, _, err = run_cli(capsys, "run", "--model", "dense", "--out", str(blocker / "out"), "--no-progress")
+    assert_user_error(code, err)
+    assert "cannot write files into" in err
+    assert [p.name for p in work.iterdir()] == ["a-file"]
+
+
+def test_zoo_list_shows_which_checkpoints_exist(capsys, tiny_zoo: Path) -> None:
+    zoo.checkpoint_path("random").unlink()
+    code, out, _ = run_cli(capsys, "zoo", "list")
+    assert code == 0
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line.split() and line.split()[0] in zoo.RECIPES}
+    assert set(rows) == set(zoo.RECIPES)
+    assert "missing" in rows["random"] and " MB " in rows["dense"]
+    assert zoo.RECIPES["sparse"].description in rows["sparse"]
+
+
+def test_zoo_train_writes_where_asked(capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls = []
+    monkeypatch.setattr(zoo, "train_and_save", lambda name, out, device, progress: calls.append((name, out, device)) or out)
+    code, out, _ = run_cli(capsys, "zoo", "train", "shortcut", "--out", str(tmp_path))
+    assert code == 0
+    assert calls == [("shortcut", tmp_path / "shortcut.safetensors", "cpu")]
+    assert f"wrote {tmp_path / 'shortcut.safetensors'}" in out
+
+
+def test_report_reads_results_files_as_tables_and_markdown(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
+    assert main(["run", "--model", "dense", "--model", "random", "--tasks", "quote_close", "--n", "4", "--out", str(tmp_path), "--no-progress"]) == 0
+    files = sorted(tmp_path.glob("*.json"))
+    capsys.readouterr()
+    assert main(["report", *map(str, files)]) == 0
+    assert capsys.readouterr().out.count("quote_close") == 2
+    assert main(["report", "--markdown", *map(str, files)]) == 0
+    markdown = capsys.readouterr().out
+    assert "| task | split | dense | random |" in markdown
+    assert "| quote_close | long_body/3 |" in markdown
+
+
+def test_report_refuses_a_file_that_is_not_results(capsys, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema_version": "99"}')
+    assert main(["report", str(bad)]) == 2
+    assert "schema_version '99'" in capsys.readouterr().err

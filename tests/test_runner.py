@@ -1,0 +1,209 @@
+"""The runner: behaviour on every split, determinism, and results files that exist only when complete."""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from fracbench import report, runner
+from fracbench.models import ModelSpec, load_model, resolve_model, zoo
+from fracbench.models.native import NativeAdapter
+from fracbench.results import read_results
+from fracbench.tasks import TASKS, get_task
+
+N = 3  # examples per split: enough to exercise everything, small enough to be fast
+
+
+@pytest.mark.parametrize("name", TASKS.names())
+def test_evaluate_task_covers_test_and_every_ood_split(tiny_adapter: NativeAdapter, name: str) -> None:
+    task = get_task(name)
+    result = runner.evaluate_task(tiny_adapter, task, n_test=N, seed=0, batch_size=2, progress=False)
+    expected = {s.name: s for s in task.splits() if s.name != "train"}
+    assert set(result.behaviour) == set(expected)
+    assert result.version == task.version
+    for split, b in result.behaviour.items():
+        assert (b.ood_axis, b.level) == (expected[split].axis, expected[split].level)
+        assert b.n == len(b.logit_diffs) == result.n_examples[split] == N
+        assert b.accuracy == sum(d > 0 for d in b.logit_diffs) / N
+        assert b.mean_logit_diff == pytest.approx(sum(b.logit_diffs) / N, abs=1e-12)
+
+
+def test_evaluate_task_is_deterministic_in_the_seed(tiny_adapter: NativeAdapter) -> None:
+    task = get_task("bracket_depth")
+
+    def diffs(seed: int, batch_size: int) -> dict[str, list[float]]:
+        result = runner.evaluate_task(tiny_adapter, task, n_test=N, seed=seed, batch_size=batch_size)
+        return {s: b.logit_diffs for s, b in result.behaviour.items()}
+
+    assert diffs(0, 2) == diffs(0, 2)
+    assert diffs(0, 2) != diffs(1, 2)  # another seed draws other examples
+
+
+def spy_on_loading(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every model load (and still load it)."""
+    calls: list[str] = []
+    real = ModelSpec.load
+
+    def load(self: ModelSpec, device: str = "cpu"):
+        calls.append(self.target)
+        return real(self, device)
+
+    monkeypatch.setattr(ModelSpec, "load", load)
+    return calls
+
+
+def test_run_writes_a_complete_results_file(tmp_path: Path, tiny_zoo: Path, tiny_adapter: NativeAdapter) -> None:
+    out_dir = tmp_path / "results"
+    result, path = runner.run(
+        "dense", "quote_close,copy_name", out_dir, n_test=N, seed=7, batch_size=2, progress=False, command=["fracbench", "run"]
+    )
+    assert re.fullmatch(r"zoo-dense-\d{8}T\d{6}Z\.json", path.name)
+    assert [p.name for p in out_dir.iterdir()] == [path.name]
+    assert read_results(path) == result
+    assert list(result.tasks) == ["quote_close", "copy_name"]
+    assert set(result.provenance.timings.tasks) == {"quote_close", "copy_name"}
+    assert result.provenance.timings.total >= sum(result.provenance.timings.tasks.values())
+    assert result.provenance.seeds == {"examples": 7} and result.provenance.command == ["fracbench", "run"]
+    assert (result.provenance.device, result.provenance.dtype) == ("cpu", "float32")
+    assert result.model.name == "zoo:dense" and result.model.weights_sha256 == tiny_adapter.info.weights_sha256
+    assert result.provenance.packages.python == ".".join(map(str, sys.version_info[:3]))
+
+
+def test_run_into_an_unwritable_directory_fails_before_loading(tmp_path: Path, tiny_zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loads = spy_on_loading(monkeypatch)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "a-file").write_text("")
+    with pytest.raises(PermissionError, match="cannot write files into"):
+        runner.run("dense", tasks="quote_close", out_dir=work / "a-file" / "out", n_test=N, progress=False)
+    assert loads == []
+    assert [p.name for p in work.iterdir()] == ["a-file"]
+
+
+def test_a_run_that_fails_midway_leaves_no_results_file(tmp_path: Path, tiny_zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = runner.evaluate_task
+    done: list[str] = []
+
+    def fail_on_second(adapter, task, *args, **kwargs):
+        if done:
+            raise FloatingPointError("NaN in logits")
+        done.append(task.name)
+        return real(adapter, task, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "evaluate_task", fail_on_second)
+    out_dir = tmp_path / "results"
+    with pytest.raises(FloatingPointError):
+        runner.run("dense", tasks="quote_close,bracket_depth", out_dir=out_dir, n_test=N, progress=False)
+    assert done == ["quote_close"]  # the first task was evaluated, then the run failed
+    assert list(out_dir.iterdir()) == []
+
+
+def test_bad_settings_and_names_fail_before_loading(tmp_path: Path, tiny_zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loads = spy_on_loading(monkeypatch)
+    with pytest.raises(ValueError, match="at least 1 example per split, got 0"):
+        runner.run("dense", out_dir=tmp_path, n_test=0)
+    with pytest.raises(KeyError, match="did you mean 'quote_close'"):
+        runner.run("dense", tasks="quote_close,qoute_close", out_dir=tmp_path)
+    with pytest.raises(KeyError, match="did you mean 'dense'"):
+        runner.run("dens", out_dir=tmp_path)
+    assert loads == []
+
+
+def test_results_files_never_overwrite_each_other(tmp_path: Path) -> None:
+    created = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    first = runner.results_path(tmp_path, "hf:/models/pythia-70m", created)
+    assert first.name == "hf-models-pythia-70m-20250102T030405Z.json"
+    first.write_text("{}")
+    assert runner.results_path(tmp_path, "hf:/models/pythia-70m", created).name == "hf-models-pythia-70m-20250102T030405Z-2.json"
+
+
+def test_behaviour_table_shows_every_task_and_ood_level_within_100_columns(tmp_path: Path, tiny_zoo: Path) -> None:
+    result, _ = runner.run("dense", out_dir=tmp_path / "results", n_test=2, progress=False)
+    table = report.behaviour_table(result)
+    assert max(map(len, table.splitlines())) <= 100
+    for name, task in result.tasks.items():
+        row = next(line for line in table.splitlines() if line.startswith(name + " "))
+        assert f"{task.behaviour['test'].accuracy:.3f}" in row
+        for axis in TASKS[name].ood_axes:
+            levels = "/".join(f"{task.behaviour[f'ood/{axis.name}/{lvl}'].accuracy:.2f}" for lvl in range(1, axis.n_levels + 1))
+            assert f"{axis.name} {levels}" in table
+
+
+# -- model specs (fracbench.models.load_model) ----------------------------------------
+
+
+def test_zoo_specs_load_the_checkpoint(tiny_zoo: Path, tiny_adapter: NativeAdapter) -> None:
+    for spec in ("zoo:dense", "dense"):
+        adapter = load_model(spec)
+        assert adapter.info.name == "zoo:dense"
+        assert adapter.info.weights_sha256 == tiny_adapter.info.weights_sha256
+
+
+@pytest.mark.parametrize("spec", ["nope", "zoo:nope", "zo:dense"])
+def test_an_unknown_model_spec_lists_the_forms_and_the_zoo(spec: str) -> None:
+    with pytest.raises((KeyError, ValueError)) as info:
+        load_model(spec)
+    message = str(info.value)
+    assert "hf:pretrained=PATH" in message
+    assert all(name in message for name in zoo.RECIPES.names())
+
+
+def test_a_misspelled_zoo_name_gets_a_suggestion() -> None:
+    with pytest.raises(KeyError, match="did you mean 'sparse'"):
+        load_model("zoo:sprase")
+
+
+@pytest.mark.parametrize("spec", ["hf:/no/such/model", "hf:pretrained=/no/such/model,dtype=bfloat16"])
+def test_a_missing_hf_directory_is_not_downloaded(spec: str) -> None:
+    with pytest.raises(FileNotFoundError, match="'/no/such/model' does not exist; fracbench never downloads"):
+        load_model(spec)
+
+
+def test_hf_specs_reach_from_pretrained_with_path_and_dtype(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def from_pretrained(path: str, device: str, dtype: str) -> str:
+        calls.append((path, device, dtype))
+        return "adapter"
+
+    fake = types.SimpleNamespace(HFAdapter=types.SimpleNamespace(from_pretrained=from_pretrained))
+    monkeypatch.setitem(sys.modules, "fracbench.models.hf", fake)
+    assert load_model(f"hf:{tmp_path}") == "adapter"
+    assert load_model(f"hf:pretrained={tmp_path},dtype=bfloat16") == "adapter"
+    assert load_model(f"hf:pretrained={tmp_path}", dtype="float16") == "adapter"
+    assert calls == [(str(tmp_path), "cpu", dtype) for dtype in ("float32", "bfloat16", "float16")]
+
+
+def test_malformed_hf_args_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown hf model arg 'revision'"):
+        resolve_model(f"hf:pretrained={tmp_path},revision=main")
+    with pytest.raises(ValueError, match="dtype 'float8' is not supported"):
+        resolve_model(f"hf:pretrained={tmp_path},dtype=float8")
+    with pytest.raises(ValueError, match="given twice and differently"):
+        resolve_model(f"hf:pretrained={tmp_path},dtype=bfloat16", dtype="float16")
+
+
+def test_cuda_without_cuda_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(ValueError, match="CUDA is not available.*--device cpu"):
+        load_model("zoo:dense", device="cuda")
+
+
+def test_shipped_dense_checkpoint_scores_every_split() -> None:
+    if not zoo.checkpoint_path("dense").exists():
+        pytest.skip(f"zoo checkpoint {zoo.checkpoint_path('dense')} is missing; build it with `fracbench zoo train dense`")
+    result = runner.evaluate_task(load_model("zoo:dense"), get_task("quote_close"), n_test=N, seed=0)
+    assert all(b.n == N for b in result.behaviour.values())
+
+
+def test_provenance_records_the_dtype_an_hf_spec_asks_for(tmp_path: Path, monkeypatch, tiny_adapter: NativeAdapter) -> None:
+    fake = types.SimpleNamespace(HFAdapter=types.SimpleNamespace(from_pretrained=lambda path, device, dtype: tiny_adapter))
+    monkeypatch.setitem(sys.modules, "fracbench.models.hf", fake)
+    spec = f"hf:pretrained={tmp_path},dtype=bfloat16"
+    result, _ = runner.run(spec, tasks="quote_close", out_dir=tmp_path / "results", n_test=1, progress=False)
+    assert result.provenance.dtype == "bfloat16"
