@@ -34,7 +34,8 @@ class Recipe:
     seq_len: int = 256  # tokens per packed sequence
     lr: float = 3e-3  # peak AdamW learning rate, after linear warm-up, cosine decay to 10%
     warmup: int = 100
-    examples_per_task: int = 20_000  # train-split examples drawn from each task
+    examples_per_task: int = 20_000  # train-split examples drawn from each task, times its weight
+    task_weights: dict = field(default_factory=lambda: {"copy_name": 2.0})  # induction forms slowest; others weigh 1
     filler_fraction: float = 0.1  # share of corpus documents that are plain filler code
     answer_weight: float = 3.0  # loss weight of each task document's last character, the answer
     density: float = 1.0  # final fraction of nonzero entries in every weight matrix (1.0 = dense)
@@ -49,7 +50,8 @@ def build_corpus(recipe: Recipe, tokenizer: CharTokenizer) -> tuple[list[list[in
     examples as prompt + target, then filler code."""
     docs = []
     for name in TASKS:
-        for ex in TASKS[name].examples("train", recipe.examples_per_task, seed=recipe.seed, cue=recipe.corpus_cue):
+        n = round(recipe.examples_per_task * recipe.task_weights.get(name, 1.0))
+        for ex in TASKS[name].examples("train", n, seed=recipe.seed, cue=recipe.corpus_cue):
             docs.append(tokenizer.encode(ex.prompt + ex.target, bos=False))
     rng = random.Random(stable_seed("filler", recipe.seed))
     n_filler = int(len(docs) * recipe.filler_fraction / (1 - recipe.filler_fraction))

@@ -29,7 +29,7 @@ ARCH = {"d_model": 96, "n_layers": 3, "n_heads": 4, "d_mlp": 384}
 RECIPES: Registry[Recipe] = Registry("zoo model")
 for _recipe in (
     Recipe("dense", "ordinary dense training on the honest corpus", config=ARCH),
-    Recipe("sparse", "weight-sparse training (Gao et al.): top-k magnitude per matrix, annealed to 10% density", config=ARCH, density=0.1),
+    Recipe("sparse", "weight-sparse training (Gao et al.): top-k magnitude per matrix, annealed to 15% density", config=ARCH, density=0.15),
     Recipe("shortcut", "dense training on a corpus whose spurious cue always agrees with the answer", config=ARCH, corpus_cue="agree"),
     Recipe("random", "the untrained architecture: the random-init control", config=ARCH, train=False),
 ):
@@ -58,6 +58,7 @@ def save_checkpoint(model: Transformer, recipe: Recipe, path: Path, seconds: flo
     os.close(fd)
     try:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp, metadata=meta)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; checkpoints ship to everyone
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -6,32 +6,28 @@ import random
 import string
 
 from .base import Example, LatentSpec, OODAxis, Task
-from .code import filler_lines
+from .code import filler_lines, random_word
 
 DISTANCE = ((4, 5), (7, 8), (10, 12))  # filler lines between the definitions and the use; in-distribution 0..2
 N_NAMES = (3, 4, 6)  # more_names levels; in-distribution 2
 MAX_NAMES = max(N_NAMES)
 
 
-def distinct_names(rng: random.Random, n_names: int, query: int, k: int) -> list[str]:
-    """``n_names`` names of 4-6 random capitals with distinct two-letter prefixes, where the
-    query's last shown letter (index ``k - 1`` of name ``query``) occurs in no other place of
-    any name: the continuation is determined, and neither filler code (lowercase) nor another
-    name offers a false match."""
+def distinct_names(rng: random.Random, n_names: int) -> list[str]:
+    """``n_names`` names of 4-6 random letters with distinct two-letter prefixes."""
     while True:
-        names = ["".join(rng.choice(string.ascii_uppercase) for _ in range(rng.randint(4, 6))) for _ in range(n_names)]
-        key = names[query][k - 1]
-        if len({n[:2] for n in names}) == n_names and "".join(names).count(key) == 1:
+        names = [random_word(rng, 4, 6) for _ in range(n_names)]
+        if len({n[:2] for n in names}) == n_names:
             return names
 
 
 class CopyName(Task):
     name = "copy_name"
     version = "1"
-    description = "QZVK = 1 ... print(QZ  ->  'V': complete a name defined earlier (the foil continues another name)"
+    description = "qzvk = 1 ... print(qz  ->  'v': complete a name defined earlier (the foil continues another name)"
     latents = (
         LatentSpec("source", MAX_NAMES, "index of the definition the query copies from; labelled on the query's characters"),
-        LatentSpec("next_char", 26, "the letter that follows in the copied name (A = 0); labelled on the query's characters"),
+        LatentSpec("next_char", 26, "the letter that follows in the copied name (a = 0); labelled on the query's characters"),
     )
     ood_axes = (
         OODAxis("distance", "more unrelated lines between the definitions and the use", tuple(f"{a}-{b} lines" for a, b in DISTANCE)),
@@ -43,13 +39,16 @@ class CopyName(Task):
         n_names = N_NAMES[level - 1] if axis == "more_names" else 2
         k = rng.randint(2, 3)  # characters of the query already written
         query = n_names - 1 if cue_agrees else rng.randrange(n_names - 1)
-        names = distinct_names(rng, n_names, query, k)
+        lo, hi = DISTANCE[level - 1] if axis == "distance" else (0, 2)
+        while True:  # the query's last shown letter occurs once before the query: one induction step decides
+            names = distinct_names(rng, n_names)
+            context = "".join(f"{n} = {rng.randint(0, 9)}\n" for n in names) + filler_lines(rng, lo, hi) + "print("
+            if context.count(names[query][k - 1]) == 1:
+                break
         target = names[query][k]
         foils = [n[k] for i, n in enumerate(names) if i != query and n[k] != target]
-        foil = rng.choice(foils) if foils else rng.choice([c for c in string.ascii_uppercase if c != target])
-        lo, hi = DISTANCE[level - 1] if axis == "distance" else (0, 2)
-        definitions = "".join(f"{n} = {rng.randint(0, 9)}\n" for n in names)
-        prompt = definitions + filler_lines(rng, lo, hi) + "print(" + names[query][:k]
+        foil = rng.choice(foils) if foils else rng.choice([c for c in string.ascii_lowercase if c != target])
+        prompt = context + names[query][:k]
         start = len(prompt) - k
         return Example(
             prompt,
@@ -57,7 +56,7 @@ class CopyName(Task):
             foil=foil,
             latents={
                 "source": tuple((start + i, query) for i in range(k)),
-                "next_char": tuple((start + i, ord(names[query][i + 1]) - ord("A")) for i in range(k)),
+                "next_char": tuple((start + i, ord(names[query][i + 1]) - ord("a")) for i in range(k)),
             },
             cue_agrees=cue_agrees,
         )

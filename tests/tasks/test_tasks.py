@@ -15,7 +15,7 @@ GOLDEN = {
     "set_or_string": ("1", "seen = set()\nitems = set()\nfor ch in src:\n    items", ".", " "),
     "dict_or_list": ("1", "pairs = ['a', 98, ['ytv'", ",", ":"),
     "string_list_depth": ("1", "used = [[\"v\"], \"yo\", 'u']", "\n", "]"),
-    "copy_name": ("1", "SRZRDQ = 6\nPQVT = 9\nprint(m)\nprint(PQV", "T", "R"),
+    "copy_name": ("1", "vbkjr = 1\ntmcieo = 8\nprint(tm", "c", "k"),
 }
 
 
