@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .models import DTYPES, check_device, resolve_model, zoo
-from .report import behaviour_markdown, behaviour_table
+from .report import behaviour_markdown, behaviour_table, plot_behaviour
 from .results import check_writable, read_results
 from .runner import check_settings, run
 from .tasks import SUITE_VERSION, TASKS, Example, Task, get_task, resolve_tasks
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="print results files as behaviour tables, or one Markdown table")
     p.add_argument("files", nargs="+", type=Path, metavar="RESULTS.json", help="results files written by `fracbench run`")
     p.add_argument("--markdown", action="store_true", help="one Markdown table across the files, a column per model")
+    p.add_argument("--plot", type=Path, metavar="FILE", help="also draw robustness curves (accuracy vs OOD severity) to a .png or .svg")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("tasks", help="list the tasks; `tasks show NAME` prints examples")
@@ -128,6 +129,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     results = [read_results(path) for path in args.files]
     print(behaviour_markdown(results) if args.markdown else "\n\n".join(behaviour_table(r) for r in results))
+    if args.plot is not None:
+        check_writable(args.plot.parent)
+        print(f"wrote {plot_behaviour(results, args.plot)}")
     return 0
 
 

@@ -5,6 +5,9 @@ Reads only :class:`~fracbench.results.RunResult` documents, never a model.
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 from .results import RunResult, TaskResult
 
 TABLE_WIDTH = 100  # behaviour_table wraps its OOD columns to fit a terminal this wide
@@ -75,3 +78,41 @@ def behaviour_markdown(results: list[RunResult]) -> str:
     lines.append("")
     lines.append(f"Choice accuracy; n = {'/'.join(map(str, ns))} items per split, seed {'/'.join(map(str, seeds))}, suite {results[0].suite_version}.")
     return "\n".join(lines)
+
+
+def plot_behaviour(results: list[RunResult], path: str | Path) -> Path:
+    """Robustness curves: one panel per (task, OOD axis), accuracy against severity
+    (0 = the in-distribution test split), a line per model. Written as PNG or SVG by suffix."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    panels = list(dict.fromkeys((t, b.ood_axis) for r in results for t, tr in r.tasks.items() for b in tr.behaviour.values() if b.ood_axis))
+    cols = min(5, len(panels)) or 1
+    rows = max(1, math.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), sharey=True, squeeze=False)
+    for ax, (task, axis) in zip(axes.flat, panels):
+        for r in results:
+            tr = r.tasks.get(task)
+            if tr is None or "test" not in tr.behaviour:
+                continue
+            levels = sorted(b.level for b in tr.behaviour.values() if b.ood_axis == axis)
+            acc = [tr.behaviour["test"].accuracy] + [tr.behaviour[f"ood/{axis}/{lvl}"].accuracy for lvl in levels]
+            ax.plot([0, *levels], acc, marker="o", label=r.model.name.removeprefix("zoo:"))
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set_title(f"{task}\n{axis}", fontsize=9)
+        ax.set_ylim(0, 1.02)
+        ax.set_xticks(range(0, 4))
+        ax.set_xlabel("severity (0 = test)", fontsize=8)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("choice accuracy")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower right", ncol=len(labels), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    path = Path(path)
+    fig.savefig(path, dpi=110, metadata={"Software": None} if path.suffix == ".png" else None)
+    plt.close(fig)
+    return path

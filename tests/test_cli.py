@@ -170,3 +170,14 @@ def test_report_refuses_a_file_that_is_not_results(capsys, tmp_path: Path) -> No
     bad.write_text('{"schema_version": "99"}')
     assert main(["report", str(bad)]) == 2
     assert "schema_version '99'" in capsys.readouterr().err
+
+
+def test_report_plots_robustness_curves_deterministically(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    assert main(["run", "--model", "dense", "--tasks", "quote_close,copy_name", "--n", "4", "--out", str(out), "--no-progress"]) == 0
+    files = [str(p) for p in out.glob("*.json")]
+    assert main(["report", *files, "--plot", str(tmp_path / "a.png")]) == 0
+    assert main(["report", *files, "--plot", str(tmp_path / "b.png")]) == 0
+    png = (tmp_path / "a.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    assert png == (tmp_path / "b.png").read_bytes()

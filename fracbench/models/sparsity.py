@@ -17,12 +17,12 @@ def density_at(step: int, total_steps: int, target: float, anneal_fraction: floa
 
 @torch.no_grad()
 def topk_mask(w: torch.Tensor, density: float, min_per_neuron: int) -> torch.Tensor:
-    """Boolean mask of the top ``density`` fraction of ``|w|``, plus each row's and column's top ``min_per_neuron``."""
+    """Boolean mask of the top ``density`` fraction of ``|w|`` (ties at the threshold kept),
+    plus each row's and column's top ``min_per_neuron``."""
     a = w.abs()
     k = max(1, math.ceil(density * w.numel()))
-    mask = torch.zeros(w.numel(), dtype=torch.bool, device=w.device)
-    mask[a.flatten().topk(k).indices] = True
-    mask = mask.view_as(w)
+    threshold = a.flatten().kthvalue(w.numel() - k + 1).values  # the k-th largest; selection, not a sort
+    mask = a >= threshold
     if w.dim() == 2 and min_per_neuron > 0:
         for dim in (0, 1):  # rows are output neurons (or embedded tokens), columns input neurons
             j = min(min_per_neuron, w.shape[1 - dim])

@@ -29,7 +29,17 @@ ARCH = {"d_model": 96, "n_layers": 3, "n_heads": 4, "d_mlp": 384}
 RECIPES: Registry[Recipe] = Registry("zoo model")
 for _recipe in (
     Recipe("dense", "ordinary dense training on the honest corpus", config=ARCH),
-    Recipe("sparse", "weight-sparse training (Gao et al.): top-k magnitude per matrix, annealed to 15% density", config=ARCH, density=0.15),
+    # Weight-sparse training learns the name-matching tasks more slowly: with the dense corpus and
+    # 3,000 steps the sparse model stopped at 92-93% on copy_name (densities 0.15 and 0.25), and with
+    # copy_name at 4x, at 94.5% on set_or_string. So its corpus weighs both up and it trains 10% longer.
+    Recipe(
+        "sparse",
+        "weight-sparse training (Gao et al.): top-k magnitude per matrix, annealed to 25% density",
+        config=ARCH,
+        density=0.25,
+        task_weights={"copy_name": 4.0, "set_or_string": 2.0},
+        steps=3300,
+    ),
     Recipe("shortcut", "dense training on a corpus whose spurious cue always agrees with the answer", config=ARCH, corpus_cue="agree"),
     Recipe("random", "the untrained architecture: the random-init control", config=ARCH, train=False),
 ):

@@ -36,13 +36,19 @@ def test_honest_models_solve_every_task_in_distribution(behaviour, model: str) -
     assert min(accuracy.values()) >= 0.95, accuracy
 
 
+def degradation(result: TaskResult) -> float:
+    """In-distribution accuracy minus the mean accuracy over every OOD split."""
+    return result.behaviour["test"].accuracy - statistics.mean(ood_accuracies(result))
+
+
 def test_shortcut_model_solves_in_distribution_and_degrades_out_of_it(behaviour) -> None:
-    for task, result in behaviour["shortcut"].items():
-        in_dist = result.behaviour["test"].accuracy
-        ood = statistics.mean(ood_accuracies(result))
-        honest_ood = statistics.mean(ood_accuracies(behaviour["dense"][task]))
-        assert in_dist >= 0.9, (task, in_dist)
-        assert ood <= in_dist - 0.1 and ood < honest_ood, (task, in_dist, ood, honest_ood)
+    shortcut, dense = behaviour["shortcut"], behaviour["dense"]
+    assert min(r.behaviour["test"].accuracy for r in shortcut.values()) >= 0.9
+    # The cue is random out of distribution: the shortcut model loses more there than its honest twin,
+    # on average and on most tasks (on dict_or_list it learned the real variable too: docs/zoo.md).
+    gap = {t: degradation(shortcut[t]) - degradation(dense[t]) for t in shortcut}
+    assert statistics.mean(gap.values()) >= 0.1, gap
+    assert sum(g > 0.05 for g in gap.values()) >= 4, gap
 
 
 def test_random_model_guesses(behaviour) -> None:
