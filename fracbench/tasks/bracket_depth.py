@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 from .base import Example, LatentSpec, OODAxis, Task
-from .code import cue_name, filler_line, random_word, scan
+from .code import cue_name, depth_labels, filler_line, random_word, scan
 
 ANSWERS = ("\n", "]")  # class 0: the literal is complete; class 1: still open
 MAX_DEPTH_LABEL = 5  # depth labels are clipped here
@@ -51,6 +51,14 @@ def nested_list_prompt(rng: random.Random, remaining: int, max_depth: int, n_lo:
     return text + "[" + ", ".join(items) + "]"
 
 
+def depth_plan(rng: random.Random, cls: int, axis: str | None, level: int) -> tuple[int, int]:
+    """(deepest nesting, brackets still open after the prompt) for answer class ``cls``:
+    in distribution the deepest nesting is 1 or 2 (2 when brackets must stay open), on the
+    ``deeper`` axis it is level + 2."""
+    max_depth = level + 2 if axis == "deeper" else rng.randint(1 + cls, 2)
+    return max_depth, rng.randint(1, max_depth - 1) if cls else 0
+
+
 class BracketDepth(Task):
     name = "bracket_depth"
     version = "1"
@@ -67,8 +75,7 @@ class BracketDepth(Task):
 
     def sample(self, rng: random.Random, axis: str | None, level: int, cue_agrees: bool) -> Example:
         cls = rng.randrange(2)
-        max_depth = level + 2 if axis == "deeper" else rng.randint(1 + cls, 2)
-        remaining = rng.randint(1, max_depth - 1) if cls else 0
+        max_depth, remaining = depth_plan(rng, cls, axis, level)
         n_lo, n_hi = LONG_LIST[level - 1] if axis == "long_list" else (1, 4)
         literal = nested_list_prompt(rng, remaining, max_depth, n_lo, n_hi, must_reach=True)
         prefix = filler_line(rng) + "\n" if rng.random() < 0.3 else ""
@@ -83,6 +90,6 @@ class BracketDepth(Task):
             prompt,
             target=ANSWERS[cls],
             foil=ANSWERS[1 - cls],
-            latents={"depth": tuple((p, min(s.depth, MAX_DEPTH_LABEL)) for p, s in enumerate(states))},
+            latents={"depth": depth_labels(states, MAX_DEPTH_LABEL)},
             cue_agrees=cue_agrees,
         )

@@ -60,6 +60,21 @@ def scan(text: str) -> list[CharState]:
     return states
 
 
+def depth_labels(states: list[CharState], clip: int) -> tuple[tuple[int, int], ...]:
+    """(position, open '[' count clipped at ``clip``) at every position."""
+    return tuple((p, min(s.depth, clip)) for p, s in enumerate(states))
+
+
+def inside_string_labels(states: list[CharState]) -> tuple[tuple[int, int], ...]:
+    """(position, 1 if a string is open) at every position."""
+    return tuple((p, int(s.in_string)) for p, s in enumerate(states))
+
+
+def quote_type_labels(states: list[CharState]) -> tuple[tuple[int, int], ...]:
+    """(position, index of the opening quote in QUOTES) at every position inside a string."""
+    return tuple((p, QUOTES.index(s.quote)) for p, s in enumerate(states) if s.in_string)
+
+
 # Variable names. The two cue pools carry the spurious surface cue: in-distribution a
 # task draws the name from the pool of its answer class. UNSEEN names never occur in any
 # split but the unseen-name OOD levels.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from .base import Example, LatentSpec, OODAxis, Task
-from .code import CUE_POOLS, QUOTES, cue_name, filler_line, scan, string_body
+from .code import CUE_POOLS, QUOTES, cue_name, filler_line, inside_string_labels, quote_type_labels, scan, string_body
 
 BODY_LENGTHS = ((20, 30), (40, 60), (80, 120))  # long_body levels 1..3; in-distribution is 1..12
 
@@ -47,8 +47,8 @@ class QuoteClose(Task):
             target=quote,
             foil=other,
             latents={
-                "quote_type": tuple((p, QUOTES.index(s.quote)) for p, s in enumerate(states) if s.in_string),
-                "inside_string": tuple((p, int(s.in_string)) for p, s in enumerate(states)),
+                "quote_type": quote_type_labels(states),
+                "inside_string": inside_string_labels(states),
             },
             cue_agrees=cue_agrees,
         )

@@ -11,8 +11,8 @@ import random
 import string
 
 from .base import Example, LatentSpec, OODAxis, Task
-from .bracket_depth import ANSWERS, MAX_DEPTH_LABEL
-from .code import QUOTES, cue_name, scan
+from .bracket_depth import ANSWERS, MAX_DEPTH_LABEL, depth_plan
+from .code import QUOTES, cue_name, depth_labels, inside_string_labels, quote_type_labels, scan
 
 BRACKETS_PER_STRING = (1, 2, 3)  # bracket_chars levels; in-distribution a string holds one with p = 0.3
 
@@ -52,8 +52,7 @@ class StringListDepth(Task):
             return "[" + ", ".join(items) + "]"
 
         cls = rng.randrange(2)
-        max_depth = level + 2 if axis == "deeper" else rng.randint(1 + cls, 2)
-        remaining = rng.randint(1, max_depth - 1) if cls else 0
+        max_depth, remaining = depth_plan(rng, cls, axis, level)
         text = "".join("[" + "".join(element() + ", " for _ in range(rng.randint(0, 1))) for _ in range(remaining))
         items = [element() for _ in range(rng.randint(1, 3))]
         if max_depth > remaining + 1:  # reach the full depth through a closed sub-list
@@ -66,9 +65,9 @@ class StringListDepth(Task):
             target=ANSWERS[cls],
             foil=ANSWERS[1 - cls],
             latents={
-                "depth": tuple((p, min(s.depth, MAX_DEPTH_LABEL)) for p, s in enumerate(states)),
-                "inside_string": tuple((p, int(s.in_string)) for p, s in enumerate(states)),
-                "quote_type": tuple((p, QUOTES.index(s.quote)) for p, s in enumerate(states) if s.in_string),
+                "depth": depth_labels(states, MAX_DEPTH_LABEL),
+                "inside_string": inside_string_labels(states),
+                "quote_type": quote_type_labels(states),
             },
             cue_agrees=cue_agrees,
         )
