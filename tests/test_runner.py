@@ -194,13 +194,6 @@ def test_cuda_without_cuda_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
         load_model("zoo:dense", device="cuda")
 
 
-def test_shipped_dense_checkpoint_scores_every_split() -> None:
-    if not zoo.checkpoint_path("dense").exists():
-        pytest.skip(f"zoo checkpoint {zoo.checkpoint_path('dense')} is missing; build it with `fracbench zoo train dense`")
-    result = runner.evaluate_task(load_model("zoo:dense"), get_task("quote_close"), n_test=N, seed=0)
-    assert all(b.n == N for b in result.behaviour.values())
-
-
 def test_provenance_records_the_dtype_an_hf_spec_asks_for(tmp_path: Path, monkeypatch, tiny_adapter: NativeAdapter) -> None:
     fake = types.SimpleNamespace(HFAdapter=types.SimpleNamespace(from_pretrained=lambda path, device, dtype: tiny_adapter))
     monkeypatch.setitem(sys.modules, "fracbench.models.hf", fake)
