@@ -158,9 +158,16 @@ class HFAdapter(ModelAdapter):
             raise TypeError(f"encode takes a non-empty sequence of texts, got {type(texts).__name__} {texts!r:.60}")
         batch = self.tokenizer(list(texts), return_offsets_mapping=True)  # special tokens as the family adds them (Llama: BOS)
         rows, spans = batch["input_ids"], batch["offset_mapping"]
+        unk = self.tokenizer.unk_token_id
         for i, r in enumerate(rows):
             if not r:
                 raise ValueError(f"text {i} encodes to no tokens on {self.info.name}; give it at least one character")
+            if unk is not None and unk in r:
+                lacking = sorted({texts[i][s:e] for t, (s, e) in zip(r, spans[i]) if t == unk})
+                raise ValueError(
+                    f"text {i}: the vocabulary of {self.info.name} lacks {lacking}, which would be read as "
+                    f"{self.tokenizer.unk_token!r}; this model cannot be scored on text containing it"
+                )
             if len(r) > self.info.n_ctx:
                 raise ValueError(
                     f"text {i} is {len(r)} tokens; {self.info.name} reads at most {self.info.n_ctx} (its context); shorten it"

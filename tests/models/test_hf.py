@@ -304,6 +304,11 @@ def test_character_outside_the_vocabulary_raises(adapters):
         adapters["llama"].completion_id("é")
 
 
+def test_prompt_characters_outside_the_vocabulary_raise_instead_of_reading_unk(adapters):
+    with pytest.raises(ValueError, match=r"text 1: the vocabulary of .* lacks \['é'\], which would be read as '<unk>'"):
+        adapters["llama"].encode(["x = 1", "x = 'é'"])
+
+
 # -- behaviour through the adapter ---------------------------------------------------------
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
 def test_logit_diffs_match_the_forward_pass(adapters, family):
