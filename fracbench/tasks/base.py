@@ -81,14 +81,6 @@ class Example:
             for pos, _ in labels:
                 assert 0 <= pos < len(self.prompt), f"latent {name} at {pos} outside prompt of {len(self.prompt)} chars"
 
-    def to_dict(self) -> dict:
-        return {
-            "prompt": self.prompt,
-            "target": self.target,
-            "foil": self.foil,
-            "latents": {k: [list(p) for p in v] for k, v in self.latents.items()},
-        }
-
 
 def stable_seed(*parts: object) -> int:
     """A seed that is the same in every process (unlike ``hash``, which Python salts)."""
