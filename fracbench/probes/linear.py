@@ -1,0 +1,164 @@
+"""Batched linear probes: every (site, label set) pair fitted in one pass, scikit-learn exact.
+
+``X`` is ``[S, N, d]`` (S sites sharing N examples), ``Y`` is ``[S, P, N]`` or ``[P, N]``
+(P label sets, broadcast over sites). ``kind="ridge"`` reproduces scikit-learn's
+``RidgeClassifierCV`` (one-vs-all targets in {-1, +1}, unpenalized intercept, the alpha
+with the smallest exact leave-one-out squared error): one eigendecomposition of each
+site's centred Gram matrix serves every label set and every alpha.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+DEFAULT_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
+
+
+class LinearProbes:
+    """Linear probes for S sites x P label sets, fitted together.
+
+    Fitted attributes: ``coef_`` [S, P, K, d], ``intercept_`` [S, P, K] (K = the most classes
+    of any label set; columns past a label set's own classes are unused), ``classes_``
+    [S, P, K] (the label of each column, -1 where unused), ``n_classes_`` [S, P],
+    ``alpha_`` [S, P] (ridge), ``n_features_in_``.
+    """
+
+    def __init__(self, *, kind: str = "ridge", alphas: Sequence[float] = DEFAULT_ALPHAS, device: str | None = None) -> None:
+        self.kind = kind
+        self.alphas = alphas
+        self.device = device
+
+    # -- fitting ----------------------------------------------------------------------
+    def fit(self, X: torch.Tensor, Y: torch.Tensor) -> LinearProbes:
+        if self.kind != "ridge":
+            raise ValueError(f"kind must be 'ridge', got {self.kind!r}")
+        alphas = torch.as_tensor(self.alphas, dtype=torch.float64)
+        if alphas.ndim != 1 or len(alphas) == 0 or not bool((alphas > 0).all()):
+            raise ValueError(f"alphas must be a non-empty sequence of positive numbers, got {self.alphas!r}")
+        X, Y = self._check_xy(X, Y)
+        S, N, d = X.shape
+        labels, classes, n_classes = _encode_labels(Y)
+        K = classes.shape[-1]
+        targets = torch.where(torch.nn.functional.one_hot(labels, K).bool(), 1.0, -1.0).to(torch.float64)  # [S, P, N, K]
+        valid = torch.arange(K, device=X.device) < n_classes[..., None]  # [S, P, K] columns that are real classes
+        targets = targets * valid[:, :, None, :]
+        P = targets.shape[1]
+        T = targets.permute(0, 2, 1, 3).reshape(S, N, P * K)  # [S, N, PK]
+
+        x64 = X.to(torch.float64)
+        x_mean, t_mean = x64.mean(1, keepdim=True), T.mean(1, keepdim=True)
+        Xc, Tc = x64 - x_mean, T - t_mean
+        eigvals, V = torch.linalg.eigh(Xc.transpose(1, 2) @ Xc)  # [S, d], [S, d, d]
+        eigvals = eigvals.clamp_min(0.0)
+        Z = Xc @ V  # [S, N, d]: the data in the Gram matrix's eigenbasis
+        Q = Z.transpose(1, 2) @ Tc  # [S, d, PK]
+        alphas = alphas.to(X.device)
+
+        loo_mse = torch.empty(len(alphas), S, P, dtype=torch.float64, device=X.device)
+        col_valid = valid.reshape(S, P * K).to(torch.float64)  # [S, PK]
+        for a, alpha in enumerate(alphas):
+            shrink = 1.0 / (eigvals + alpha)  # [S, d]
+            residual = Tc - Z @ (shrink[:, :, None] * Q)  # [S, N, PK]
+            leverage = 1.0 / N + (Z * Z) @ shrink[:, :, None]  # [S, N, 1]: hat-matrix diagonal, intercept included
+            sq = (residual / (1.0 - leverage)) ** 2 * col_valid[:, None, :]
+            loo_mse[a] = sq.sum(1).reshape(S, P, K).sum(-1) / (N * n_classes)
+        best = loo_mse.argmin(0)  # [S, P]: the first alpha on ties, as scikit-learn
+
+        shrink = 1.0 / (eigvals[None] + alphas[:, None, None])  # [A, S, d]
+        coef = torch.empty(S, d, P * K, dtype=torch.float64, device=X.device)
+        for a in range(len(alphas)):
+            cols = (best == a).repeat_interleave(K, dim=1)  # [S, PK]
+            if cols.any():
+                w = V @ (shrink[a][:, :, None] * Q)  # [S, d, PK]
+                coef = torch.where(cols[:, None, :], w, coef)
+        intercept = t_mean.squeeze(1) - (x_mean @ coef).squeeze(1)  # [S, PK]
+
+        self.coef_ = coef.reshape(S, d, P, K).permute(0, 2, 3, 1).contiguous()  # [S, P, K, d]
+        self.intercept_ = intercept.reshape(S, P, K)
+        self.alpha_ = alphas[best]
+        self.classes_, self.n_classes_ = classes, n_classes
+        self.loo_mse_ = loo_mse.permute(1, 2, 0)  # [S, P, A]
+        self.n_features_in_ = d
+        return self
+
+    # -- prediction -------------------------------------------------------------------
+    def decision_function(self, X: torch.Tensor) -> torch.Tensor:
+        """Scores [S, P, N, K]; -inf in the columns a label set does not use."""
+        self._check_fitted()
+        X = self._check_x(X)
+        scores = torch.einsum("snd,spkd->spnk", X.to(torch.float64), self.coef_) + self.intercept_[:, :, None, :]
+        valid = torch.arange(self.coef_.shape[2], device=X.device) < self.n_classes_[..., None]
+        return scores.masked_fill(~valid[:, :, None, :], float("-inf"))
+
+    def predict(self, X: torch.Tensor) -> torch.Tensor:
+        """Class labels [S, P, N]."""
+        column = self.decision_function(X).argmax(-1)  # [S, P, N]
+        return self.classes_.gather(2, column)
+
+    def score(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """Accuracy [S, P] on (X, Y); Y as in :meth:`fit`."""
+        self._check_fitted()
+        X, Y = self._check_xy(X, Y)
+        known = (Y[..., None] == self.classes_[:, :, None, :]).any(-1)
+        if not bool(known.all()):
+            s, p, n = (~known).nonzero()[0].tolist()
+            raise ValueError(
+                f"Y holds label {int(Y[s, p, n])} (label set {p}, example {n}) that label set {p} never had in fit; "
+                "a probe cannot predict a class it was not trained on"
+            )
+        return (self.predict(X) == Y).to(torch.float64).mean(-1)
+
+    # -- validation -------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise RuntimeError("this LinearProbes instance is not fitted yet; call fit(X, Y) first")
+
+    def _check_x(self, X: torch.Tensor) -> torch.Tensor:
+        if not isinstance(X, torch.Tensor) or not X.is_floating_point():
+            raise TypeError(f"X must be a floating-point torch tensor [S, N, d], got {type(X).__name__} {getattr(X, 'dtype', '')}")
+        if X.ndim != 3:
+            raise ValueError(f"X must be [S, N, d] (sites, examples, features), got shape {tuple(X.shape)}")
+        if X.shape[1] == 0:
+            raise ValueError("X has no examples (N = 0)")
+        if hasattr(self, "n_features_in_") and X.shape[2] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[2]} features; the probes were fitted on {self.n_features_in_}")
+        if not bool(torch.isfinite(X).all()):
+            raise ValueError(f"X holds {int((~torch.isfinite(X)).sum())} NaN or infinite values; probes need finite features")
+        if self.device is not None:
+            X = X.to(self.device)
+        return X
+
+    def _check_xy(self, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        X = self._check_x(X)
+        if not isinstance(Y, torch.Tensor) or Y.is_floating_point() or Y.dtype == torch.bool:
+            raise TypeError(f"Y must be an integer torch tensor of class ids, got {type(Y).__name__} {getattr(Y, 'dtype', '')}")
+        if Y.ndim == 2:
+            Y = Y[None].expand(X.shape[0], -1, -1)
+        if Y.ndim != 3 or Y.shape[0] != X.shape[0] or Y.shape[2] != X.shape[1]:
+            raise ValueError(
+                f"Y must be [P, N] or [S, P, N] matching X {tuple(X.shape)} (S = {X.shape[0]}, N = {X.shape[1]}), got {tuple(Y.shape)}"
+            )
+        if bool((Y < 0).any()):
+            raise ValueError(f"Y holds negative labels (smallest {int(Y.min())}); classes are 0..K-1")
+        return X, Y.to(X.device, torch.long)
+
+
+def _encode_labels(Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per (site, label set): labels as column indices [S, P, N], the label of each column
+    [S, P, K] (-1 where unused) and the number of classes [S, P]. Columns follow sorted labels."""
+    L = int(Y.max()) + 1
+    present = torch.nn.functional.one_hot(Y, L).any(2)  # [S, P, L]
+    n_classes = present.sum(-1)  # [S, P]
+    if bool((n_classes < 2).any()):
+        s, p = (n_classes < 2).nonzero()[0].tolist()
+        raise ValueError(f"label set {p} (site {s}) has a single class ({int(Y[s, p, 0])}); a probe needs at least two")
+    column_of_label = present.cumsum(-1) - 1  # [S, P, L]
+    labels = column_of_label.gather(2, Y)
+    K = int(n_classes.max())
+    label_ids = torch.arange(L, device=Y.device).expand_as(present)
+    present_first = torch.where(present, label_ids, L + label_ids).sort(-1).values[..., :K]  # present labels, ascending
+    used = torch.arange(K, device=Y.device) < n_classes[..., None]
+    classes = torch.where(used, present_first, -1)
+    return labels, classes, n_classes

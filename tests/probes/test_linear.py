@@ -1,0 +1,121 @@
+"""LinearProbes(kind="ridge") reproduces scikit-learn's RidgeClassifierCV, probe by probe."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import RidgeClassifierCV
+
+from fracbench.probes import LinearProbes
+
+ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
+
+
+def make_data(S: int, P: int, N: int, d: int, n_classes: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sites whose features carry each label set's classes with site-dependent noise."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(S, N, d, generator=g)
+    Y = torch.stack([torch.randint(0, k, (N,), generator=g) for k in n_classes])  # [P, N]
+    for p, k in enumerate(n_classes):
+        directions = torch.randn(k, d, generator=g)
+        for s in range(S):
+            X[s] += (0.3 + 0.4 * s) * directions[Y[p]] / (1 + p)
+    return X, Y
+
+
+def sklearn_fit(X: torch.Tensor, Y: torch.Tensor) -> list[list[RidgeClassifierCV]]:
+    return [[RidgeClassifierCV(alphas=ALPHAS).fit(X[s].double().numpy(), Y[p].numpy()) for p in range(Y.shape[0])] for s in range(X.shape[0])]
+
+
+@pytest.mark.parametrize("n_classes", [[2, 2, 2], [4, 4], [2, 3, 5, 4]])
+def test_ridge_matches_ridge_classifier_cv(n_classes: list[int]) -> None:
+    X, Y = make_data(S=3, P=len(n_classes), N=400, d=24, n_classes=n_classes)
+    train, test = slice(0, 300), slice(300, 400)
+    probes = LinearProbes(kind="ridge", alphas=ALPHAS).fit(X[:, train], Y[:, train])
+    ours = probes.score(X[:, test], Y[:, test])
+    for s, row in enumerate(sklearn_fit(X[:, train], Y[:, train])):
+        for p, ref in enumerate(row):
+            assert probes.alpha_[s, p].item() == ref.alpha_, (s, p)
+            ref_acc = ref.score(X[s, test].double().numpy(), Y[p, test].numpy())
+            assert abs(ours[s, p].item() - ref_acc) <= 0.001, (s, p)
+            ref_pred = ref.predict(X[s, test].double().numpy())
+            assert np.array_equal(probes.predict(X[:, test])[s, p].numpy(), ref_pred)
+            # same decision function up to float error (scikit-learn's binary case has one column: class 1's)
+            ref_scores = ref.decision_function(X[s, test].double().numpy())
+            ours_scores = probes.decision_function(X[:, test])[s, p, :, : len(ref.classes_)].numpy()
+            expected = ref_scores if ref_scores.ndim == 2 else ours_scores[:, 1]
+            got = ours_scores if ref_scores.ndim == 2 else ref_scores
+            assert np.allclose(expected, got, atol=1e-6)
+
+
+def test_labels_need_not_be_contiguous_and_can_differ_per_site() -> None:
+    X, _ = make_data(S=2, P=1, N=200, d=8, n_classes=[2])
+    Y = torch.stack([torch.tensor([[3, 7] * 100]), torch.tensor([[0, 1, 2, 1] * 50])])  # [S, P, N]
+    probes = LinearProbes().fit(X, Y)
+    assert probes.classes_[0, 0].tolist() == [3, 7, -1] and probes.classes_[1, 0].tolist() == [0, 1, 2]
+    assert set(probes.predict(X)[0, 0].tolist()) <= {3, 7}
+
+
+def test_bad_input_is_named() -> None:
+    X, Y = make_data(S=2, P=2, N=50, d=4, n_classes=[2, 2])
+    with pytest.raises(ValueError, match=r"Y must be \[P, N\] or \[S, P, N\]"):
+        LinearProbes().fit(X, Y[:, :40])
+    with pytest.raises(ValueError, match="single class"):
+        LinearProbes().fit(X, torch.zeros(2, 50, dtype=torch.long))
+    bad = X.clone()
+    bad[0, 3, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        LinearProbes().fit(bad, Y)
+    with pytest.raises(TypeError, match="integer torch tensor"):
+        LinearProbes().fit(X, Y.float())
+    with pytest.raises(ValueError, match="positive numbers"):
+        LinearProbes(alphas=(0.0, 1.0)).fit(X, Y)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        LinearProbes().predict(X)
+    probes = LinearProbes().fit(X, Y)
+    with pytest.raises(ValueError, match="never had in fit"):
+        probes.score(X, torch.full_like(Y, 2))
+    with pytest.raises(ValueError, match="fitted on 4"):
+        probes.predict(X[:, :, :3])
+
+
+def test_selected_alphas_follow_scikit_learn_across_feature_scales() -> None:
+    """Feature scale moves the best alpha across the whole grid; every choice must match."""
+    g = torch.Generator().manual_seed(1)
+    N, d = 120, 30
+    X = torch.randn(4, N, d, generator=g)
+    w = torch.randn(d, generator=g)
+    Y = torch.stack([((X[0] @ w) * scale + torch.randn(N, generator=g) > 0).long() for scale in (0.05, 0.5, 3.0, 30.0)])
+    X = X * torch.tensor([0.1, 1.0, 3.0, 10.0]).view(4, 1, 1)
+    probes = LinearProbes(alphas=ALPHAS).fit(X, Y)
+    chosen = {probes.alpha_[s, p].item() for s in range(4) for p in range(4)}
+    assert len(chosen) >= 3, chosen  # the test would be weak if one alpha won everywhere
+    for s, row in enumerate(sklearn_fit(X, Y)):
+        for p, ref in enumerate(row):
+            assert probes.alpha_[s, p].item() == ref.alpha_, (s, p)
+            assert np.array_equal(probes.predict(X)[s, p].numpy(), ref.predict(X[s].double().numpy()))
+
+
+def test_ridge_matches_scikit_learn_on_zoo_activations() -> None:
+    """Real activations: the dense zoo model's embedding and residual stream at three sites,
+    probed for bracket_depth's depth and for "inside a list"."""
+    from fracbench.activations import latent_dataset
+    from fracbench.models import zoo
+    from fracbench.tasks import get_task
+
+    adapter = zoo.load("dense")
+    sites = ["hook_embed", "blocks.0.hook_resid_post", "blocks.2.hook_resid_post"]
+    examples = get_task("bracket_depth").examples("train", 40) + get_task("bracket_depth").examples("test", 15)
+    acts, y = latent_dataset(adapter, examples, "depth", sites)
+    X = torch.stack([acts[s] for s in sites])  # [3, N, 96]
+    Y = torch.stack([y, (y > 0).long()])  # depth (3 classes here) and "inside a list"
+    n_train = int(0.75 * X.shape[1])
+    probes = LinearProbes(alphas=ALPHAS).fit(X[:, :n_train], Y[:, :n_train])
+    ours = probes.score(X[:, n_train:], Y[:, n_train:])
+    for s, row in enumerate(sklearn_fit(X[:, :n_train], Y[:, :n_train])):
+        for p, ref in enumerate(row):
+            assert probes.alpha_[s, p].item() == ref.alpha_, (sites[s], p)
+            ref_acc = ref.score(X[s, n_train:].double().numpy(), Y[p, n_train:].numpy())
+            assert abs(ours[s, p].item() - ref_acc) <= 0.001, (sites[s], p)
+    assert ours[2, 0] > ours[0, 0]  # depth is computed by the model, not present in the token embedding
