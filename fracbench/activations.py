@@ -25,6 +25,17 @@ class Captured:
     text_index: torch.Tensor  # [N] which text each row came from
     token_index: torch.Tensor  # [N] the token's index within its text
     spans: torch.Tensor  # [N, 2] the token's character span [start, end) in its text
+    token_ids: torch.Tensor  # [N] the token itself (control tasks key on token identity)
+
+
+@dataclass
+class LatentData:
+    """A latent's probing data: activations at every labelled token, and what each row is."""
+
+    activations: dict[str, torch.Tensor]  # site -> [N, *site shape]
+    labels: torch.Tensor  # [N] the latent's class at that token
+    token_ids: torch.Tensor  # [N] which token it is
+    text_index: torch.Tensor  # [N] which example it came from (for splitting by example, not by row)
 
 
 @torch.no_grad()
@@ -47,7 +58,7 @@ def capture(
     if char_positions is not None and len(char_positions) != len(texts):
         raise ValueError(f"char_positions has {len(char_positions)} entries for {len(texts)} texts; give one list per text")
     parts: dict[str, list[torch.Tensor]] = {s: [] for s in sites}
-    text_index, token_index, spans = [], [], []
+    text_index, token_index, spans, token_ids = [], [], [], []
     for start in tqdm(range(0, len(texts), batch_size), desc="capture", disable=not progress, leave=False):
         enc = adapter.encode(texts[start : start + batch_size])
         rows, toks = [], []
@@ -66,11 +77,13 @@ def capture(
         text_index += [start + r for r in rows]
         token_index += toks
         spans.append(enc.offsets[r_idx, t_idx].cpu())
+        token_ids.append(enc.ids[r_idx, t_idx].cpu())
     return Captured(
         activations={s: torch.cat(p) for s, p in parts.items()},
         text_index=torch.tensor(text_index, dtype=torch.long),
         token_index=torch.tensor(token_index, dtype=torch.long),
         spans=torch.cat(spans) if spans else torch.zeros(0, 2, dtype=torch.long),
+        token_ids=torch.cat(token_ids) if token_ids else torch.zeros(0, dtype=torch.long),
     )
 
 
@@ -80,10 +93,10 @@ def latent_dataset(
     latent: str,
     sites: Sequence[str],
     **capture_kwargs,
-) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """(X, y) for probing ``latent``: activations [N, *shape] per site at every labelled
-    token, and the labels [N]. A token covering several labelled characters takes the
-    label of the last one (the state after reading the whole token)."""
+) -> LatentData:
+    """Probing data for ``latent``: activations per site at every labelled token, with labels.
+    A token covering several labelled characters takes the label of the last one (the
+    state after reading the whole token)."""
     texts, positions, labels = [], [], []
     for ex in examples:
         pairs = ex.latents.get(latent)
@@ -97,4 +110,4 @@ def latent_dataset(
         labels[i][max(p for p in labels[i] if start <= p < end)]
         for i, (start, end) in zip(captured.text_index.tolist(), captured.spans.tolist())
     ]
-    return captured.activations, torch.tensor(y, dtype=torch.long)
+    return LatentData(captured.activations, torch.tensor(y, dtype=torch.long), captured.token_ids, captured.text_index)

@@ -37,9 +37,11 @@ def test_capture_refuses_mismatched_positions_and_unknown_sites(tiny_adapter: Na
 
 def test_latent_dataset_labels_every_labelled_character(tiny_adapter: NativeAdapter) -> None:
     examples = get_task("quote_close").examples("test", 8)
-    X, y = latent_dataset(tiny_adapter, examples, "inside_string", [SITE], batch_size=3)
-    assert X[SITE].shape == (sum(len(ex.prompt) for ex in examples), 32)
+    data = latent_dataset(tiny_adapter, examples, "inside_string", [SITE], batch_size=3)
+    assert data.activations[SITE].shape == (sum(len(ex.prompt) for ex in examples), 32)
     expected = [label for ex in examples for _, label in ex.latents["inside_string"]]
-    assert y.tolist() == expected
+    assert data.labels.tolist() == expected
+    assert data.token_ids.tolist() == [tiny_adapter.tokenizer.token_id(ch) for ex in examples for ch in ex.prompt]
+    assert data.text_index.tolist() == [i for i, ex in enumerate(examples) for _ in ex.prompt]
     with pytest.raises(KeyError, match="carry no latent 'depth'"):
         latent_dataset(tiny_adapter, examples, "depth", [SITE])

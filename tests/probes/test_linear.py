@@ -107,8 +107,8 @@ def test_ridge_matches_scikit_learn_on_zoo_activations() -> None:
     adapter = zoo.load("dense")
     sites = ["hook_embed", "blocks.0.hook_resid_post", "blocks.2.hook_resid_post"]
     examples = get_task("bracket_depth").examples("train", 40) + get_task("bracket_depth").examples("test", 15)
-    acts, y = latent_dataset(adapter, examples, "depth", sites)
-    X = torch.stack([acts[s] for s in sites])  # [3, N, 96]
+    data = latent_dataset(adapter, examples, "depth", sites)
+    X, y = torch.stack([data.activations[s] for s in sites]), data.labels  # X: [3, N, 96]
     Y = torch.stack([y, (y > 0).long()])  # depth (3 classes here) and "inside a list"
     n_train = int(0.75 * X.shape[1])
     probes = LinearProbes(alphas=ALPHAS).fit(X[:, :n_train], Y[:, :n_train])
