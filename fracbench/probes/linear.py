@@ -54,32 +54,29 @@ class LinearProbes:
         eigvals = eigvals.clamp_min(0.0)
         Z = Xc @ V  # [S, N, d]: the data in the Gram matrix's eigenbasis
         Q = Z.transpose(1, 2) @ Tc  # [S, d, PK]
-        alphas = alphas.to(X.device)
+        A = len(alphas)
+        shrink = 1.0 / (eigvals[:, :, None] + alphas.to(X.device))  # [S, d, A]
 
-        loo_mse = torch.empty(len(alphas), S, P, dtype=torch.float64, device=X.device)
-        col_valid = valid.reshape(S, P * K).to(torch.float64)  # [S, PK]
-        for a, alpha in enumerate(alphas):
-            shrink = 1.0 / (eigvals + alpha)  # [S, d]
-            residual = Tc - Z @ (shrink[:, :, None] * Q)  # [S, N, PK]
-            leverage = 1.0 / N + (Z * Z) @ shrink[:, :, None]  # [S, N, 1]: hat-matrix diagonal, intercept included
-            sq = (residual / (1.0 - leverage)) ** 2 * col_valid[:, None, :]
-            loo_mse[a] = sq.sum(1).reshape(S, P, K).sum(-1) / (N * n_classes)
-        best = loo_mse.argmin(0)  # [S, P]: the first alpha on ties, as scikit-learn
+        # Exact leave-one-out for every alpha at once: residual e / (1 - h), h the hat-matrix diagonal
+        # (1/N from the unpenalized intercept), squared and weighted per example.
+        leverage = 1.0 / N + (Z * Z) @ shrink  # [S, N, A]
+        weight = (1.0 - leverage) ** -2  # [S, N, A]
+        fitted = Z @ (shrink[:, :, :, None] * Q[:, :, None, :]).reshape(S, d, A * P * K)  # [S, N, A*PK]
+        residual_sq = (Tc.unsqueeze(2) - fitted.view(S, N, A, P * K)).square_()  # [S, N, A, PK]
+        loo_sse = residual_sq.mul_(weight[..., None]).sum(1)  # [S, A, PK]
+        col_valid = valid.reshape(S, 1, P, K)
+        loo_mse = (loo_sse.view(S, A, P, K) * col_valid).sum(-1) / (N * n_classes[:, None, :])  # [S, A, P]
+        best = loo_mse.argmin(1)  # [S, P]: the first alpha on ties, as scikit-learn
 
-        shrink = 1.0 / (eigvals[None] + alphas[:, None, None])  # [A, S, d]
-        coef = torch.empty(S, d, P * K, dtype=torch.float64, device=X.device)
-        for a in range(len(alphas)):
-            cols = (best == a).repeat_interleave(K, dim=1)  # [S, PK]
-            if cols.any():
-                w = V @ (shrink[a][:, :, None] * Q)  # [S, d, PK]
-                coef = torch.where(cols[:, None, :], w, coef)
+        best_shrink = shrink.gather(2, best.repeat_interleave(K, dim=1)[:, None, :].expand(S, d, P * K))  # [S, d, PK]
+        coef = V @ (best_shrink * Q)  # [S, d, PK]
         intercept = t_mean.squeeze(1) - (x_mean @ coef).squeeze(1)  # [S, PK]
 
         self.coef_ = coef.reshape(S, d, P, K).permute(0, 2, 3, 1).contiguous()  # [S, P, K, d]
         self.intercept_ = intercept.reshape(S, P, K)
-        self.alpha_ = alphas[best]
+        self.alpha_ = alphas.to(X.device)[best]
         self.classes_, self.n_classes_ = classes, n_classes
-        self.loo_mse_ = loo_mse.permute(1, 2, 0)  # [S, P, A]
+        self.loo_mse_ = loo_mse.transpose(1, 2)  # [S, P, A]: each alpha's leave-one-out squared error
         self.n_features_in_ = d
         return self
 
@@ -124,7 +121,7 @@ class LinearProbes:
             raise ValueError("X has no examples (N = 0)")
         if hasattr(self, "n_features_in_") and X.shape[2] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[2]} features; the probes were fitted on {self.n_features_in_}")
-        if not bool(torch.isfinite(X).all()):
+        if not bool(torch.isfinite(X.sum())) and not bool(torch.isfinite(X).all()):  # one reduction in the common case
             raise ValueError(f"X holds {int((~torch.isfinite(X)).sum())} NaN or infinite values; probes need finite features")
         if self.device is not None:
             X = X.to(self.device)

@@ -1,0 +1,74 @@
+"""Probe fitting speed: the batched ridge path against a scikit-learn RidgeClassifierCV loop.
+
+Run: ``python -m pytest benchmarks/test_probes.py --benchmark-only``. The standard grid of
+the probe issue: S = 9 sites, P = 16 label sets, N = 8192 examples (3/4 for training),
+d = 256, K = 4 classes. Ratios are computed from timings taken in the same run and stored
+in pytest-benchmark's extra_info (and printed); nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import RidgeClassifierCV
+
+from fracbench.probes import LinearProbes
+
+S, P, N, D, K = 9, 16, 8192, 256, 4
+ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
+TIMES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def grid() -> tuple[torch.Tensor, torch.Tensor, int]:
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(S, N, D, generator=g)
+    Y = torch.randint(0, K, (P, N), generator=g)
+    for p in range(P):
+        directions = torch.randn(K, D, generator=g)
+        X += (0.05 + 0.02 * p) * directions[Y[p]]
+    return X, Y, 3 * N // 4
+
+
+def test_gram_pass_floor(benchmark, grid) -> None:
+    """One X^T X pass over the training data in float64: the floor for any exact ridge fit."""
+    X, _, n = grid
+    Xt = X[:, :n].double()
+    benchmark.pedantic(lambda: Xt.transpose(1, 2) @ Xt, rounds=3, iterations=1)
+    TIMES["gram"] = benchmark.stats.stats.min
+
+
+def test_batched_ridge(benchmark, grid) -> None:
+    X, Y, n = grid
+    probes = benchmark.pedantic(lambda: LinearProbes(alphas=ALPHAS).fit(X[:, :n], Y[:, :n]), rounds=3, iterations=1)
+    TIMES["batched"] = benchmark.stats.stats.min
+    acc = probes.score(X[:, n:], Y[:, n:])
+    benchmark.extra_info["mean_test_accuracy"] = acc.mean().item()
+    TIMES["batched_acc"] = acc
+
+
+def test_sklearn_ridge_loop(benchmark, grid) -> None:
+    X, Y, n = grid
+    Xn, Yn = X.double().numpy(), Y.numpy()
+
+    def loop() -> np.ndarray:
+        acc = np.empty((S, P))
+        for s in range(S):
+            for p in range(P):
+                ref = RidgeClassifierCV(alphas=ALPHAS).fit(Xn[s, :n], Yn[p, :n])
+                acc[s, p] = ref.score(Xn[s, n:], Yn[p, n:])
+        return acc
+
+    acc = benchmark.pedantic(loop, rounds=1, iterations=1)
+    TIMES["sklearn"] = benchmark.stats.stats.min
+    gap = np.abs(TIMES["batched_acc"].numpy() - acc).max() if "batched_acc" in TIMES else float("nan")
+    benchmark.extra_info["max_accuracy_gap_vs_batched"] = float(gap)
+    if "batched" in TIMES and "gram" in TIMES:
+        speedup = TIMES["sklearn"] / TIMES["batched"]
+        over_floor = TIMES["batched"] / TIMES["gram"]
+        benchmark.extra_info.update(speedup_vs_sklearn=speedup, batched_over_gram_pass=over_floor)
+        print(f"\nridge: batched {TIMES['batched']:.2f} s, sklearn loop {TIMES['sklearn']:.2f} s "
+              f"({speedup:.1f}x), gram pass {TIMES['gram']:.3f} s (batched = {over_floor:.1f}x the floor); "
+              f"max accuracy gap {gap:.4f}")
+    assert gap <= 0.001
