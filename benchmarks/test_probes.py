@@ -72,3 +72,36 @@ def test_sklearn_ridge_loop(benchmark, grid) -> None:
               f"({speedup:.1f}x), gram pass {TIMES['gram']:.3f} s (batched = {over_floor:.1f}x the floor); "
               f"max accuracy gap {gap:.4f}")
     assert gap <= 0.001
+
+
+def test_batched_logistic(benchmark, grid) -> None:
+    X, Y, n = grid
+    probes = benchmark.pedantic(lambda: LinearProbes(kind="logistic", C=1.0).fit(X[:, :n], Y[:, :n]), rounds=1, iterations=1)
+    TIMES["logistic"] = benchmark.stats.stats.min
+    TIMES["logistic_acc"] = probes.score(X[:, n:], Y[:, n:])
+    benchmark.extra_info.update(n_iter=probes.n_iter_, mean_test_accuracy=TIMES["logistic_acc"].mean().item())
+
+
+def test_sklearn_logistic_loop(benchmark, grid) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    X, Y, n = grid
+    Xn, Yn = X.double().numpy(), Y.numpy()
+
+    def loop() -> np.ndarray:
+        acc = np.empty((S, P))
+        for s in range(S):
+            for p in range(P):
+                ref = LogisticRegression(C=1.0, max_iter=1000).fit(Xn[s, :n], Yn[p, :n])
+                acc[s, p] = ref.score(Xn[s, n:], Yn[p, n:])
+        return acc
+
+    acc = benchmark.pedantic(loop, rounds=1, iterations=1)
+    gap = float(np.abs(TIMES["logistic_acc"].numpy() - acc).max()) if "logistic_acc" in TIMES else float("nan")
+    benchmark.extra_info["max_accuracy_gap_vs_batched"] = gap
+    if "logistic" in TIMES:
+        speedup = benchmark.stats.stats.min / TIMES["logistic"]
+        benchmark.extra_info["speedup_vs_sklearn"] = speedup
+        print(f"\nlogistic: batched {TIMES['logistic']:.2f} s, sklearn loop {benchmark.stats.stats.min:.2f} s ({speedup:.1f}x); "
+              f"max accuracy gap {gap:.4f}")
+    assert gap <= 0.005

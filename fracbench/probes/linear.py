@@ -4,7 +4,8 @@
 (P label sets, broadcast over sites). ``kind="ridge"`` reproduces scikit-learn's
 ``RidgeClassifierCV`` (one-vs-all targets in {-1, +1}, unpenalized intercept, the alpha
 with the smallest exact leave-one-out squared error): one eigendecomposition of each
-site's centred Gram matrix serves every label set and every alpha.
+site's centred Gram matrix serves every label set and every alpha. ``kind="logistic"``
+minimizes ``LogisticRegression``'s objective for every probe in one L-BFGS run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 import torch
 
 DEFAULT_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
+KINDS = ("ridge", "logistic")
 
 
 class LinearProbes:
@@ -25,37 +27,57 @@ class LinearProbes:
     ``alpha_`` [S, P] (ridge), ``n_features_in_``.
     """
 
-    def __init__(self, *, kind: str = "ridge", alphas: Sequence[float] = DEFAULT_ALPHAS, device: str | None = None) -> None:
-        self.kind = kind
-        self.alphas = alphas
-        self.device = device
+    def __init__(
+        self,
+        *,
+        kind: str = "ridge",
+        alphas: Sequence[float] = DEFAULT_ALPHAS,
+        C: float = 1.0,
+        max_iter: int = 5000,
+        device: str | None = None,
+    ) -> None:
+        self.kind = kind  # "ridge" (RidgeClassifierCV) or "logistic" (multinomial LogisticRegression)
+        self.alphas = alphas  # ridge: the penalties leave-one-out chooses among
+        self.C = C  # logistic: inverse penalty, scikit-learn's convention
+        self.max_iter = max_iter  # logistic: L-BFGS iterations for all probes together
+        self.device = device  # where to fit; None keeps X's device
 
     # -- fitting ----------------------------------------------------------------------
     def fit(self, X: torch.Tensor, Y: torch.Tensor) -> LinearProbes:
-        if self.kind != "ridge":
-            raise ValueError(f"kind must be 'ridge', got {self.kind!r}")
-        alphas = torch.as_tensor(self.alphas, dtype=torch.float64)
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        X, Y = self._check_xy(X, Y)
+        labels, classes, n_classes = _encode_labels(Y)
+        valid = torch.arange(classes.shape[-1], device=X.device) < n_classes[..., None]  # [S, P, K] real class columns
+        fit = self._fit_ridge if self.kind == "ridge" else self._fit_logistic
+        coef, intercept = fit(X.to(torch.float64), labels, valid, n_classes)  # [S, d, P*K], [S, P*K]
+        S, d = X.shape[0], X.shape[2]
+        P, K = classes.shape[1], classes.shape[2]
+        self.coef_ = coef.reshape(S, d, P, K).permute(0, 2, 3, 1).contiguous()  # [S, P, K, d]
+        self.intercept_ = intercept.reshape(S, P, K)
+        self.classes_, self.n_classes_ = classes, n_classes
+        self.n_features_in_ = d
+        return self
+
+    def _fit_ridge(self, X: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, n_classes: torch.Tensor):
+        """RidgeClassifierCV: one-vs-all {-1, +1} targets, the alpha with the least exact LOO error."""
+        alphas = torch.as_tensor(self.alphas, dtype=torch.float64, device=X.device)
         if alphas.ndim != 1 or len(alphas) == 0 or not bool((alphas > 0).all()):
             raise ValueError(f"alphas must be a non-empty sequence of positive numbers, got {self.alphas!r}")
-        X, Y = self._check_xy(X, Y)
         S, N, d = X.shape
-        labels, classes, n_classes = _encode_labels(Y)
-        K = classes.shape[-1]
+        P, K = valid.shape[1], valid.shape[2]
         targets = torch.where(torch.nn.functional.one_hot(labels, K).bool(), 1.0, -1.0).to(torch.float64)  # [S, P, N, K]
-        valid = torch.arange(K, device=X.device) < n_classes[..., None]  # [S, P, K] columns that are real classes
-        targets = targets * valid[:, :, None, :]
-        P = targets.shape[1]
+        targets = targets * valid[:, :, None, :]  # unused columns: all-zero targets, excluded below
         T = targets.permute(0, 2, 1, 3).reshape(S, N, P * K)  # [S, N, PK]
 
-        x64 = X.to(torch.float64)
-        x_mean, t_mean = x64.mean(1, keepdim=True), T.mean(1, keepdim=True)
-        Xc, Tc = x64 - x_mean, T - t_mean
+        x_mean, t_mean = X.mean(1, keepdim=True), T.mean(1, keepdim=True)
+        Xc, Tc = X - x_mean, T - t_mean
         eigvals, V = torch.linalg.eigh(Xc.transpose(1, 2) @ Xc)  # [S, d], [S, d, d]
         eigvals = eigvals.clamp_min(0.0)
         Z = Xc @ V  # [S, N, d]: the data in the Gram matrix's eigenbasis
         Q = Z.transpose(1, 2) @ Tc  # [S, d, PK]
         A = len(alphas)
-        shrink = 1.0 / (eigvals[:, :, None] + alphas.to(X.device))  # [S, d, A]
+        shrink = 1.0 / (eigvals[:, :, None] + alphas)  # [S, d, A]
 
         # Exact leave-one-out for every alpha at once: residual e / (1 - h), h the hat-matrix diagonal
         # (1/N from the unpenalized intercept), squared and weighted per example.
@@ -64,21 +86,46 @@ class LinearProbes:
         fitted = Z @ (shrink[:, :, :, None] * Q[:, :, None, :]).reshape(S, d, A * P * K)  # [S, N, A*PK]
         residual_sq = (Tc.unsqueeze(2) - fitted.view(S, N, A, P * K)).square_()  # [S, N, A, PK]
         loo_sse = residual_sq.mul_(weight[..., None]).sum(1)  # [S, A, PK]
-        col_valid = valid.reshape(S, 1, P, K)
-        loo_mse = (loo_sse.view(S, A, P, K) * col_valid).sum(-1) / (N * n_classes[:, None, :])  # [S, A, P]
+        loo_mse = (loo_sse.view(S, A, P, K) * valid[:, None]).sum(-1) / (N * n_classes[:, None, :])  # [S, A, P]
         best = loo_mse.argmin(1)  # [S, P]: the first alpha on ties, as scikit-learn
 
         best_shrink = shrink.gather(2, best.repeat_interleave(K, dim=1)[:, None, :].expand(S, d, P * K))  # [S, d, PK]
         coef = V @ (best_shrink * Q)  # [S, d, PK]
-        intercept = t_mean.squeeze(1) - (x_mean @ coef).squeeze(1)  # [S, PK]
-
-        self.coef_ = coef.reshape(S, d, P, K).permute(0, 2, 3, 1).contiguous()  # [S, P, K, d]
-        self.intercept_ = intercept.reshape(S, P, K)
-        self.alpha_ = alphas.to(X.device)[best]
-        self.classes_, self.n_classes_ = classes, n_classes
+        self.alpha_ = alphas[best]
         self.loo_mse_ = loo_mse.transpose(1, 2)  # [S, P, A]: each alpha's leave-one-out squared error
-        self.n_features_in_ = d
-        return self
+        return coef, t_mean.squeeze(1) - (x_mean @ coef).squeeze(1)
+
+    def _fit_logistic(self, X: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, n_classes: torch.Tensor):
+        """LogisticRegression's objective, C * sum of cross-entropies + ||W||^2 / 2 (intercepts free),
+        for every probe at once: the probes are independent, so L-BFGS on their sum finds each optimum.
+
+        scikit-learn fits two classes with one weight vector w; the two-column softmax with C / 2
+        has the same minimizer (w = w_1 - w_0, w_0 = -w_1), so K = 2 label sets use C / 2.
+        """
+        if not self.C > 0:
+            raise ValueError(f"C must be positive, got {self.C!r}")
+        S, N, d = X.shape
+        P, K = valid.shape[1], valid.shape[2]
+        c = torch.where(n_classes == 2, self.C / 2, self.C).to(torch.float64)  # [S, P]
+        W = torch.zeros(S, d, P * K, dtype=torch.float64, device=X.device, requires_grad=True)
+        b = torch.zeros(S, 1, P * K, dtype=torch.float64, device=X.device, requires_grad=True)
+        target = labels.permute(0, 2, 1)[..., None]  # [S, N, P, 1]
+        opt = torch.optim.LBFGS(
+            [W, b], lr=1, max_iter=self.max_iter, tolerance_grad=1e-10, tolerance_change=1e-14, history_size=30,
+            line_search_fn="strong_wolfe",
+        )
+
+        def objective() -> torch.Tensor:
+            opt.zero_grad()
+            logits = (X @ W + b).view(S, N, P, K).masked_fill(~valid[:, None], float("-inf"))
+            nll = -logits.log_softmax(-1).gather(-1, target).squeeze(-1)  # [S, N, P]
+            loss = (nll.sum(1) * c).sum() + 0.5 * (W.view(S, d, P, K).square() * valid[:, None]).sum()
+            loss.backward()
+            return loss
+
+        opt.step(objective)
+        self.n_iter_ = opt.state[W]["n_iter"]
+        return W.detach(), b.detach().squeeze(1)
 
     # -- prediction -------------------------------------------------------------------
     def decision_function(self, X: torch.Tensor) -> torch.Tensor:

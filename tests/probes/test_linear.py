@@ -119,3 +119,31 @@ def test_ridge_matches_scikit_learn_on_zoo_activations() -> None:
             ref_acc = ref.score(X[s, n_train:].double().numpy(), Y[p, n_train:].numpy())
             assert abs(ours[s, p].item() - ref_acc) <= 0.001, (sites[s], p)
     assert ours[2, 0] > ours[0, 0]  # depth is computed by the model, not present in the token embedding
+
+
+@pytest.mark.parametrize("n_classes", [[2, 2], [3, 5], [2, 4, 3]])
+def test_logistic_matches_logistic_regression(n_classes: list[int]) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    X, Y = make_data(S=2, P=len(n_classes), N=1600, d=16, n_classes=n_classes, seed=3)
+    train, test = slice(0, 1200), slice(1200, 1600)
+    probes = LinearProbes(kind="logistic", C=1.0).fit(X[:, train], Y[:, train])
+    ours = probes.score(X[:, test], Y[:, test])
+    for s in range(2):
+        for p, k in enumerate(n_classes):
+            Xs = X[s].double().numpy()
+            default = LogisticRegression(C=1.0, max_iter=1000).fit(Xs[train], Y[p, train].numpy())
+            assert abs(ours[s, p].item() - default.score(Xs[test], Y[p, test].numpy())) <= 0.005, (s, p)
+            # against a tightly converged scikit-learn fit, the coefficients themselves agree
+            tight = LogisticRegression(C=1.0, max_iter=10_000, tol=1e-10).fit(Xs[train], Y[p, train].numpy())
+            coef = probes.coef_[s, p, :k].numpy()
+            coef = coef[1:2] - coef[0:1] if k == 2 else coef
+            assert np.allclose(coef, tight.coef_, atol=1e-4), (s, p, np.abs(coef - tight.coef_).max())
+
+
+def test_unknown_kind_and_bad_c_are_refused() -> None:
+    X, Y = make_data(S=1, P=1, N=20, d=3, n_classes=[2])
+    with pytest.raises(ValueError, match="kind must be one of"):
+        LinearProbes(kind="lasso").fit(X, Y)
+    with pytest.raises(ValueError, match="C must be positive"):
+        LinearProbes(kind="logistic", C=0.0).fit(X, Y)
