@@ -31,6 +31,16 @@ def grid() -> tuple[torch.Tensor, torch.Tensor, int]:
     return X, Y, 3 * N // 4
 
 
+def sklearn_loop(make_estimator, X: torch.Tensor, Y: torch.Tensor, n: int) -> np.ndarray:
+    """Test accuracy [S, P] of one scikit-learn estimator per (site, label set), fitted in a loop."""
+    Xn, Yn = X.double().numpy(), Y.numpy()
+    acc = np.empty((S, P))
+    for s in range(S):
+        for p in range(P):
+            acc[s, p] = make_estimator().fit(Xn[s, :n], Yn[p, :n]).score(Xn[s, n:], Yn[p, n:])
+    return acc
+
+
 def test_gram_pass_floor(benchmark, grid) -> None:
     """One X^T X pass over the training data in float64: the floor for any exact ridge fit."""
     X, _, n = grid
@@ -50,17 +60,7 @@ def test_batched_ridge(benchmark, grid) -> None:
 
 def test_sklearn_ridge_loop(benchmark, grid) -> None:
     X, Y, n = grid
-    Xn, Yn = X.double().numpy(), Y.numpy()
-
-    def loop() -> np.ndarray:
-        acc = np.empty((S, P))
-        for s in range(S):
-            for p in range(P):
-                ref = RidgeClassifierCV(alphas=ALPHAS).fit(Xn[s, :n], Yn[p, :n])
-                acc[s, p] = ref.score(Xn[s, n:], Yn[p, n:])
-        return acc
-
-    acc = benchmark.pedantic(loop, rounds=1, iterations=1)
+    acc = benchmark.pedantic(lambda: sklearn_loop(lambda: RidgeClassifierCV(alphas=ALPHAS), X, Y, n), rounds=1, iterations=1)
     TIMES["sklearn"] = benchmark.stats.stats.min
     gap = np.abs(TIMES["batched_acc"].numpy() - acc).max() if "batched_acc" in TIMES else float("nan")
     benchmark.extra_info["max_accuracy_gap_vs_batched"] = float(gap)
@@ -86,17 +86,7 @@ def test_sklearn_logistic_loop(benchmark, grid) -> None:
     from sklearn.linear_model import LogisticRegression
 
     X, Y, n = grid
-    Xn, Yn = X.double().numpy(), Y.numpy()
-
-    def loop() -> np.ndarray:
-        acc = np.empty((S, P))
-        for s in range(S):
-            for p in range(P):
-                ref = LogisticRegression(C=1.0, max_iter=1000).fit(Xn[s, :n], Yn[p, :n])
-                acc[s, p] = ref.score(Xn[s, n:], Yn[p, n:])
-        return acc
-
-    acc = benchmark.pedantic(loop, rounds=1, iterations=1)
+    acc = benchmark.pedantic(lambda: sklearn_loop(lambda: LogisticRegression(C=1.0, max_iter=1000), X, Y, n), rounds=1, iterations=1)
     gap = float(np.abs(TIMES["logistic_acc"].numpy() - acc).max()) if "logistic_acc" in TIMES else float("nan")
     benchmark.extra_info["max_accuracy_gap_vs_batched"] = gap
     if "logistic" in TIMES:
