@@ -10,6 +10,7 @@ minimizes ``LogisticRegression``'s objective for every probe in one L-BFGS run.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -46,7 +47,7 @@ class LinearProbes:
     def fit(self, X: torch.Tensor, Y: torch.Tensor) -> LinearProbes:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
-        X, Y = self._check_xy(X, Y)
+        X, Y = self._check_xy(X, Y, reset=True)
         labels, classes, n_classes = _encode_labels(Y)
         valid = torch.arange(classes.shape[-1], device=X.device) < n_classes[..., None]  # [S, P, K] real class columns
         fit = self._fit_ridge if self.kind == "ridge" else self._fit_logistic
@@ -111,7 +112,7 @@ class LinearProbes:
         b = torch.zeros(S, 1, P * K, dtype=torch.float64, device=X.device, requires_grad=True)
         target = labels.permute(0, 2, 1)[..., None]  # [S, N, P, 1]
         opt = torch.optim.LBFGS(
-            [W, b], lr=1, max_iter=self.max_iter, tolerance_grad=1e-10, tolerance_change=1e-14, history_size=30,
+            [W, b], lr=1, max_iter=self.max_iter, max_eval=2 * self.max_iter, tolerance_grad=1e-10, tolerance_change=1e-14, history_size=30,
             line_search_fn="strong_wolfe",
         )
 
@@ -124,7 +125,15 @@ class LinearProbes:
             return loss
 
         opt.step(objective)
-        self.n_iter_ = opt.state[W]["n_iter"]
+        state = opt.state[W]
+        self.n_iter_ = state["n_iter"]
+        if self.n_iter_ >= self.max_iter or state["func_evals"] >= 2 * self.max_iter:
+            warnings.warn(
+                f"L-BFGS stopped at max_iter={self.max_iter} before converging; the logistic probes may be "
+                "off the optimum. Raise max_iter, or standardize the features",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return W.detach(), b.detach().squeeze(1)
 
     # -- prediction -------------------------------------------------------------------
@@ -159,14 +168,15 @@ class LinearProbes:
         if not hasattr(self, "coef_"):
             raise RuntimeError("this LinearProbes instance is not fitted yet; call fit(X, Y) first")
 
-    def _check_x(self, X: torch.Tensor) -> torch.Tensor:
+    def _check_x(self, X: torch.Tensor, reset: bool = False) -> torch.Tensor:
+        """``reset``: fitting anew, so the feature count of an earlier fit does not apply."""
         if not isinstance(X, torch.Tensor) or not X.is_floating_point():
             raise TypeError(f"X must be a floating-point torch tensor [S, N, d], got {type(X).__name__} {getattr(X, 'dtype', '')}")
         if X.ndim != 3:
             raise ValueError(f"X must be [S, N, d] (sites, examples, features), got shape {tuple(X.shape)}")
         if X.shape[1] == 0:
             raise ValueError("X has no examples (N = 0)")
-        if hasattr(self, "n_features_in_") and X.shape[2] != self.n_features_in_:
+        if not reset and hasattr(self, "n_features_in_") and X.shape[2] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[2]} features; the probes were fitted on {self.n_features_in_}")
         if not bool(torch.isfinite(X.sum())) and not bool(torch.isfinite(X).all()):  # one reduction in the common case
             raise ValueError(f"X holds {int((~torch.isfinite(X)).sum())} NaN or infinite values; probes need finite features")
@@ -174,8 +184,8 @@ class LinearProbes:
             X = X.to(self.device)
         return X
 
-    def _check_xy(self, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        X = self._check_x(X)
+    def _check_xy(self, X: torch.Tensor, Y: torch.Tensor, reset: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        X = self._check_x(X, reset)
         if not isinstance(Y, torch.Tensor) or Y.is_floating_point() or Y.dtype == torch.bool:
             raise TypeError(f"Y must be an integer torch tensor of class ids, got {type(Y).__name__} {getattr(Y, 'dtype', '')}")
         if Y.ndim == 2:

@@ -147,3 +147,15 @@ def test_unknown_kind_and_bad_c_are_refused() -> None:
         LinearProbes(kind="lasso").fit(X, Y)
     with pytest.raises(ValueError, match="C must be positive"):
         LinearProbes(kind="logistic", C=0.0).fit(X, Y)
+
+
+def test_refitting_on_other_features_starts_afresh() -> None:
+    X, Y = make_data(S=1, P=1, N=60, d=6, n_classes=[2])
+    probes = LinearProbes().fit(X, Y)
+    assert probes.fit(X[:, :, :4], Y).n_features_in_ == 4
+
+
+def test_logistic_warns_when_it_stops_before_converging() -> None:
+    X, Y = make_data(S=1, P=1, N=60, d=6, n_classes=[3])
+    with pytest.warns(RuntimeWarning, match="before converging"):
+        LinearProbes(kind="logistic", max_iter=2).fit(X, Y)
