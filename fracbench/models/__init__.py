@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
+from ..device import check_device
 from ..registry import unknown_name_message
 from . import zoo
 from .adapter import ModelAdapter
@@ -38,21 +37,6 @@ class ModelSpec:
         from .hf import HFAdapter  # imported lazily: transformers is slow to import
 
         return HFAdapter.from_pretrained(self.target, device=device, dtype=self.dtype)
-
-
-def check_device(device: str) -> None:
-    """Refuse a device this machine cannot run on, before any model is loaded."""
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise ValueError(f"device {device!r} is not a torch device; use 'cpu' or 'cuda' (or 'cuda:N')") from None
-    if kind not in ("cpu", "cuda"):
-        raise ValueError(f"device {device!r} is not supported; use 'cpu' or 'cuda' (or 'cuda:N')")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {device!r} was asked for but CUDA is not available to torch {torch.__version__}; "
-            "run with --device cpu, or install a CUDA build of torch on a machine with a GPU"
-        )
 
 
 def check_dtype(dtype: str) -> None:
