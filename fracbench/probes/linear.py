@@ -5,7 +5,8 @@
 ``RidgeClassifierCV`` (one-vs-all targets in {-1, +1}, unpenalized intercept, the alpha
 with the smallest exact leave-one-out squared error): one eigendecomposition of each
 site's centred Gram matrix serves every label set and every alpha. ``kind="logistic"``
-minimizes ``LogisticRegression``'s objective for every probe in one L-BFGS run.
+minimizes ``LogisticRegression``'s objective for every probe with a batched, preconditioned
+L-BFGS (:mod:`.logistic`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 import torch
 
 from .base import BatchedProbes, encode_labels
+from .logistic import fit_logistic
 
 DEFAULT_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
 KINDS = ("ridge", "logistic")
@@ -27,7 +29,8 @@ class LinearProbes(BatchedProbes):
     Fitted attributes: ``coef_`` [S, P, K, d], ``intercept_`` [S, P, K] (K = the most classes
     of any label set; columns past a label set's own classes are unused), ``classes_``
     [S, P, K] (the label of each column, -1 where unused), ``n_classes_`` [S, P],
-    ``alpha_`` [S, P] (ridge), ``n_features_in_``.
+    ``alpha_`` [S, P] and ``loo_mse_`` [S, P, A] (ridge), ``n_iter_`` [S, P] (logistic),
+    ``n_features_in_``.
     """
 
     def __init__(
@@ -36,13 +39,15 @@ class LinearProbes(BatchedProbes):
         kind: str = "ridge",
         alphas: Sequence[float] = DEFAULT_ALPHAS,
         C: float = 1.0,
-        max_iter: int = 5000,
+        max_iter: int = 1000,
+        tol: float = 1e-4,
         device: str | None = None,
     ) -> None:
         self.kind = kind  # "ridge" (RidgeClassifierCV) or "logistic" (multinomial LogisticRegression)
         self.alphas = alphas  # ridge: the penalties leave-one-out chooses among
         self.C = C  # logistic: inverse penalty, scikit-learn's convention
-        self.max_iter = max_iter  # logistic: L-BFGS iterations for all probes together
+        self.max_iter = max_iter  # logistic: L-BFGS iterations per probe, as scikit-learn's
+        self.tol = tol  # logistic: stop a probe when its largest gradient entry is at most this (scikit-learn's tol)
         self.device = device  # where to fit; None keeps X's device
 
     # -- fitting ----------------------------------------------------------------------
@@ -99,44 +104,31 @@ class LinearProbes(BatchedProbes):
         return coef, t_mean.squeeze(1) - (x_mean @ coef).squeeze(1)
 
     def _fit_logistic(self, X: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, n_classes: torch.Tensor):
-        """LogisticRegression's objective, C * sum of cross-entropies + ||W||^2 / 2 (intercepts free),
-        for every probe at once: the probes are independent, so L-BFGS on their sum finds each optimum.
+        """LogisticRegression's objective for every probe (see :mod:`.logistic`).
 
         scikit-learn fits two classes with one weight vector w; the two-column softmax with C / 2
         has the same minimizer (w = w_1 - w_0, w_0 = -w_1), so K = 2 label sets use C / 2.
         """
         if not self.C > 0:
             raise ValueError(f"C must be positive, got {self.C!r}")
-        S, N, d = X.shape
-        P, K = valid.shape[1], valid.shape[2]
-        c = torch.where(n_classes == 2, self.C / 2, self.C).to(torch.float64)  # [S, P]
-        W = torch.zeros(S, d, P * K, dtype=torch.float64, device=X.device, requires_grad=True)
-        b = torch.zeros(S, 1, P * K, dtype=torch.float64, device=X.device, requires_grad=True)
-        target = labels.permute(0, 2, 1)[..., None]  # [S, N, P, 1]
-        opt = torch.optim.LBFGS(
-            [W, b], lr=1, max_iter=self.max_iter, max_eval=2 * self.max_iter, tolerance_grad=1e-10, tolerance_change=1e-14, history_size=30,
-            line_search_fn="strong_wolfe",
-        )
-
-        def objective() -> torch.Tensor:
-            opt.zero_grad()
-            logits = (X @ W + b).view(S, N, P, K).masked_fill(~valid[:, None], float("-inf"))
-            nll = -logits.log_softmax(-1).gather(-1, target).squeeze(-1)  # [S, N, P]
-            loss = (nll.sum(1) * c).sum() + 0.5 * (W.view(S, d, P, K).square() * valid[:, None]).sum()
-            loss.backward()
-            return loss
-
-        opt.step(objective)
-        state = opt.state[W]
-        self.n_iter_ = state["n_iter"]
-        if self.n_iter_ >= self.max_iter or state["func_evals"] >= 2 * self.max_iter:
+        if not self.tol > 0:
+            raise ValueError(f"tol must be positive, got {self.tol!r}")
+        if int(self.max_iter) < 1:
+            raise ValueError(f"max_iter must be at least 1, got {self.max_iter!r}")
+        N = X.shape[1]
+        l2 = torch.where(n_classes == 2, 2.0, 1.0).to(torch.float64) / (self.C * N)
+        # float32 data products resolve gradients to about 1e-7; tighter tolerances need float64
+        dtype = torch.float32 if self.tol >= 1e-6 else torch.float64
+        fit = fit_logistic(X, labels, valid, l2, tol=self.tol, max_iter=int(self.max_iter), compute_dtype=dtype)
+        self.n_iter_ = fit.n_iter
+        if not bool(fit.converged.all()):
             warnings.warn(
-                f"L-BFGS stopped at max_iter={self.max_iter} before converging; the logistic probes may be "
-                "off the optimum. Raise max_iter, or standardize the features",
+                f"{int((~fit.converged).sum())} of {fit.converged.numel()} logistic probes stopped at max_iter={self.max_iter} "
+                f"with a gradient above tol={self.tol}; they may be off the optimum. Raise max_iter, or standardize the features",
                 RuntimeWarning,
                 stacklevel=3,
             )
-        return W.detach(), b.detach().squeeze(1)
+        return fit.coef, fit.intercept
 
     # -- prediction -------------------------------------------------------------------
     def decision_function(self, X: torch.Tensor) -> torch.Tensor:

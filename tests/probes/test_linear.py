@@ -97,28 +97,47 @@ def test_selected_alphas_follow_scikit_learn_across_feature_scales() -> None:
             assert np.array_equal(probes.predict(X)[s, p].numpy(), ref.predict(X[s].double().numpy()))
 
 
-def test_ridge_matches_scikit_learn_on_zoo_activations() -> None:
+ZOO_SITES = ["hook_embed", "blocks.0.hook_resid_post", "blocks.2.hook_resid_post"]
+
+
+@pytest.fixture(scope="module")
+def zoo_depth_data() -> tuple[torch.Tensor, torch.Tensor, int]:
     """Real activations: the dense zoo model's embedding and residual stream at three sites,
-    probed for bracket_depth's depth and for "inside a list"."""
+    with bracket_depth's depth and "inside a list" as label sets; 3/4 of the rows to fit."""
     from fracbench.activations import latent_dataset
     from fracbench.models import zoo
     from fracbench.tasks import get_task
 
     adapter = zoo.load("dense")
-    sites = ["hook_embed", "blocks.0.hook_resid_post", "blocks.2.hook_resid_post"]
     examples = get_task("bracket_depth").examples("train", 40) + get_task("bracket_depth").examples("test", 15)
-    data = latent_dataset(adapter, examples, "depth", sites)
-    X, y = torch.stack([data.activations[s] for s in sites]), data.labels  # X: [3, N, 96]
+    data = latent_dataset(adapter, examples, "depth", ZOO_SITES)
+    X, y = torch.stack([data.activations[s] for s in ZOO_SITES]), data.labels  # X: [3, N, 96]
     Y = torch.stack([y, (y > 0).long()])  # depth (3 classes here) and "inside a list"
-    n_train = int(0.75 * X.shape[1])
+    return X, Y, int(0.75 * X.shape[1])
+
+
+def test_ridge_matches_scikit_learn_on_zoo_activations(zoo_depth_data) -> None:
+    X, Y, n_train = zoo_depth_data
     probes = LinearProbes(alphas=ALPHAS).fit(X[:, :n_train], Y[:, :n_train])
     ours = probes.score(X[:, n_train:], Y[:, n_train:])
     for s, row in enumerate(sklearn_fit(X[:, :n_train], Y[:, :n_train])):
         for p, ref in enumerate(row):
-            assert probes.alpha_[s, p].item() == ref.alpha_, (sites[s], p)
+            assert probes.alpha_[s, p].item() == ref.alpha_, (ZOO_SITES[s], p)
             ref_acc = ref.score(X[s, n_train:].double().numpy(), Y[p, n_train:].numpy())
-            assert abs(ours[s, p].item() - ref_acc) <= 0.001, (sites[s], p)
+            assert abs(ours[s, p].item() - ref_acc) <= 0.001, (ZOO_SITES[s], p)
     assert ours[2, 0] > ours[0, 0]  # depth is computed by the model, not present in the token embedding
+
+
+def test_logistic_matches_logistic_regression_on_zoo_activations(zoo_depth_data) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    X, Y, n_train = zoo_depth_data
+    ours = LinearProbes(kind="logistic", C=1.0).fit(X[:, :n_train], Y[:, :n_train]).score(X[:, n_train:], Y[:, n_train:])
+    for s in range(len(ZOO_SITES)):
+        Xs = X[s].double().numpy()
+        for p in range(Y.shape[0]):
+            ref = LogisticRegression(C=1.0, max_iter=1000).fit(Xs[:n_train], Y[p, :n_train].numpy())
+            assert abs(ours[s, p].item() - ref.score(Xs[n_train:], Y[p, n_train:].numpy())) <= 0.005, (ZOO_SITES[s], p)
 
 
 @pytest.mark.parametrize("n_classes", [[2, 2], [3, 5], [2, 4, 3]])
@@ -129,6 +148,7 @@ def test_logistic_matches_logistic_regression(n_classes: list[int]) -> None:
     train, test = slice(0, 1200), slice(1200, 1600)
     probes = LinearProbes(kind="logistic", C=1.0).fit(X[:, train], Y[:, train])
     ours = probes.score(X[:, test], Y[:, test])
+    converged = LinearProbes(kind="logistic", C=1.0, tol=1e-9).fit(X[:, train], Y[:, train])
     for s in range(2):
         for p, k in enumerate(n_classes):
             Xs = X[s].double().numpy()
@@ -136,7 +156,7 @@ def test_logistic_matches_logistic_regression(n_classes: list[int]) -> None:
             assert abs(ours[s, p].item() - default.score(Xs[test], Y[p, test].numpy())) <= 0.005, (s, p)
             # against a tightly converged scikit-learn fit, the coefficients themselves agree
             tight = LogisticRegression(C=1.0, max_iter=10_000, tol=1e-10).fit(Xs[train], Y[p, train].numpy())
-            coef = probes.coef_[s, p, :k].numpy()
+            coef = converged.coef_[s, p, :k].numpy()
             coef = coef[1:2] - coef[0:1] if k == 2 else coef
             assert np.allclose(coef, tight.coef_, atol=1e-4), (s, p, np.abs(coef - tight.coef_).max())
 
@@ -157,5 +177,5 @@ def test_refitting_on_other_features_starts_afresh() -> None:
 
 def test_logistic_warns_when_it_stops_before_converging() -> None:
     X, Y = make_data(S=1, P=1, N=60, d=6, n_classes=[3])
-    with pytest.warns(RuntimeWarning, match="before converging"):
+    with pytest.warns(RuntimeWarning, match="stopped at max_iter=2"):
         LinearProbes(kind="logistic", max_iter=2).fit(X, Y)
