@@ -18,6 +18,7 @@ import torch
 
 from .base import BatchedProbes, encode_labels
 from .logistic import fit_logistic
+from .ridge import fit_ridge
 
 DEFAULT_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
 KINDS = ("ridge", "logistic")
@@ -58,7 +59,9 @@ class LinearProbes(BatchedProbes):
         labels, classes, n_classes = encode_labels(Y)
         valid = torch.arange(classes.shape[-1], device=X.device) < n_classes[..., None]  # [S, P, K] real class columns
         fit = self._fit_ridge if self.kind == "ridge" else self._fit_logistic
-        coef, intercept = fit(X.to(torch.float64), labels, valid, n_classes)  # [S, d, P*K], [S, P*K]
+        # ridge keeps float32 data for its data products (float64 Gram and solution); logistic works from float64
+        X = X.to(torch.float64 if self.kind == "logistic" or X.dtype == torch.float64 else torch.float32)
+        coef, intercept = fit(X, labels, valid, n_classes)  # [S, d, P*K], [S, P*K]
         S, d = X.shape[0], X.shape[2]
         P, K = classes.shape[1], classes.shape[2]
         self.coef_ = coef.reshape(S, d, P, K).permute(0, 2, 3, 1).contiguous()  # [S, P, K, d]
@@ -69,39 +72,16 @@ class LinearProbes(BatchedProbes):
 
     def _fit_ridge(self, X: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, n_classes: torch.Tensor):
         """RidgeClassifierCV: one-vs-all {-1, +1} targets, the alpha with the least exact LOO error."""
-        alphas = torch.as_tensor(self.alphas, dtype=torch.float64, device=X.device)
-        if alphas.ndim != 1 or len(alphas) == 0 or not bool((alphas > 0).all()):
-            raise ValueError(f"alphas must be a non-empty sequence of positive numbers, got {self.alphas!r}")
-        S, N, d = X.shape
-        P, K = valid.shape[1], valid.shape[2]
-        targets = torch.where(torch.nn.functional.one_hot(labels, K).bool(), 1.0, -1.0).to(torch.float64)  # [S, P, N, K]
-        targets = targets * valid[:, :, None, :]  # unused columns: all-zero targets, excluded below
-        T = targets.permute(0, 2, 1, 3).reshape(S, N, P * K)  # [S, N, PK]
+        fit = fit_ridge(X, labels, valid, n_classes, self._checked_alphas(X.device))
+        self.alpha_ = self._checked_alphas(X.device)[fit.alpha_index]
+        self.loo_mse_ = fit.loo_mse
+        return fit.coef, fit.intercept
 
-        x_mean, t_mean = X.mean(1, keepdim=True), T.mean(1, keepdim=True)
-        Xc, Tc = X - x_mean, T - t_mean
-        eigvals, V = torch.linalg.eigh(Xc.transpose(1, 2) @ Xc)  # [S, d], [S, d, d]
-        eigvals = eigvals.clamp_min(0.0)
-        Z = Xc @ V  # [S, N, d]: the data in the Gram matrix's eigenbasis
-        Q = Z.transpose(1, 2) @ Tc  # [S, d, PK]
-        A = len(alphas)
-        shrink = 1.0 / (eigvals[:, :, None] + alphas)  # [S, d, A]
-
-        # Exact leave-one-out for every alpha at once: residual e / (1 - h), h the hat-matrix diagonal
-        # (1/N from the unpenalized intercept), squared and weighted per example.
-        leverage = 1.0 / N + (Z * Z) @ shrink  # [S, N, A]
-        weight = (1.0 - leverage) ** -2  # [S, N, A]
-        fitted = Z @ (shrink[:, :, :, None] * Q[:, :, None, :]).reshape(S, d, A * P * K)  # [S, N, A*PK]
-        residual_sq = (Tc.unsqueeze(2) - fitted.view(S, N, A, P * K)).square_()  # [S, N, A, PK]
-        loo_sse = residual_sq.mul_(weight[..., None]).sum(1)  # [S, A, PK]
-        loo_mse = (loo_sse.view(S, A, P, K) * valid[:, None]).sum(-1) / (N * n_classes[:, None, :])  # [S, A, P]
-        best = loo_mse.argmin(1)  # [S, P]: the first alpha on ties, as scikit-learn
-
-        best_shrink = shrink.gather(2, best.repeat_interleave(K, dim=1)[:, None, :].expand(S, d, P * K))  # [S, d, PK]
-        coef = V @ (best_shrink * Q)  # [S, d, PK]
-        self.alpha_ = alphas[best]
-        self.loo_mse_ = loo_mse.transpose(1, 2)  # [S, P, A]: each alpha's leave-one-out squared error
-        return coef, t_mean.squeeze(1) - (x_mean @ coef).squeeze(1)
+    def _checked_alphas(self, device: torch.device) -> torch.Tensor:
+        alphas = torch.as_tensor(self.alphas, dtype=torch.float64, device=device)
+        if alphas.ndim != 1 or len(alphas) == 0 or not bool((alphas > 0).all()) or not bool(torch.isfinite(alphas).all()):
+            raise ValueError(f"alphas must be a non-empty sequence of positive finite numbers, got {self.alphas!r}")
+        return alphas
 
     def _fit_logistic(self, X: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, n_classes: torch.Tensor):
         """LogisticRegression's objective for every probe (see :mod:`.logistic`).

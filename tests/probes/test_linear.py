@@ -69,7 +69,7 @@ def test_bad_input_is_named() -> None:
         LinearProbes().fit(bad, Y)
     with pytest.raises(TypeError, match="integer torch tensor"):
         LinearProbes().fit(X, Y.float())
-    with pytest.raises(ValueError, match="positive numbers"):
+    with pytest.raises(ValueError, match="positive finite numbers"):
         LinearProbes(alphas=(0.0, 1.0)).fit(X, Y)
     with pytest.raises(RuntimeError, match="not fitted"):
         LinearProbes().predict(X)
