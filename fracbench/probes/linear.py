@@ -18,10 +18,11 @@ import torch
 
 from .base import BatchedProbes, encode_labels
 from .logistic import fit_logistic
-from .ridge import fit_ridge
+from .ridge import RidgeStatistics, fit_ridge, one_vs_all_targets
 
 DEFAULT_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
 KINDS = ("ridge", "logistic")
+HELD_OUT_EVERY = 5  # partial_fit: by default every 5th row streamed in chooses alpha
 
 
 class LinearProbes(BatchedProbes):
@@ -56,6 +57,7 @@ class LinearProbes(BatchedProbes):
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         X, Y = self._check_xy(X, Y, reset=True)
+        self.__dict__.pop("stats_", None)  # a full fit ends any stream
         labels, classes, n_classes = encode_labels(Y)
         valid = torch.arange(classes.shape[-1], device=X.device) < n_classes[..., None]  # [S, P, K] real class columns
         fit = self._fit_ridge if self.kind == "ridge" else self._fit_logistic
@@ -69,6 +71,85 @@ class LinearProbes(BatchedProbes):
         self.classes_, self.n_classes_ = classes, n_classes
         self.n_features_in_ = d
         return self
+
+    def partial_fit(
+        self,
+        X: torch.Tensor,
+        Y: torch.Tensor,
+        classes: Sequence[int] | Sequence[Sequence[int]] | None = None,
+        held_out: torch.Tensor | None = None,
+    ) -> LinearProbes:
+        """Streaming ridge: add a batch of rows; memory stays O(S d (d + P K)) however many rows come.
+
+        ``classes`` (first call only): every label the label sets will ever hold, one list for
+        all label sets or one list per label set. ``held_out`` [N] bool marks the rows that choose
+        alpha (their squared error, exactly, from sufficient statistics); by default every
+        ``HELD_OUT_EVERY``-th row counted over all calls. The chosen alpha is refitted on all rows.
+        After every call the probes are usable (``predict``, ``score``) as after ``fit``.
+        """
+        if self.kind != "ridge":
+            raise ValueError(f"partial_fit streams ridge probes only; kind is {self.kind!r} (use fit, or kind='ridge')")
+        first = not hasattr(self, "stats_")
+        X, Y = self._check_xy(X, Y, reset=first)
+        S, P = Y.shape[0], Y.shape[1]
+        if first:
+            self._start_stream(classes, S, P, X)
+        elif classes is not None and not torch.equal(self._classes_tensor(classes, S, P, X.device), self.classes_):
+            raise ValueError("classes differ from the first partial_fit call's; pass them on the first call only")
+        if Y.shape[:2] != self.classes_.shape[:2]:
+            first_s, first_p = self.classes_.shape[:2]
+            raise ValueError(f"Y has {P} label sets over {S} sites; the first partial_fit call had {first_p} over {first_s}")
+        N = X.shape[1]
+        if held_out is None:
+            held_out = (torch.arange(N, device=X.device) + self.n_rows_seen_) % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
+        elif not isinstance(held_out, torch.Tensor) or held_out.dtype != torch.bool or held_out.shape != (N,):
+            raise ValueError(f"held_out must be a bool tensor [N] = [{N}], got {getattr(held_out, 'dtype', type(held_out).__name__)} {tuple(getattr(held_out, 'shape', ()))}")
+        known = Y[..., None] == self.classes_[:, :, None, :]  # [S, P, N, K]
+        if not bool(known.any(-1).all()):
+            s, p, n = (~known.any(-1)).nonzero()[0].tolist()
+            raise ValueError(f"Y holds label {int(Y[s, p, n])} (label set {p}, row {n}) that is not in classes {self.classes_[s, p][self.classes_[s, p] >= 0].tolist()}")
+        labels = known.to(torch.uint8).argmax(-1)  # [S, P, N] column ids
+        valid = self._valid_columns()
+        self.stats_.update(X, one_vs_all_targets(labels, valid).reshape(S, N, -1), held_out.to(X.device))
+        self.n_rows_seen_ += N
+        if float(self.stats_.n[1]) == 0 and len(self._checked_alphas(X.device)) > 1:
+            raise ValueError(
+                f"no held-out rows yet to choose among {len(self.alphas)} alphas: pass more rows (every {HELD_OUT_EVERY}th row is held out "
+                "by default) or mark some with held_out"
+            )
+        alphas = self._checked_alphas(X.device)
+        coef, intercept, best, held_out_mse = self.stats_.solve(alphas, self.n_classes_, self.classes_.shape[2])
+        d, K = X.shape[2], self.classes_.shape[2]
+        self.coef_ = coef.reshape(S, d, P, K).permute(0, 2, 3, 1).contiguous()
+        self.intercept_ = intercept.reshape(S, P, K)
+        self.alpha_, self.held_out_mse_ = alphas[best], held_out_mse
+        self.n_features_in_ = d
+        return self
+
+    def _start_stream(self, classes, S: int, P: int, X: torch.Tensor) -> None:
+        if classes is None:
+            raise ValueError("the first partial_fit call needs classes: every label the label sets will hold (e.g. classes=[0, 1, 2])")
+        self.classes_ = self._classes_tensor(classes, S, P, X.device)
+        self.n_classes_ = (self.classes_ >= 0).sum(-1)
+        if bool((self.n_classes_ < 2).any()):
+            raise ValueError(f"classes must name at least two labels per label set, got {classes!r}")
+        self.stats_ = RidgeStatistics(S, X.shape[2], P * self.classes_.shape[2], X.device)
+        self.n_rows_seen_ = 0
+
+    @staticmethod
+    def _classes_tensor(classes, S: int, P: int, device: torch.device) -> torch.Tensor:
+        """[S, P, K] sorted labels per label set, -1 padded."""
+        try:
+            per_set = [sorted({int(c) for c in classes})] * P if all(isinstance(c, int) for c in classes) else [sorted({int(c) for c in cs}) for cs in classes]
+        except TypeError:
+            raise ValueError(f"classes must be a list of labels or one list per label set, got {classes!r}") from None
+        if len(per_set) != P:
+            raise ValueError(f"classes has {len(per_set)} lists for {P} label sets")
+        if any(c < 0 for cs in per_set for c in cs):
+            raise ValueError(f"classes must be non-negative labels, got {classes!r}")
+        K = max(len(cs) for cs in per_set)
+        table = torch.tensor([cs + [-1] * (K - len(cs)) for cs in per_set], dtype=torch.long, device=device)
+        return table[None].expand(S, P, K).contiguous()
 
     def _fit_ridge(self, X: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, n_classes: torch.Tensor):
         """RidgeClassifierCV: one-vs-all {-1, +1} targets, the alpha with the least exact LOO error."""

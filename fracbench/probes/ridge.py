@@ -112,3 +112,86 @@ def _blocks(n: int, size: int) -> list[slice]:
 def _free_columns(n_classes: torch.Tensor, K: int) -> torch.Tensor:
     """[S, P*K]: the columns fitted explicitly (classes 0..k-2 of a k-class label set)."""
     return (torch.arange(K, device=n_classes.device) < (n_classes[..., None] - 1)).flatten(1)
+
+
+class RidgeStatistics:
+    """Sufficient statistics for streaming ridge: per site the row count, sums, the Gram matrix
+    and cross-moments with the targets (float64), kept separately for fitting rows and for
+    held-out rows. Memory is O(S d (d + P K)) whatever the number of rows.
+
+    Exact leave-one-out needs every row's residual, which sufficient statistics cannot give;
+    the held-out rows' squared error, though, is a quadratic form in these moments, so alpha
+    selection on held-out rows is exact. The chosen alpha is then refitted on all rows, as
+    ``RidgeClassifierCV`` refits on all data.
+    """
+
+    def __init__(self, S: int, d: int, n_targets: int, device: torch.device) -> None:
+        def zeros(*shape: int) -> torch.Tensor:
+            return torch.zeros(2, S, *shape, dtype=torch.float64, device=device)  # [0] fitting rows, [1] held out
+
+        self.n = torch.zeros(2, dtype=torch.float64, device=device)
+        self.x_sum, self.t_sum, self.t_sq = zeros(1, d), zeros(1, n_targets), zeros(1, n_targets)
+        self.gram, self.cross = zeros(d, d), zeros(d, n_targets)
+
+    def update(self, X: torch.Tensor, T: torch.Tensor, held_out: torch.Tensor) -> None:
+        """Add rows ``X`` [S, N, d] with targets ``T`` [S, N, n_targets]; ``held_out`` [N] bool."""
+        for part, mask in enumerate((~held_out, held_out)):
+            if not bool(mask.any()):
+                continue
+            Xp, Tp = (X, T) if bool(mask.all()) else (X[:, mask], T[:, mask])
+            for rows in _blocks(Xp.shape[1], GRAM_BLOCK_ROWS):
+                x, t = Xp[:, rows].to(torch.float64), Tp[:, rows]
+                xt = x.transpose(1, 2)
+                self.gram[part].baddbmm_(xt, x)
+                self.cross[part].baddbmm_(xt, t)
+                self.x_sum[part] += x.sum(1, keepdim=True)
+                self.t_sum[part] += t.sum(1, keepdim=True)
+                self.t_sq[part] += t.square().sum(1, keepdim=True)
+            self.n[part] += mask.sum()
+
+    def solve(self, alphas: torch.Tensor, n_classes: torch.Tensor, K: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Coefficients [S, d, P*K], intercepts [S, P*K], the selected alpha index [S, P] and the
+        held-out mean squared error per alpha [S, P, A] (None with a single alpha)."""
+        S, P = n_classes.shape
+        A = len(alphas)
+        if A == 1:
+            best = torch.zeros(S, P, dtype=torch.long, device=alphas.device)
+            held_out_mse = None
+        else:
+            W, _, x_mean, t_mean = self._solutions(self._merged(0), alphas)  # [S, A, d, P*K]
+            n_v = self.n[1]
+            x_v, t_v = self.x_sum[1], self.t_sum[1]
+            # moments of the held-out rows about the fitting rows' means
+            uu = self.gram[1] - x_v.transpose(1, 2) @ x_mean - x_mean.transpose(1, 2) @ x_v + n_v * x_mean.transpose(1, 2) @ x_mean
+            uv = self.cross[1] - x_v.transpose(1, 2) @ t_mean - x_mean.transpose(1, 2) @ t_v + n_v * x_mean.transpose(1, 2) @ t_mean
+            vv = self.t_sq[1] - 2 * t_mean * t_v + n_v * t_mean.square()  # [S, 1, P*K]
+            sse = vv - 2 * (W * uv[:, None]).sum(2) + (W * (uu[:, None] @ W)).sum(2)  # [S, A, P*K]
+            valid = (torch.arange(K, device=alphas.device) < n_classes[..., None]).flatten(1)  # [S, P*K]
+            per_set = (sse * valid[:, None]).view(S, A, P, K).sum(-1) / (n_v * n_classes[:, None])  # [S, A, P]
+            best = per_set.argmin(1)
+            held_out_mse = per_set.transpose(1, 2)
+        W, intercept, _, _ = self._solutions(self._merged(None), alphas)
+        index = best.repeat_interleave(K, dim=1)  # [S, P*K]
+        coef = W.gather(1, index[:, None, None, :].expand(S, 1, W.shape[2], W.shape[3])).squeeze(1)
+        return coef, intercept.gather(1, index[:, None, :]).squeeze(1), best, held_out_mse
+
+    def _merged(self, part: int | None) -> tuple[torch.Tensor, ...]:
+        """(n, x_sum, t_sum, gram, cross) of the fitting rows (part 0) or of all rows (None)."""
+        if part is not None:
+            return self.n[part], self.x_sum[part], self.t_sum[part], self.gram[part], self.cross[part]
+        return self.n.sum(), self.x_sum.sum(0), self.t_sum.sum(0), self.gram.sum(0), self.cross.sum(0)
+
+    @staticmethod
+    def _solutions(stats: tuple[torch.Tensor, ...], alphas: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every alpha's coefficients [S, A, d, n_targets] and intercepts [S, A, n_targets], and the means."""
+        n, x_sum, t_sum, gram, cross = stats
+        if float(n) == 0:
+            raise ValueError("no rows to fit: every row so far was held out; pass rows with validation=False")
+        x_mean, t_mean = x_sum / n, t_sum / n
+        centred_gram = gram - n * x_mean.transpose(1, 2) @ x_mean
+        centred_cross = cross - n * x_mean.transpose(1, 2) @ t_mean
+        eigvals, V = symmetric_eig(centred_gram)
+        shrink = 1.0 / (eigvals[:, None, :, None] + alphas[None, :, None, None])  # [S, A, d, 1]
+        W = V[:, None] @ (shrink * (V.transpose(1, 2) @ centred_cross)[:, None])  # [S, A, d, n_targets]
+        intercept = t_mean - (x_mean[:, None] @ W).squeeze(2)  # [S, A, n_targets]
+        return W, intercept, x_mean, t_mean
