@@ -95,3 +95,45 @@ def test_sklearn_logistic_loop(benchmark, grid) -> None:
         print(f"\nlogistic: batched {TIMES['logistic']:.2f} s, sklearn loop {benchmark.stats.stats.min:.2f} s ({speedup:.1f}x); "
               f"max accuracy gap {gap:.4f}")
     assert gap <= 0.005
+
+
+STREAM_ROWS, STREAM_CHUNK = 1_000_000, 16_384  # about 61 chunks
+STREAM_SCRIPT = """
+import resource, sys, time, torch
+from fracbench.probes import LinearProbes
+rows, chunk, d, P, K = {rows}, {chunk}, {d}, {P}, {K}
+def rss_kib():
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:"))
+baseline = rss_kib()  # resident memory once torch is imported (ru_maxrss would include import-time peaks)
+g = torch.Generator().manual_seed(0)
+directions = torch.randn(P, K, d, generator=g)
+probes = LinearProbes(alphas={alphas})
+start = time.perf_counter()
+for first in range(0, rows, chunk):  # each chunk is generated, streamed in and dropped: the rows never coexist
+    n = min(chunk, rows - first)
+    Y = torch.randint(0, K, (P, n), generator=g)
+    X = torch.randn(1, n, d, generator=g)
+    for p in range(P):
+        X[0] += 0.1 * directions[p][Y[p]]
+    probes.partial_fit(X, Y, classes=list(range(K)))
+elapsed = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(elapsed, (peak - baseline) / 1024, probes.n_rows_seen_)
+"""
+
+
+def test_streaming_ridge_million_rows(benchmark) -> None:
+    """partial_fit over 1,000,000 rows x 256 features (16 label sets, 4 classes), in a fresh process
+    so that its peak memory is its own; the rows themselves would take 1 GB in float32."""
+    import subprocess
+    import sys
+
+    script = STREAM_SCRIPT.format(rows=STREAM_ROWS, chunk=STREAM_CHUNK, d=D, P=P, K=K, alphas=ALPHAS)
+    out = benchmark.pedantic(lambda: subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout,
+                             rounds=1, iterations=1)
+    elapsed, peak_mib, rows = out.split()
+    data_mib = STREAM_ROWS * D * 4 / 2**20
+    benchmark.extra_info.update(rows=int(rows), fit_seconds=float(elapsed), peak_mib_above_baseline=float(peak_mib), rows_float32_mib=data_mib)
+    print(f"\nstreaming ridge: {int(rows):,} rows x {D} in {float(elapsed):.1f} s; peak memory {float(peak_mib):.0f} MiB above "
+          f"the resident size after importing torch (the rows alone: {data_mib:.0f} MiB)")
+    assert int(rows) == STREAM_ROWS
