@@ -179,3 +179,27 @@ def test_logistic_warns_when_it_stops_before_converging() -> None:
     X, Y = make_data(S=1, P=1, N=60, d=6, n_classes=[3])
     with pytest.warns(RuntimeWarning, match="stopped at max_iter=2"):
         LinearProbes(kind="logistic", max_iter=2).fit(X, Y)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_device_this_machine_lacks_is_named_before_any_work() -> None:
+    X, Y = make_data(S=1, P=1, N=20, d=3, n_classes=[2])
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        LinearProbes(device="cuda").fit(X, Y)
+    with pytest.raises(ValueError, match="not a torch device"):
+        LinearProbes(device="gpu0").fit(X, Y)
+
+
+def test_empty_and_degenerate_inputs_are_named() -> None:
+    X, Y = make_data(S=1, P=1, N=20, d=3, n_classes=[2])
+    with pytest.raises(ValueError, match="no examples"):
+        LinearProbes().fit(X[:, :0], Y[:, :0])
+    with pytest.raises(ValueError, match="no label sets"):
+        LinearProbes().fit(X, Y[:0])
+    with pytest.raises(ValueError, match="negative labels"):
+        LinearProbes().fit(X, Y - 1)
+    probes = LinearProbes().fit(X, Y)
+    bad = X.clone()
+    bad[0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        probes.predict(bad)
