@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .ridge import symmetric_eig
+
 ARMIJO = 1e-4  # sufficient-decrease constant
 APPROX_WOLFE = 0.1  # Hager & Zhang's delta: accept when phi'(t) <= (1 - 2 delta) |phi'(0)| ...
 LOSS_SLACK = 1e-6  # ... and the loss grew by at most this fraction (float32 rounding)
@@ -42,14 +44,22 @@ class _Problem:
     """
 
     def __init__(self, X: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, l2: torch.Tensor, dtype: torch.dtype):
-        S, N, d = X.shape
-        self.N, self.d, self.K = N, d, valid.shape[2]
+        _, N, d = X.shape
+        K = valid.shape[2]
+        self.N, self.d, self.K = N, d, K
         self.x_mean = X.mean(1, keepdim=True)  # [S, 1, d]
         Xc = X - self.x_mean
-        self.eigvals, self.V = torch.linalg.eigh(Xc.transpose(1, 2) @ Xc / N)  # [S, d], [S, d, d]
+        self.eigvals, self.V = symmetric_eig(Xc.transpose(1, 2) @ Xc / N)  # [S, d], [S, d, d]
         self.Z = (Xc @ self.V).to(dtype)  # [S, N, d]
-        self.labels = labels  # [S, P, N]
+        del Xc
+        # The labels enter the loss and gradient only through per-class sums of the data and
+        # class counts (sum_i logit_i,y_i = sum_k w_k . sum_{y_i = k} z_i + n_k b_k), computed once.
+        one_hot = torch.nn.functional.one_hot(labels, K).to(torch.float64)  # [S, P, N, K]
+        self.class_sums = torch.cat(
+            [one_hot.sum(2)[:, None], torch.einsum("snd,spnk->sdpk", self.Z.double(), one_hot)], 1
+        ).transpose(2, 3) / N  # [S, d+1, K, P]: row 0 the class frequencies
         self.valid = valid.transpose(1, 2)  # [S, K, P]
+        self.mask = torch.where(self.valid, 0.0, float("-inf")).to(dtype)[:, None]  # [S, 1, K, P]
         self.l2 = l2  # [S, P]
         self.dtype = dtype
 
@@ -58,23 +68,23 @@ class _Problem:
         at ``theta`` [S', d+1, K, A]. Sites with nothing to evaluate are left out, not padded."""
         S, N, d, K = len(sites), self.N, self.d, self.K
         A = idx.shape[1]
+        everything = S == self.Z.shape[0] and A == self.l2.shape[1] and bool((idx == torch.arange(A, device=idx.device)).all())
         Z = self.Z if S == self.Z.shape[0] else self.Z[sites]
-        valid = self.valid[sites].gather(2, idx[:, None].expand(S, K, A))  # [S, K, A]
-        target = self.labels[sites].gather(1, idx[..., None].expand(S, A, N)).transpose(1, 2)  # [S, N, A]
+        class_sums = self.class_sums if everything else _take(self.class_sums[sites], idx)
+        mask = self.mask if everything else self.mask[sites].gather(3, idx[:, None, None].expand(S, 1, K, A))
         l2 = self.l2[sites].gather(1, idx)  # [S, A]
         W = theta[:, 1:]
         logits = (Z @ W.reshape(S, d, K * A).to(self.dtype)).view(S, N, K, A)
-        logits += theta[:, :1].to(self.dtype)
-        logits.masked_fill_(~valid[:, None], float("-inf"))
-        logp = logits.log_softmax(2)
-        nll = -logp.gather(2, target[:, :, None]).squeeze(2)  # [S, N, A]
-        residual = logp.exp_()  # softmax; masked columns are exp(-inf) = 0
-        residual.scatter_add_(2, target[:, :, None], torch.full_like(nll[:, :, None], -1.0))
-        residual /= N
-        g_W = (Z.transpose(1, 2) @ residual.view(S, N, K * A)).view(S, d, K, A).to(torch.float64)
-        g_b = residual.sum(1, keepdim=True, dtype=torch.float64)  # [S, 1, K, A]
-        loss = nll.sum(1, dtype=torch.float64) / N + 0.5 * l2 * (W * W).sum((1, 2))
-        return loss, torch.cat([g_b, g_W + l2[:, None, None] * W], 1) * valid[:, None]
+        logits += theta[:, :1].to(self.dtype) + mask  # unused class columns: -inf
+        lse = logits.logsumexp(2)  # [S, N, A]
+        softmax = logits.sub_(lse[:, :, None]).exp_()  # exp(-inf) = 0 in unused columns
+        g_W = (Z.transpose(1, 2) @ softmax.view(S, N, K * A)).view(S, d, K, A).to(torch.float64) / N
+        g_b = softmax.mean(1, keepdim=True).to(torch.float64)  # [S, 1, K, A]
+        grad = torch.cat([g_b, g_W], 1) - class_sums
+        grad[:, 1:] += l2[:, None, None] * W
+        label_logits = (class_sums * theta).sum((1, 2))  # mean over rows of each row's true-class logit
+        loss = lse.mean(1).to(torch.float64) - label_logits + 0.5 * l2 * (W * W).sum((1, 2))
+        return loss, grad * (mask == 0).to(torch.float64)
 
     def max_abs_original_gradient(self, grad: torch.Tensor) -> torch.Tensor:
         """scikit-learn's stopping quantity [S, P]: the gradient in the original weights and intercepts."""
