@@ -1,5 +1,6 @@
-"""Probes: many linear read-outs fitted at once. They take tensors and know nothing of tasks."""
+"""Probes: many linear (and MLP) read-outs fitted at once. They take tensors and know nothing of tasks."""
 
 from .linear import LinearProbes
+from .mlp import MLPProbes
 
-__all__ = ["LinearProbes"]
+__all__ = ["LinearProbes", "MLPProbes"]
