@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from .models import DTYPES, check_device, resolve_model, zoo
-from .report import behaviour_markdown, behaviour_table, plot_behaviour
-from .results import check_writable, read_results
-from .runner import check_settings, run
+from .report import behaviour_markdown, behaviour_table, decodability_table, plot_behaviour
+from .results import RunResult, check_writable, read_results
+from .runner import N_TRAIN, check_settings, figure_path, run
 from .tasks import SUITE_VERSION, TASKS, Example, Task, get_task, resolve_tasks
 
 USER_ERRORS = (KeyError, ValueError, OSError, FloatingPointError)  # reported as `fracbench: error:`, exit 2
@@ -65,10 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=512, metavar="N", help="examples per split (default: 512)")
     p.add_argument("--seed", type=int, default=0, help="seed of the examples (default: 0)")
     p.add_argument("--batch-size", type=int, default=128, metavar="B", help="examples per forward pass (default: 128)")
+    p.add_argument("--n-train", type=int, default=N_TRAIN, metavar="N",
+                   help=f"train examples the decodability probes are fitted on (default: {N_TRAIN})")
+    p.add_argument("--no-probes", action="store_true", help="skip decodability (probes); measure behaviour only")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("report", help="print results files as behaviour tables, or one Markdown table")
+    p = sub.add_parser("report", help="print results files as behaviour and decodability tables, or one Markdown table")
     p.add_argument("files", nargs="+", type=Path, metavar="RESULTS.json", help="results files written by `fracbench run`")
     p.add_argument("--markdown", action="store_true", help="one Markdown table across the files, a column per model")
     p.add_argument("--plot", type=Path, metavar="FILE", help="also draw robustness curves (accuracy vs OOD severity) to a .png or .svg")
@@ -103,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     specs = args.model or [f"zoo:{name}" for name in zoo.RECIPES.names()]
     # everything that can be checked is checked before the first (slow) evaluation
     check_device(args.device)
-    check_settings(args.n, args.batch_size)
+    check_settings(args.n, args.batch_size, None if args.no_probes else args.n_train)
     resolve_tasks(args.tasks)
     for spec in specs:
         resolve_model(spec, args.dtype)
@@ -120,19 +123,35 @@ def cmd_run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             progress=not args.no_progress,
             command=args.command_line,
+            probes=not args.no_probes,
+            n_train=args.n_train,
         )
         print(behaviour_table(result))
-        print(f"wrote {path}\n")
+        if not args.no_probes:
+            print("\n" + decodability_table(result))
+        print(f"wrote {path}")
+        if not args.no_probes:
+            print(f"wrote {figure_path(path)}")
+        print()
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     results = [read_results(path) for path in args.files]
-    print(behaviour_markdown(results) if args.markdown else "\n\n".join(behaviour_table(r) for r in results))
+    if args.markdown:
+        print(behaviour_markdown(results))
+    else:
+        print("\n\n".join(_report(r) for r in results))
     if args.plot is not None:
         check_writable(args.plot.parent)
         print(f"wrote {plot_behaviour(results, args.plot)}")
     return 0
+
+
+def _report(result: RunResult) -> str:
+    """The behaviour table (with D per task), then the decodability table when the run has probes."""
+    has_probes = any(t.probes is not None for t in result.tasks.values())
+    return behaviour_table(result) + ("\n\n" + decodability_table(result) if has_probes else "")
 
 
 # -- tasks -------------------------------------------------------------------------

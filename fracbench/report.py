@@ -1,6 +1,7 @@
-"""Reading results: the behaviour table for a terminal, and a Markdown table for docs.
+"""Reading results: behaviour and decodability tables for a terminal, a Markdown table for docs, figures.
 
-Reads only :class:`~fracbench.results.RunResult` documents, never a model.
+Reads only :class:`~fracbench.results.RunResult` documents, never a model; scores come
+from :mod:`fracbench.scoring`.
 """
 
 from __future__ import annotations
@@ -9,16 +10,18 @@ import math
 from pathlib import Path
 
 from .results import RunResult, TaskResult
+from .scoring import Decodability, Estimate, run_decodability
 
 TABLE_WIDTH = 100  # behaviour_table wraps its OOD columns to fit a terminal this wide
 
 
-
 def behaviour_table(result: RunResult, width: int = TABLE_WIDTH) -> str:
-    """One row per task: version, test accuracy, mean logit diff, then each OOD axis's accuracy per level."""
+    """One row per task: version, test accuracy, mean logit diff, decodability D with its 95%
+    interval ("-" without probes), then each OOD axis's accuracy per level."""
     m = result.model
+    scores = run_decodability(result)
     name_w = max([len("task"), *map(len, result.tasks)])
-    head = f"{'task':<{name_w}}  {'ver':>3}  {'test acc':>8}  {'logit diff':>10}  "
+    head = f"{'task':<{name_w}}  {'ver':>3}  {'test acc':>8}  {'logit diff':>10}  {'D [95% CI]':<16}  "
     lines = [
         f"{m.name}  ({m.n_params:,} params, sha256 {m.weights_sha256[:12]})  "
         f"n={_n_per_split(result)} seed={result.provenance.seeds.get('examples')} suite {result.suite_version}",
@@ -28,10 +31,47 @@ def behaviour_table(result: RunResult, width: int = TABLE_WIDTH) -> str:
         test = task.behaviour.get("test")
         acc = f"{test.accuracy:.3f}" if test else "-"
         mean = f"{test.mean_logit_diff:+.3f}" if test else "-"
-        prefix = f"{name:<{name_w}}  {task.version:>3}  {acc:>8}  {mean:>10}  "
+        d = _with_ci(scores[name].D) if name in scores else "-"
+        prefix = f"{name:<{name_w}}  {task.version:>3}  {acc:>8}  {mean:>10}  {d:<16}  "
         lines += _wrap(prefix, _ood_cells(task), width)
     lines.append("test acc, logit diff: test split accuracy and mean logit(target) - logit(foil)")
+    if scores:
+        lines.append("D: decodability, mean over latents of clip(norm(probe acc) - norm(control acc), 0, 1) (docs/metrics.md)")
     return "\n".join(lines)
+
+
+def decodability_table(result: RunResult) -> str:
+    """One row per (task, latent) with probes: best site, test accuracy, control accuracy,
+    chance, d with its 95% interval, the MLP gap and the mean OOD transfer accuracy."""
+    scores = run_decodability(result)
+    if not scores:
+        return "no decodability probes in this run (--no-probes)"
+    rows = [("task", "latent", "site", "acc", "control", "chance", "d [95% CI]", "mlp gap", "ood acc")]
+    for task, score in scores.items():
+        section = result.tasks[task].probes
+        for name, lat in score.latents.items():
+            probes = section.latents[name]
+            transfer = [t.accuracy for t in probes.transfer.values()]
+            rows.append((
+                task, name, _short_site(lat.site), f"{lat.accuracy.value:.3f}", f"{lat.control_accuracy.value:.3f}",
+                f"{lat.chance:.3f}", _with_ci(lat.d), "-" if probes.mlp is None else f"{probes.mlp.gap:+.3f}",
+                f"{sum(transfer) / len(transfer):.3f}" if transfer else "-",
+            ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i < 3 or i == 6 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+    for task in scores:
+        lines += [f"{task}  {name}  skipped: {reason}" for name, reason in result.tasks[task].probes.skipped.items()]
+    lines.append("acc/control: real/control probe test accuracy at the site chosen on validation rows; ood acc: mean over OOD splits")
+    return "\n".join(lines)
+
+
+def _with_ci(e: Estimate) -> str:
+    return f"{e.value:.2f} [{e.low:.2f},{e.high:.2f}]"
+
+
+def _short_site(site: str) -> str:
+    """``blocks.2.hook_resid_post`` -> ``2.resid_post``: site names short enough for a table or an axis."""
+    return site.removeprefix("blocks.").replace("hook_", "")
 
 
 def _n_per_split(result: RunResult) -> str:
@@ -114,5 +154,47 @@ def plot_behaviour(results: list[RunResult], path: str | Path) -> Path:
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     path = Path(path)
     fig.savefig(path, dpi=110, metadata={"Software": None} if path.suffix == ".png" else None)
+    plt.close(fig)
+    return path
+
+
+def plot_decodability(result: RunResult, path: str | Path, format: str | None = None) -> Path:
+    """Decodability by layer: one panel per task with probes, x = site in depth order,
+    y = held-out (test) probe accuracy; per latent the real probe solid, the control
+    probe dashed, chance dotted, the best site starred. Format from the suffix or ``format``."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    scores: dict[str, Decodability] = run_decodability(result)
+    tasks = list(scores)
+    cols = min(3, len(tasks)) or 1
+    rows = max(1, math.ceil(len(tasks) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        section = result.tasks[task].probes
+        for i, (name, lat) in enumerate(section.latents.items()):
+            color = f"C{i % 10}"
+            sites = list(lat.sites)
+            x = range(len(sites))
+            ax.plot(x, [lat.sites[s].test.accuracy for s in sites], color=color, marker="o", ms=3, label=name)
+            ax.plot(x, [lat.sites[s].control_test.accuracy for s in sites], color=color, ls="--", lw=1)
+            ax.axhline(lat.chance, color=color, ls=":", lw=1)
+            best = sites.index(lat.best_site)
+            ax.plot([best], [lat.sites[lat.best_site].test.accuracy], color=color, marker="*", ms=12, mec="black", mew=0.5)
+        ax.set_xticks(range(len(sites)), [_short_site(s) for s in sites], rotation=45, ha="right", fontsize=7)
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"{task}  D = {_with_ci(scores[task].D)}", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right", frameon=False)
+    for ax in axes.flat[len(tasks) :]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("test probe accuracy")
+    fig.suptitle(f"{result.model.name}: real probe (solid), control (dashed), chance (dotted), best site (star)", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fmt = format or path.suffix.lstrip(".")
+    fig.savefig(path, dpi=110, format=fmt, metadata={"Software": None} if fmt == "png" else None)
     plt.close(fig)
     return path

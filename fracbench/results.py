@@ -12,6 +12,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import (
@@ -26,8 +27,10 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = "1"  # bump on any change a reader of the old schema would misread
-READABLE_SCHEMA_VERSIONS = ("1",)  # versions read_results accepts
+SCHEMA_VERSION = "2"  # bump on any change a reader of the old schema would misread
+# Versions read_results accepts. Version 1 had only behaviour: its probes placeholder was
+# null in every file fracbench wrote, so a v1 file reads as a v2 document without probes.
+READABLE_SCHEMA_VERSIONS = ("1", "2")
 ID_SPLITS = ("train", "test")  # in-distribution split names; the rest are ood/<axis>/<level>
 AGGREGATE_TOLERANCE = 1e-9  # stored aggregates must match the recomputed ones this closely
 
@@ -114,20 +117,176 @@ class SplitBehaviour(Strict):
         )
 
 
+class Readout(Strict):
+    """One probe's predictions on a list of rows: which were right, and the accuracy."""
+
+    accuracy: float = Field(ge=0, le=1)  # fraction of '1' in correct
+    correct: str = Field(pattern=r"^[01]+$")  # one character per row, in row order: '1' where the prediction equals the label
+
+    @model_validator(mode="after")
+    def _accuracy_matches_raw(self) -> Readout:
+        check_close("accuracy", self.accuracy, fraction_correct(self.correct), f"the {len(self.correct)} raw correct flags")
+        return self
+
+    @classmethod
+    def from_correct(cls, correct: Sequence[bool]) -> Readout:
+        """The readout of per-row flags, its accuracy computed exactly as the validator does."""
+        flags = "".join("1" if c else "0" for c in correct)
+        return cls(accuracy=fraction_correct(flags), correct=flags)
+
+
+class SiteProbes(Strict):
+    """The real and the control probe at one site, fitted together: penalties chosen and readouts."""
+
+    alpha: float = Field(gt=0)  # ridge penalty leave-one-out chose for the real labels
+    control_alpha: float = Field(gt=0)  # ... and for the control labels
+    validation: Readout  # real probe on the validation rows (held-out train examples): selects the best site
+    control_validation: Readout  # control probe on the validation rows
+    test: Readout  # real probe on the test rows
+    control_test: Readout  # control probe on the test rows (control labels of test rows; unseen ones count wrong)
+
+
+class MLPReadout(Strict):
+    """A one-hidden-layer MLP probe at the best site: the nonlinear read-out, for the linear-vs-MLP gap."""
+
+    site: str  # the latent's best_site
+    hidden: int = Field(ge=1)  # hidden ReLU units
+    test: Readout  # MLP probe on the test rows
+    gap: float = Field(ge=-1, le=1)  # test.accuracy minus the linear probe's test accuracy at site
+
+
+class Transfer(Strict):
+    """The in-distribution linear probe at the best site, read on one OOD split's rows."""
+
+    n: int = Field(ge=1)  # rows; len(correct)
+    accuracy: float = Field(ge=0, le=1)  # fraction of '1' in correct
+    n_unseen: int = Field(ge=0)  # rows whose label never occurred in the fit rows: count of '1' in unseen
+    correct: str = Field(pattern=r"^[01]+$")  # per row: '1' where the probe predicted the label
+    unseen: str = Field(pattern=r"^[01]+$")  # per row: '1' where the label is a class the fit rows never had (always wrong)
+
+    @model_validator(mode="after")
+    def _aggregates_match_raw(self) -> Transfer:
+        if not self.n == len(self.correct) == len(self.unseen):
+            raise ValueError(f"n is {self.n}, correct has {len(self.correct)} rows and unseen {len(self.unseen)}; they must be equal")
+        check_close("accuracy", self.accuracy, fraction_correct(self.correct), f"the {self.n} raw correct flags")
+        if self.n_unseen != self.unseen.count("1"):
+            raise ValueError(f"n_unseen is {self.n_unseen} but unseen flags {self.unseen.count('1')} rows")
+        check_unseen_wrong("correct", self.correct, [u == "1" for u in self.unseen])
+        return self
+
+
+class LatentProbes(Strict):
+    """Decodability of one latent: probes at every site, the best site's MLP gap and OOD transfer.
+
+    Row sets: the *fit* rows train the probes, the *validation* rows (other train examples)
+    pick the best site, the *test* rows (the test split's examples) give every reported accuracy.
+    """
+
+    n_classes: int = Field(ge=2)  # classes the task declares for this latent (0..n_classes-1)
+    fit_classes: list[int]  # classes present in the fit rows, ascending; a probe can predict only these
+    majority_class: int = Field(ge=0)  # the fit rows' most frequent class (the smallest on ties)
+    n_fit: int = Field(ge=2)  # rows the probes were fitted on
+    test_labels: list[int]  # per test row, the latent's class
+    test_examples: list[int]  # per test row, the index of its example in the test split (non-decreasing)
+    chance: float = Field(ge=0, le=1)  # fraction of test rows labelled majority_class
+    n_unseen: int = Field(ge=0)  # test rows whose class is not in fit_classes (every probe gets them wrong)
+    sites: dict[str, SiteProbes]  # site -> probes there, in depth order
+    best_site: str  # the site with the highest validation selectivity (best_site_of)
+    mlp: MLPReadout | None  # None when the nonlinear probe was not run
+    transfer: dict[str, Transfer]  # OOD split "ood/<axis>/<level>" -> the best site's probe there
+
+    @model_validator(mode="after")
+    def _aggregates_match_raw(self) -> LatentProbes:
+        if self.fit_classes != sorted(set(self.fit_classes)) or len(self.fit_classes) < 2:
+            raise ValueError(f"fit_classes {self.fit_classes} must be at least two distinct classes, ascending")
+        for field, labels in (("fit_classes", self.fit_classes), ("test_labels", self.test_labels)):
+            if any(not 0 <= c < self.n_classes for c in labels):
+                raise ValueError(f"{field} holds a class outside 0..{self.n_classes - 1}")
+        if self.majority_class not in self.fit_classes:
+            raise ValueError(f"majority_class {self.majority_class} is not in fit_classes {self.fit_classes}")
+        n = len(self.test_labels)
+        if n == 0 or len(self.test_examples) != n:
+            raise ValueError(f"test_labels has {n} rows and test_examples {len(self.test_examples)}; need the same, at least 1")
+        if any(e < 0 for e in self.test_examples) or any(b < a for a, b in zip(self.test_examples, self.test_examples[1:])):
+            raise ValueError("test_examples must be non-negative and non-decreasing (rows in example order)")
+        check_close("chance", self.chance, chance_of(self.test_labels, self.majority_class), f"the {n} raw test_labels")
+        unseen = [c not in set(self.fit_classes) for c in self.test_labels]
+        if self.n_unseen != sum(unseen):
+            raise ValueError(f"n_unseen is {self.n_unseen} but {sum(unseen)} test_labels are not in fit_classes")
+        if not self.sites:
+            raise ValueError("sites is empty; probes need at least one site")
+        n_val = {len(p.validation.correct) for p in self.sites.values()} | {len(p.control_validation.correct) for p in self.sites.values()}
+        if len(n_val) != 1:
+            raise ValueError(f"validation readouts have different row counts {sorted(n_val)}; every site reads the same rows")
+        for site, p in self.sites.items():
+            for field in ("test", "control_test"):
+                if len(getattr(p, field).correct) != n:
+                    raise ValueError(f"sites[{site!r}].{field} has {len(getattr(p, field).correct)} rows for {n} test_labels")
+            check_unseen_wrong(f"sites[{site!r}].test.correct", p.test.correct, unseen)
+        best = best_site_of(self.sites)
+        if self.best_site != best:
+            raise ValueError(f"best_site is {self.best_site!r} but the validation readouts select {best!r}")
+        if self.mlp is not None:
+            if self.mlp.site != self.best_site:
+                raise ValueError(f"mlp.site is {self.mlp.site!r}; the MLP probe is read at best_site {self.best_site!r}")
+            if len(self.mlp.test.correct) != n:
+                raise ValueError(f"mlp.test has {len(self.mlp.test.correct)} rows for {n} test_labels")
+            check_unseen_wrong("mlp.test.correct", self.mlp.test.correct, unseen)
+            check_close("mlp.gap", self.mlp.gap, self.mlp.test.accuracy - self.sites[self.best_site].test.accuracy,
+                        "mlp.test.accuracy minus the best site's test.accuracy")
+        for split in self.transfer:
+            if not split.startswith("ood/"):
+                raise ValueError(f"transfer split {split!r} is not an OOD split 'ood/<axis>/<level>'")
+        return self
+
+
+class ProbeSection(Strict):
+    """Decodability of one (model, task): how the probes were set up, and each latent's probes.
+
+    Train examples are split by example into fit and validation parts; at most
+    ``max_train_rows`` labelled tokens of the train examples and ``max_test_rows`` of the
+    test (and of each OOD split's) examples are probed, a seeded uniform subsample.
+    """
+
+    kind: Literal["ridge"]  # linear probe family (fracbench.probes.LinearProbes kind)
+    alphas: list[float] = Field(min_length=1)  # ridge penalties leave-one-out chose among
+    max_train_rows: int = Field(ge=2)  # cap on fit + validation rows per latent
+    max_test_rows: int = Field(ge=1)  # cap on test rows, and on each OOD split's rows, per latent
+    n_fit_examples: int = Field(ge=1)  # train examples whose rows fit the probes
+    n_validation_examples: int = Field(ge=1)  # train examples whose rows select the best site
+    n_test_examples: int = Field(ge=1)  # test examples; bootstrap resamples these
+    latents: dict[str, LatentProbes] = Field(min_length=1)  # latent name -> its probes, in the task's order
+    skipped: dict[str, str]  # latent name -> why it was not probed (e.g. a single class in the fit rows)
+
+    @model_validator(mode="after")
+    def _rows_within_examples(self) -> ProbeSection:
+        both = set(self.latents) & set(self.skipped)
+        if both:
+            raise ValueError(f"latent {sorted(both)[0]!r} is both probed and skipped")
+        for name, latent in self.latents.items():
+            if latent.test_examples and latent.test_examples[-1] >= self.n_test_examples:
+                raise ValueError(f"latents[{name!r}].test_examples reaches {latent.test_examples[-1]} but n_test_examples is {self.n_test_examples}")
+            if len(latent.test_labels) > self.max_test_rows or any(t.n > self.max_test_rows for t in latent.transfer.values()):
+                raise ValueError(f"latents[{name!r}] has more rows than max_test_rows {self.max_test_rows}")
+            n_val = len(next(iter(latent.sites.values())).validation.correct)
+            if latent.n_fit + n_val > self.max_train_rows:
+                raise ValueError(f"latents[{name!r}] has {latent.n_fit} + {n_val} train rows, more than max_train_rows {self.max_train_rows}")
+        return self
+
+
 class TaskResult(Strict):
     """Everything measured for one (model, task)."""
 
     version: str  # the task's version: numbers are comparable only between equal versions
     n_examples: dict[str, NonNegativeInt]  # split name -> examples used from it (by any section)
     behaviour: dict[str, SplitBehaviour]  # split name ("test", "ood/<axis>/<level>") -> behaviour
-    # Placeholders for sections later versions of the suite fill in (decodability probes,
-    # circuits, stress tests). Free-form until their schema is written; floats in them
-    # must still be finite.
-    probes: dict[str, Any] | None = None  # per latent: probe accuracies, selectivity
+    probes: ProbeSection | None = None  # decodability; None when the run skipped it (--no-probes)
+    # Placeholders for sections later versions of the suite fill in (circuits, stress
+    # tests). Free-form until their schema is written; floats in them must still be finite.
     circuits: dict[str, Any] | None = None  # circuit size and faithfulness
     stress: dict[str, Any] | None = None  # robustness curves under perturbation
 
-    @field_validator("probes", "circuits", "stress")
+    @field_validator("circuits", "stress")
     @classmethod
     def _finite(cls, section: dict[str, Any] | None) -> dict[str, Any] | None:
         if section is not None:
@@ -142,19 +301,37 @@ class TaskResult(Strict):
                 raise ValueError(f"behaviour split {split!r} does not match its ood_axis {b.ood_axis!r} and level {b.level}")
             if self.n_examples.get(split) != b.n:
                 raise ValueError(f"n_examples[{split!r}] is {self.n_examples.get(split)} but behaviour[{split!r}].n is {b.n}")
+        if self.probes is not None:
+            p = self.probes
+            n_train = p.n_fit_examples + p.n_validation_examples
+            for split, n in (("train", n_train), ("test", p.n_test_examples)):
+                if self.n_examples.get(split) != n:
+                    raise ValueError(f"n_examples[{split!r}] is {self.n_examples.get(split)} but the probes used {n} {split} examples")
+            for name, latent in p.latents.items():
+                for split in latent.transfer:
+                    if split not in self.n_examples:
+                        raise ValueError(f"probes.latents[{name!r}].transfer[{split!r}]: split missing from n_examples")
         return self
 
 
 class RunResult(Strict):
     """One model evaluated on (part of) the suite: the document a results file holds."""
 
-    schema_version: Literal["1"]  # this schema's version, SCHEMA_VERSION
+    schema_version: Literal["1", "2"]  # SCHEMA_VERSION when fracbench writes it; "1": an older file, behaviour only
     fracbench_version: str  # the fracbench that wrote the file
     suite_version: str  # the task suite's version (fracbench.tasks.SUITE_VERSION)
     created: AwareDatetime  # when the run finished, ISO 8601 with a time zone (UTC when fracbench writes it)
     model: ModelIdentity
     provenance: Provenance
     tasks: dict[str, TaskResult]  # task name -> its results
+
+    @model_validator(mode="after")
+    def _v1_has_no_probes(self) -> RunResult:
+        if self.schema_version == "1":
+            bad = [name for name, t in self.tasks.items() if t.probes is not None]
+            if bad:
+                raise ValueError(f"schema_version 1 has no probes section, but task {bad[0]!r} has one; schema_version 2 files carry probes")
+        return self
 
 
 def accuracy_of(logit_diffs: list[float]) -> float:
@@ -165,6 +342,41 @@ def accuracy_of(logit_diffs: list[float]) -> float:
 def mean_of(logit_diffs: list[float]) -> float:
     """Mean with exactly rounded summation, so every reader recomputes the same number."""
     return math.fsum(logit_diffs) / len(logit_diffs)
+
+
+def fraction_correct(correct: str) -> float:
+    """Accuracy of a string of per-row flags: the fraction of '1'."""
+    return correct.count("1") / len(correct)
+
+
+def chance_of(labels: Sequence[int], majority_class: int) -> float:
+    """Accuracy of always predicting ``majority_class`` on rows labelled ``labels``."""
+    return sum(c == majority_class for c in labels) / len(labels)
+
+
+def best_site_of(sites: Mapping[str, SiteProbes]) -> str:
+    """The site whose probes are most selective on the validation rows: the largest
+    (real - control) validation accuracy, the earliest (shallowest) site on ties.
+
+    Every site is read on the same validation rows, so this also maximizes the
+    selectivity normalized over chance (a positive rescaling, the same at every site).
+    Counts are compared, not floats, so every reader picks the same site.
+    """
+    return max(sites, key=lambda s: (sites[s].validation.correct.count("1") - sites[s].control_validation.correct.count("1"),
+                                     -list(sites).index(s)))
+
+
+def check_close(field: str, stored: float, recomputed: float, source: str) -> None:
+    """Raise naming ``field`` when a stored aggregate disagrees with its recomputation from raw numbers."""
+    if not math.isclose(stored, recomputed, rel_tol=AGGREGATE_TOLERANCE, abs_tol=AGGREGATE_TOLERANCE):
+        raise ValueError(f"{field} is {stored!r} but {source} give {recomputed!r}")
+
+
+def check_unseen_wrong(field: str, correct: str, unseen: Sequence[bool]) -> None:
+    """A probe cannot predict a class it never saw in fit: such rows must be '0'."""
+    for i, (c, u) in enumerate(zip(correct, unseen)):
+        if u and c == "1":
+            raise ValueError(f"{field}[{i}] is '1' but that row's label never occurred in the fit rows; it must be '0'")
 
 
 def check_finite_tree(value: Any, path: str) -> None:
@@ -243,10 +455,19 @@ __all__ = [
     "Timings",
     "Provenance",
     "SplitBehaviour",
+    "Readout",
+    "SiteProbes",
+    "MLPReadout",
+    "Transfer",
+    "LatentProbes",
+    "ProbeSection",
     "TaskResult",
     "RunResult",
     "accuracy_of",
     "mean_of",
+    "fraction_correct",
+    "chance_of",
+    "best_site_of",
     "check_writable",
     "write_results",
     "read_results",

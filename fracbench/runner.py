@@ -8,6 +8,7 @@ on separate machines and assemble the same :class:`RunResult`.
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import re
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .behaviour import logit_diffs
+from .decodability import check_probe_settings, measure_decodability
 from .models import check_device, resolve_model
 from .models.adapter import ModelAdapter
 from .results import (
@@ -35,8 +37,21 @@ from .results import (
 )
 from .tasks import SUITE_VERSION, Task, resolve_tasks
 
-def evaluate_task(adapter: ModelAdapter, task: Task, n_test: int, seed: int, batch_size: int = 128, progress: bool = False) -> TaskResult:
-    """Behaviour of ``adapter`` on ``task``'s test split and every OOD split, ``n_test`` items each."""
+N_TRAIN = 512  # train examples the decodability probes are fitted (and their site chosen) on
+
+
+def evaluate_task(
+    adapter: ModelAdapter,
+    task: Task,
+    n_test: int,
+    seed: int,
+    batch_size: int = 128,
+    progress: bool = False,
+    probes: bool = True,
+    n_train: int = N_TRAIN,
+) -> TaskResult:
+    """Behaviour of ``adapter`` on ``task``'s test split and every OOD split, ``n_test`` items each;
+    with ``probes``, also decodability (probes fitted on ``n_train`` train examples)."""
     behaviour = {}
     for split in task.splits():
         if split.name == "train":
@@ -44,7 +59,13 @@ def evaluate_task(adapter: ModelAdapter, task: Task, n_test: int, seed: int, bat
         examples = task.examples(split.name, n_test, seed)
         diffs = logit_diffs(adapter, task, examples, batch_size=batch_size, progress=progress, desc=f"{task.name} {split.name}")
         behaviour[split.name] = SplitBehaviour.from_logit_diffs(diffs.tolist(), split.axis, split.level)
-    return TaskResult(version=task.version, n_examples={s: b.n for s, b in behaviour.items()}, behaviour=behaviour)
+    n_examples = {s: b.n for s, b in behaviour.items()}
+    section = None
+    if probes:
+        section = measure_decodability(adapter, task, n_train, n_test, seed, batch_size=batch_size, device=str(adapter.device),
+                                       progress=progress)
+        n_examples = {"train": n_train, **n_examples}
+    return TaskResult(version=task.version, n_examples=n_examples, behaviour=behaviour, probes=section)
 
 
 def run(
@@ -58,14 +79,18 @@ def run(
     batch_size: int = 128,
     progress: bool = True,
     command: list[str] | None = None,
+    probes: bool = True,
+    n_train: int = N_TRAIN,
 ) -> tuple[RunResult, Path]:
     """Evaluate ``model_spec`` on ``tasks`` and write the results file; returns it and its path.
 
-    Every input is checked before the model is evaluated, and the file is written
-    atomically at the end, so a failure anywhere leaves no results file.
+    With ``probes`` (the default) decodability is measured too, and a figure of it by
+    layer is written next to the results file (:func:`figure_path`). Every input is
+    checked before the model is evaluated, and the files are written atomically at the
+    end, so a failure anywhere leaves neither.
     """
     start = time.perf_counter()
-    check_settings(n_test, batch_size)
+    check_settings(n_test, batch_size, n_train if probes else None)
     check_device(device)
     selected = resolve_tasks(tasks)
     spec = resolve_model(model_spec, dtype)  # the spec's own dtype (hf:...,dtype=) wins over the argument
@@ -75,7 +100,7 @@ def run(
     results: dict[str, TaskResult] = {}
     for task in tqdm(selected, desc=adapter.info.name, disable=not progress):
         t0 = time.perf_counter()
-        results[task.name] = evaluate_task(adapter, task, n_test, seed, batch_size, progress)
+        results[task.name] = evaluate_task(adapter, task, n_test, seed, batch_size, progress, probes, n_train)
         timings[task.name] = time.perf_counter() - t0
     created = datetime.now(timezone.utc)
     result = RunResult(
@@ -85,7 +110,7 @@ def run(
         created=created,
         model=ModelIdentity(**dataclasses.asdict(adapter.info)),
         provenance=Provenance(
-            seeds={"examples": seed},
+            seeds={"examples": seed, **({"probes": seed} if probes else {})},
             batch_size=batch_size,
             packages=packages(),
             device=str(adapter.device),
@@ -95,14 +120,47 @@ def run(
         ),
         tasks=results,
     )
-    return result, write_results(result, results_path(out, adapter.info.name, created))
+    return result, write_outputs(result, results_path(out, adapter.info.name, created))
 
 
-def check_settings(n_test: int, batch_size: int) -> None:
+def write_outputs(result: RunResult, path: Path) -> Path:
+    """The results file and, when there are probes, its decodability figure; both or neither.
+
+    The figure is drawn to a temporary file first and renamed into place only after the
+    results file is written, so a failure in either leaves no output.
+    """
+    if not any(t.probes is not None for t in result.tasks.values()):
+        return write_results(result, path)
+    from .report import plot_decodability
+
+    figure = figure_path(path)
+    tmp = figure.with_name(f".{figure.name}.tmp")
+    written = False
+    try:
+        plot_decodability(result, tmp, format="png")
+        written = bool(write_results(result, path))
+        os.replace(tmp, figure)
+    except BaseException:
+        for leftover in (tmp, path if written else None):
+            if leftover is not None and leftover.exists():
+                leftover.unlink()
+        raise
+    return path
+
+
+def figure_path(results_file: Path) -> Path:
+    """Where the decodability figure of a results file goes: ``<results stem>-decodability.png`` beside it."""
+    return results_file.with_name(f"{results_file.stem}-decodability.png")
+
+
+def check_settings(n_test: int, batch_size: int, n_train: int | None = None) -> None:
+    """ValueErrors naming the option, before any work; ``n_train`` None: no probes."""
     if n_test < 1:
         raise ValueError(f"n_test (--n) must be at least 1 example per split, got {n_test}")
     if batch_size < 1:
         raise ValueError(f"batch_size (--batch-size) must be at least 1, got {batch_size}")
+    if n_train is not None:
+        check_probe_settings(n_train, n_test, 2, 1)
 
 
 def results_path(out_dir: Path, model_name: str, created: datetime) -> Path:

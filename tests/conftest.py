@@ -29,3 +29,41 @@ def tiny_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_adapter: Nati
     for name in zoo.RECIPES:
         zoo.save_checkpoint(tiny_adapter.model, zoo.RECIPES[name], zoo.checkpoint_path(name), seconds=0.0)
     return directory
+
+
+SITE = "blocks.0.hook_resid_post"
+
+
+def probe_section(latents: dict[str, tuple[str, str, list[int], list[int]]], n_test_examples: int, majority: int = 0):
+    """A valid ProbeSection built by hand: per latent (test correct flags, control test correct
+    flags, test labels, test example of each row), one site, classes 0 and 1 seen in fit."""
+    from fracbench.results import LatentProbes, ProbeSection, Readout, SiteProbes, chance_of
+
+    built = {}
+    for name, (correct, control, labels, examples) in latents.items():
+        probes = SiteProbes(
+            alpha=1.0,
+            control_alpha=10.0,
+            validation=Readout.from_correct([True, True, False]),
+            control_validation=Readout.from_correct([False, True, False]),
+            test=Readout.from_correct([c == "1" for c in correct]),
+            control_test=Readout.from_correct([c == "1" for c in control]),
+        )
+        built[name] = LatentProbes(
+            n_classes=max(2, max(labels) + 1),
+            fit_classes=[0, 1],
+            majority_class=majority,
+            n_fit=10,
+            test_labels=labels,
+            test_examples=examples,
+            chance=chance_of(labels, majority),
+            n_unseen=sum(c not in (0, 1) for c in labels),
+            sites={SITE: probes},
+            best_site=SITE,
+            mlp=None,
+            transfer={},
+        )
+    return ProbeSection(
+        kind="ridge", alphas=[1.0, 10.0], max_train_rows=4096, max_test_rows=2048,
+        n_fit_examples=8, n_validation_examples=2, n_test_examples=n_test_examples, latents=built, skipped={},
+    )

@@ -45,3 +45,13 @@ def test_latent_dataset_labels_every_labelled_character(tiny_adapter: NativeAdap
     assert data.text_index.tolist() == [i for i, ex in enumerate(examples) for _ in ex.prompt]
     with pytest.raises(KeyError, match="carry no latent 'depth'"):
         latent_dataset(tiny_adapter, examples, "depth", [SITE])
+
+
+def test_capture_rows_are_in_text_order_whatever_the_batching(tiny_adapter: NativeAdapter) -> None:
+    texts = ["a longer text here", "ab", "x = [1]", "q"]  # lengths out of order: batches run sorted by length
+    positions = [[0, 3, 9], [1], [4, 5], [0]]
+    one = capture(tiny_adapter, texts, [SITE], positions, batch_size=1)
+    two = capture(tiny_adapter, texts, [SITE], positions, batch_size=3)
+    assert one.text_index.tolist() == two.text_index.tolist() == [0, 0, 0, 1, 2, 2, 3]
+    assert one.token_index.tolist() == two.token_index.tolist()
+    assert torch.allclose(one.activations[SITE], two.activations[SITE], atol=1e-5)

@@ -105,7 +105,7 @@ def test_help_everywhere(capsys, argv: list[str]) -> None:
 
 def test_plain_run_evaluates_every_zoo_model(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "results"
-    code, out, err = run_cli(capsys, "run", "--tasks", "quote_close", "--n", "2", "--out", str(out_dir), "--no-progress")
+    code, out, err = run_cli(capsys, "run", "--tasks", "quote_close", "--n", "2", "--out", str(out_dir), "--no-progress", "--no-probes")
     assert code == 0, err
     files = sorted(out_dir.iterdir())
     assert sorted(read_results(f).model.name for f in files) == sorted(f"zoo:{n}" for n in zoo.RECIPES)
@@ -117,7 +117,8 @@ def test_plain_run_evaluates_every_zoo_model(capsys, tiny_zoo: Path, tmp_path: P
 
 def test_run_with_repeated_models(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "results"
-    argv = ["run", "--model", "zoo:sparse", "--model", "random", "--tasks", "copy_name", "--n", "1", "--out", str(out_dir), "--no-progress"]
+    argv = ["run", "--model", "zoo:sparse", "--model", "random", "--tasks", "copy_name", "--n", "1", "--out", str(out_dir), "--no-progress",
+            "--no-probes"]
     code, _, err = run_cli(capsys, *argv)
     assert code == 0, err
     assert sorted(read_results(f).model.name for f in out_dir.iterdir()) == ["zoo:random", "zoo:sparse"]
@@ -154,7 +155,8 @@ def test_zoo_train_writes_where_asked(capsys, monkeypatch: pytest.MonkeyPatch, t
 
 
 def test_report_reads_results_files_as_tables_and_markdown(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
-    assert main(["run", "--model", "dense", "--model", "random", "--tasks", "quote_close", "--n", "4", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert main(["run", "--model", "dense", "--model", "random", "--tasks", "quote_close", "--n", "4", "--out", str(tmp_path), "--no-progress",
+                 "--no-probes"]) == 0
     files = sorted(tmp_path.glob("*.json"))
     capsys.readouterr()
     assert main(["report", *map(str, files)]) == 0
@@ -174,10 +176,45 @@ def test_report_refuses_a_file_that_is_not_results(capsys, tmp_path: Path) -> No
 
 def test_report_plots_robustness_curves_deterministically(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
-    assert main(["run", "--model", "dense", "--tasks", "quote_close,copy_name", "--n", "4", "--out", str(out), "--no-progress"]) == 0
+    assert main(["run", "--model", "dense", "--tasks", "quote_close,copy_name", "--n", "4", "--out", str(out), "--no-progress",
+                 "--no-probes"]) == 0
     files = [str(p) for p in out.glob("*.json")]
     assert main(["report", *files, "--plot", str(tmp_path / "a.png")]) == 0
     assert main(["report", *files, "--plot", str(tmp_path / "b.png")]) == 0
     png = (tmp_path / "a.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     assert png == (tmp_path / "b.png").read_bytes()
+
+
+def test_run_measures_decodability_writes_its_figure_and_report_prints_D(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "results"
+    argv = ["run", "--model", "dense", "--tasks", "dict_or_list,copy_name", "--n", "6", "--n-train", "20", "--out", str(out_dir), "--no-progress"]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    (path,) = out_dir.glob("*.json")
+    figure = path.with_name(path.stem + "-decodability.png")
+    assert figure.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert f"wrote {path}" in out and f"wrote {figure}" in out
+    assert "D [95% CI]" in out and "d [95% CI]" in out  # behaviour table with D, then the per-latent table
+    assert "copy_name  source  skipped" in out  # a latent with a single class in distribution
+    result = read_results(path)
+    assert result.tasks["dict_or_list"].n_examples["train"] == 20
+    code, report, _ = run_cli(capsys, "report", str(path))
+    assert code == 0 and "D [95% CI]" in report and "container" in report
+
+
+def test_run_without_probes_writes_no_figure(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "results"
+    code, out, err = run_cli(capsys, "run", "--model", "dense", "--tasks", "dict_or_list", "--n", "2", "--out", str(out_dir), "--no-progress",
+                             "--no-probes")
+    assert code == 0, err
+    assert [p.suffix for p in out_dir.iterdir()] == [".json"]
+    assert read_results(next(out_dir.iterdir())).tasks["dict_or_list"].probes is None
+    assert "wrote" in out and "decodability.png" not in out
+
+
+def test_too_few_training_examples_is_an_error_before_any_work(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
+    code, _, err = run_cli(capsys, "run", "--model", "dense", "--n-train", "1", "--out", str(tmp_path / "out"))
+    assert_user_error(code, err)
+    assert "n_train (--n-train) must be at least 2" in err
+    assert not (tmp_path / "out").exists()

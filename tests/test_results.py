@@ -53,7 +53,7 @@ def make_result() -> RunResult:
                 version="1",
                 n_examples={"test": test.n, "ood/long_body/2": ood.n},
                 behaviour={"test": test, "ood/long_body/2": ood},
-                probes={"note": "free-form until its schema exists", "curve": [0.5, 0.25]},
+                circuits={"note": "free-form until its schema exists", "curve": [0.5, 0.25]},
             )
         },
     )
@@ -92,7 +92,7 @@ def test_non_finite_floats_are_refused_with_their_path(bad: float) -> None:
         RunResult.model_validate(edited(raw))
 
     def section(d):
-        d["tasks"]["quote_close"]["probes"] = {"curve": [0.5, bad]}
+        d["tasks"]["quote_close"]["circuits"] = {"curve": [0.5, bad]}
 
     with pytest.raises(ValidationError, match=r"curve\[1\]"):
         RunResult.model_validate(edited(section))
@@ -159,10 +159,10 @@ def test_an_unknown_field_is_refused_anywhere(where, path: str) -> None:
 def test_an_unknown_schema_version_is_refused_saying_which_are_read(tmp_path: Path) -> None:
     path = tmp_path / "future.json"
     path.write_text(json.dumps(edited(lambda d: d.update(schema_version="99"))))
-    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1\)"):
+    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2\)"):
         read_results(path)
     with pytest.raises(ValidationError, match="schema_version"):
-        RunResult.model_validate(edited(lambda d: d.update(schema_version="2")))
+        RunResult.model_validate(edited(lambda d: d.update(schema_version="3")))
 
 
 def test_reading_an_invalid_file_names_the_file_and_the_field(tmp_path: Path) -> None:
@@ -190,3 +190,96 @@ def test_an_unwritable_directory_is_refused_up_front(tmp_path: Path) -> None:
     with pytest.raises(PermissionError, match="choose a directory you can write"):
         write_results(make_result(), blocker / "results" / "r.json")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+# -- the probes section (decodability) ----------------------------------------------
+
+
+def with_probes() -> RunResult:
+    """make_result with a probe section holding an unseen test class, an MLP readout and an OOD transfer."""
+    from fracbench.results import MLPReadout, Readout, Transfer
+    from tests.conftest import SITE, probe_section
+
+    result = make_result()
+    # 7 test examples (as behaviour); the last row's class 2 never occurred in fit, so every probe has it wrong
+    section = probe_section({"depth": ("1101100", "0100100", [0, 1, 0, 1, 0, 1, 2], [0, 1, 1, 2, 4, 5, 6])}, n_test_examples=7)
+    latent = section.latents["depth"]
+    latent.mlp = MLPReadout(site=SITE, hidden=64, test=Readout.from_correct([True] * 6 + [False]), gap=6 / 7 - 4 / 7)
+    latent.transfer = {"ood/long_body/2": Transfer(n=3, accuracy=1 / 3, n_unseen=1, correct="100", unseen="001")}
+    task = result.tasks["quote_close"]
+    task.probes = section
+    task.n_examples = {"train": 10, **task.n_examples}
+    return RunResult.model_validate(result.model_dump())
+
+
+def probes_edited(change) -> dict:
+    data = with_probes().model_dump(mode="json")
+    change(data["tasks"]["quote_close"]["probes"]["latents"]["depth"])
+    return data
+
+
+def test_a_results_file_with_probes_round_trips_exactly(tmp_path: Path) -> None:
+    result = with_probes()
+    assert read_results(write_results(result, tmp_path / "r.json")) == result
+
+
+SITE_PATH = "depth.sites.`blocks.0.hook_resid_post`"  # pydantic quotes keys holding dots
+
+
+@pytest.mark.parametrize(
+    "change, where, message",
+    [
+        (lambda d: d["sites"]["blocks.0.hook_resid_post"]["test"].update(correct="1101101"), f"{SITE_PATH}.test",
+         "accuracy is 0.5714285714285714 but the 7 raw correct flags give 0.7142857142857143"),
+        (lambda d: d["sites"]["blocks.0.hook_resid_post"]["control_test"].update(accuracy=0.5), f"{SITE_PATH}.control_test",
+         "accuracy is 0.5 but the 7 raw correct flags give"),
+        (lambda d: d["sites"]["blocks.0.hook_resid_post"]["validation"].update(correct="11x"), f"{SITE_PATH}.validation.correct",
+         "String should match pattern"),
+        (lambda d: d.update(chance=0.5), "depth", "chance is 0.5 but the 7 raw test_labels give 0.42857142857142855"),
+        (lambda d: d.update(n_unseen=0), "depth", "n_unseen is 0 but 1 test_labels are not in fit_classes"),
+        (lambda d: d.update(best_site="blocks.0.hook_resid_pre"), "depth",
+         "best_site is 'blocks.0.hook_resid_pre' but the validation readouts select 'blocks.0.hook_resid_post'"),
+        (lambda d: d["mlp"].update(gap=0.5), "depth", "mlp.gap is 0.5 but mlp.test.accuracy minus the best site's test.accuracy give"),
+        (lambda d: d["mlp"]["test"].update(correct="1111111", accuracy=1.0), "depth",
+         "mlp.test.correct[6] is '1' but that row's label never occurred in the fit rows"),
+        (lambda d: d["transfer"]["ood/long_body/2"].update(correct="101", accuracy=2 / 3), "depth.transfer.ood/long_body/2",
+         "correct[2] is '1' but that row's label never occurred in the fit rows"),
+        (lambda d: d["transfer"]["ood/long_body/2"].update(n_unseen=0), "depth.transfer.ood/long_body/2", "n_unseen is 0 but unseen flags 1 rows"),
+        (lambda d: d.update(test_examples=[0, 1, 1, 2, 4, 6, 5]), "depth", "test_examples must be non-negative and non-decreasing"),
+        (lambda d: d.update(test_labels=[0, 1, 0, 1, 0, 1]), "depth", "test_labels has 6 rows and test_examples 7"),
+    ],
+)
+def test_a_tampered_probe_number_is_refused_naming_the_field(change, where: str, message: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        RunResult.model_validate(probes_edited(change))
+    text = str(info.value)
+    assert f"tasks.quote_close.probes.latents.{where}" in text
+    assert message in text
+
+
+def test_probe_rows_must_belong_to_the_recorded_examples() -> None:
+    with pytest.raises(ValidationError, match="test_examples reaches 9 but n_test_examples is 7"):
+        RunResult.model_validate(probes_edited(lambda d: d.update(test_examples=[0, 1, 1, 2, 4, 5, 9])))
+
+    def fewer_train(d):
+        d["tasks"]["quote_close"]["n_examples"]["train"] = 3
+
+    data = with_probes().model_dump(mode="json")
+    fewer_train(data)
+    with pytest.raises(ValidationError, match=r"n_examples\['train'\] is 3 but the probes used 10 train examples"):
+        RunResult.model_validate(data)
+
+
+def test_version_1_files_are_read_as_behaviour_only(tmp_path: Path) -> None:
+    path = tmp_path / "v1.json"
+    data = edited(lambda d: d.update(schema_version="1"))
+    path.write_text(json.dumps(data))
+    result = read_results(path)
+    assert result.schema_version == "1" and result.tasks["quote_close"].probes is None
+    path.write_text(json.dumps(with_probes().model_dump(mode="json") | {"schema_version": "1"}))
+    with pytest.raises(ValueError, match="schema_version 1 has no probes section, but task 'quote_close' has one"):
+        read_results(path)
+    data["tasks"]["quote_close"]["probes"] = {"note": "v1 free-form"}
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"v1\.json is not a valid fracbench results file"):
+        read_results(path)

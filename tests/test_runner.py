@@ -22,7 +22,7 @@ N = 3  # examples per split: enough to exercise everything, small enough to be f
 @pytest.mark.parametrize("name", TASKS.names())
 def test_evaluate_task_covers_test_and_every_ood_split(tiny_adapter: NativeAdapter, name: str) -> None:
     task = get_task(name)
-    result = runner.evaluate_task(tiny_adapter, task, n_test=N, seed=0, batch_size=2, progress=False)
+    result = runner.evaluate_task(tiny_adapter, task, n_test=N, seed=0, batch_size=2, progress=False, probes=False)
     expected = {s.name: s for s in task.splits() if s.name != "train"}
     assert set(result.behaviour) == set(expected)
     assert result.version == task.version
@@ -37,7 +37,7 @@ def test_evaluate_task_is_deterministic_in_the_seed(tiny_adapter: NativeAdapter)
     task = get_task("bracket_depth")
 
     def diffs(seed: int, batch_size: int) -> dict[str, list[float]]:
-        result = runner.evaluate_task(tiny_adapter, task, n_test=N, seed=seed, batch_size=batch_size)
+        result = runner.evaluate_task(tiny_adapter, task, n_test=N, seed=seed, batch_size=batch_size, probes=False)
         return {s: b.logit_diffs for s, b in result.behaviour.items()}
 
     assert diffs(0, 2) == diffs(0, 2)
@@ -60,15 +60,21 @@ def spy_on_loading(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_run_writes_a_complete_results_file(tmp_path: Path, tiny_zoo: Path, tiny_adapter: NativeAdapter) -> None:
     out_dir = tmp_path / "results"
     result, path = runner.run(
-        "dense", "quote_close,copy_name", out_dir, n_test=N, seed=7, batch_size=2, progress=False, command=["fracbench", "run"]
+        "dense", "quote_close,copy_name", out_dir, n_test=N, seed=7, batch_size=2, progress=False, command=["fracbench", "run"],
+        n_train=24,
     )
     assert re.fullmatch(r"zoo-dense-\d{8}T\d{6}Z\.json", path.name)
-    assert [p.name for p in out_dir.iterdir()] == [path.name]
+    figure = runner.figure_path(path)
+    assert figure.name == path.stem + "-decodability.png"
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([path.name, figure.name])
+    assert figure.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert read_results(path) == result
+    for task in result.tasks.values():
+        assert task.probes is not None and task.n_examples["train"] == 24
     assert list(result.tasks) == ["quote_close", "copy_name"]
     assert set(result.provenance.timings.tasks) == {"quote_close", "copy_name"}
     assert result.provenance.timings.total >= sum(result.provenance.timings.tasks.values())
-    assert result.provenance.seeds == {"examples": 7} and result.provenance.command == ["fracbench", "run"]
+    assert result.provenance.seeds == {"examples": 7, "probes": 7} and result.provenance.command == ["fracbench", "run"]
     assert (result.provenance.device, result.provenance.dtype) == ("cpu", "float32")
     assert result.model.name == "zoo:dense" and result.model.weights_sha256 == tiny_adapter.info.weights_sha256
     assert result.provenance.packages.python == ".".join(map(str, sys.version_info[:3]))
@@ -98,7 +104,7 @@ def test_a_run_that_fails_midway_leaves_no_results_file(tmp_path: Path, tiny_zoo
     monkeypatch.setattr(runner, "evaluate_task", fail_on_second)
     out_dir = tmp_path / "results"
     with pytest.raises(FloatingPointError):
-        runner.run("dense", tasks="quote_close,bracket_depth", out_dir=out_dir, n_test=N, progress=False)
+        runner.run("dense", tasks="quote_close,bracket_depth", out_dir=out_dir, n_test=N, progress=False, probes=False)
     assert done == ["quote_close"]  # the first task was evaluated, then the run failed
     assert list(out_dir.iterdir()) == []
 
@@ -111,7 +117,38 @@ def test_bad_settings_and_names_fail_before_loading(tmp_path: Path, tiny_zoo: Pa
         runner.run("dense", tasks="quote_close,qoute_close", out_dir=tmp_path)
     with pytest.raises(KeyError, match="did you mean 'dense'"):
         runner.run("dens", out_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"n_train \(--n-train\) must be at least 2"):
+        runner.run("dense", out_dir=tmp_path, n_train=1)
+    runner.check_settings(1, 1, None)  # no probes: n_train is not checked
     assert loads == []
+
+
+def test_evaluate_task_measures_decodability_unless_told_not_to(tiny_adapter: NativeAdapter) -> None:
+    task = get_task("dict_or_list")
+    result = runner.evaluate_task(tiny_adapter, task, n_test=6, seed=0, n_train=20)
+    assert result.n_examples["train"] == 20 and result.n_examples["test"] == 6
+    assert list(result.probes.latents) == ["container"]
+    assert set(result.probes.latents["container"].transfer) == {s.name for s in task.splits() if s.is_ood}
+    assert runner.evaluate_task(tiny_adapter, task, n_test=6, seed=0, probes=False).probes is None
+
+
+@pytest.mark.parametrize("failing", ["figure", "results", "rename"])
+def test_a_failed_write_leaves_neither_results_nor_figure(tmp_path: Path, tiny_zoo: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           failing: str) -> None:
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    if failing == "figure":
+        monkeypatch.setattr(report, "plot_decodability", fail)
+    elif failing == "results":
+        monkeypatch.setattr(runner, "write_results", fail)
+    else:
+        real = runner.os.replace
+        monkeypatch.setattr(runner.os, "replace", lambda src, dst: fail() if str(dst).endswith(".png") else real(src, dst))
+    out_dir = tmp_path / "results"
+    with pytest.raises(OSError, match="No space left"):
+        runner.run("dense", tasks="dict_or_list", out_dir=out_dir, n_test=4, n_train=16, progress=False)
+    assert list(out_dir.iterdir()) == []
 
 
 def test_results_files_never_overwrite_each_other(tmp_path: Path) -> None:
@@ -123,7 +160,7 @@ def test_results_files_never_overwrite_each_other(tmp_path: Path) -> None:
 
 
 def test_behaviour_table_shows_every_task_and_ood_level_within_100_columns(tmp_path: Path, tiny_zoo: Path) -> None:
-    result, _ = runner.run("dense", out_dir=tmp_path / "results", n_test=2, progress=False)
+    result, _ = runner.run("dense", out_dir=tmp_path / "results", n_test=2, progress=False, probes=False)
     table = report.behaviour_table(result)
     assert max(map(len, table.splitlines())) <= 100
     for name, task in result.tasks.items():
@@ -198,5 +235,5 @@ def test_provenance_records_the_dtype_an_hf_spec_asks_for(tmp_path: Path, monkey
     fake = types.SimpleNamespace(HFAdapter=types.SimpleNamespace(from_pretrained=lambda path, device, dtype: tiny_adapter))
     monkeypatch.setitem(sys.modules, "fracbench.models.hf", fake)
     spec = f"hf:pretrained={tmp_path},dtype=bfloat16"
-    result, _ = runner.run(spec, tasks="quote_close", out_dir=tmp_path / "results", n_test=1, progress=False)
+    result, _ = runner.run(spec, tasks="quote_close", out_dir=tmp_path / "results", n_test=1, progress=False, probes=False)
     assert result.provenance.dtype == "bfloat16"

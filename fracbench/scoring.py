@@ -1,0 +1,151 @@
+"""Scores computed from results files: decodability D (coherence C and the fracture gap come later).
+
+Reads only :mod:`fracbench.results` objects, never a model, so the leaderboard recomputes
+every score from a submitted file's raw per-row numbers instead of trusting it. Pure
+functions, deterministic: the bootstrap is seeded. Definitions, with references, are in
+``docs/metrics.md`` ("Decodability D").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .results import LatentProbes, ProbeSection, RunResult
+
+N_BOOTSTRAP = 1000  # bootstrap replicates for every confidence interval
+BOOTSTRAP_SEED = 0  # seed of the resampling: every reader draws the same replicates
+CI_PERCENTILES = (2.5, 97.5)  # a 95% percentile interval
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its bootstrap percentile interval."""
+
+    value: float
+    low: float  # 2.5th percentile of the bootstrap replicates
+    high: float  # 97.5th percentile
+
+
+@dataclass(frozen=True)
+class LatentDecodability:
+    """One latent's decodability, read at its best site on the test rows."""
+
+    site: str  # the best site (chosen on validation rows, never on test)
+    chance: float  # accuracy of always predicting the fit rows' majority class, on the test rows
+    accuracy: Estimate  # the real probe's test accuracy
+    control_accuracy: Estimate  # the control probe's test accuracy
+    selectivity: Estimate  # norm(accuracy) - norm(control_accuracy), unclipped
+    d: Estimate  # selectivity clipped to [0, 1]
+
+
+@dataclass(frozen=True)
+class Decodability:
+    """A task's decodability: D = mean over latents of d, with a joint bootstrap interval."""
+
+    D: Estimate
+    latents: dict[str, LatentDecodability]
+    n_bootstrap: int
+    seed: int
+
+
+def normalized(accuracy: float, chance: float) -> float:
+    """``(accuracy - chance) / (1 - chance)``: 0 at chance, 1 when perfect; 0 when chance is 1
+    (test rows of a single class cannot show anything above chance)."""
+    return (accuracy - chance) / (1.0 - chance) if chance < 1.0 else 0.0
+
+
+def selectivity(accuracy: float, control_accuracy: float, chance: float) -> float:
+    """``norm(accuracy) - norm(control_accuracy)``, computed as ``(accuracy - control) / (1 - chance)``."""
+    return (accuracy - control_accuracy) / (1.0 - chance) if chance < 1.0 else 0.0
+
+
+def latent_d(accuracy: float, control_accuracy: float, chance: float) -> float:
+    """A latent's decodability: selectivity clipped to [0, 1]."""
+    return min(1.0, max(0.0, selectivity(accuracy, control_accuracy, chance)))
+
+
+def decodability(section: ProbeSection, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> Decodability:
+    """D of one task from its probe section, with 95% percentile intervals from a cluster bootstrap.
+
+    Each replicate resamples the ``n_test_examples`` test examples with replacement and
+    takes every row of each drawn example (rows of one example are correlated), the same
+    draw for every latent, so D's interval is joint. Replicates in which some latent has
+    no rows are dropped (possible only with very few examples).
+    """
+    if n_bootstrap < 1:
+        raise ValueError(f"n_bootstrap must be at least 1, got {n_bootstrap}")
+    n = section.n_test_examples
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_bootstrap, n))
+    weights = np.bincount((draws + n * np.arange(n_bootstrap)[:, None]).ravel(), minlength=n_bootstrap * n).reshape(n_bootstrap, n)
+    per_latent = {name: _replicates(latent, weights, n) for name, latent in section.latents.items()}
+    valid = np.logical_and.reduce([r["valid"] for r in per_latent.values()]) if per_latent else np.ones(n_bootstrap, bool)
+
+    latents = {}
+    for name, latent in section.latents.items():
+        probes = latent.sites[latent.best_site]
+        acc, ctrl = probes.test.accuracy, probes.control_test.accuracy
+        r = per_latent[name]
+        latents[name] = LatentDecodability(
+            site=latent.best_site,
+            chance=latent.chance,
+            accuracy=_estimate(acc, r["accuracy"][valid]),
+            control_accuracy=_estimate(ctrl, r["control"][valid]),
+            selectivity=_estimate(selectivity(acc, ctrl, latent.chance), r["selectivity"][valid]),
+            d=_estimate(latent_d(acc, ctrl, latent.chance), r["d"][valid]),
+        )
+    if latents:
+        D_value = float(np.mean([lat.d.value for lat in latents.values()]))
+        D_reps = np.mean([r["d"] for r in per_latent.values()], axis=0)[valid]
+    else:
+        D_value, D_reps = 0.0, np.zeros(0)
+    return Decodability(D=_estimate(D_value, D_reps), latents=latents, n_bootstrap=n_bootstrap, seed=seed)
+
+
+def run_decodability(result: RunResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> dict[str, Decodability]:
+    """D for every task of ``result`` that has a probe section (tasks run with --no-probes have none)."""
+    return {name: decodability(t.probes, n_bootstrap, seed) for name, t in result.tasks.items() if t.probes is not None}
+
+
+def _replicates(latent: LatentProbes, weights: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Bootstrap replicates [B] of one latent's accuracy, control accuracy, chance, selectivity and d."""
+    probes = latent.sites[latent.best_site]
+    examples = np.asarray(latent.test_examples)
+
+    def per_example(flags: np.ndarray) -> np.ndarray:  # [n]: the flags summed over each example's rows
+        return np.bincount(examples, weights=flags, minlength=n)
+
+    rows = weights @ per_example(np.ones(len(examples)))
+    valid = rows > 0
+    safe = np.where(valid, rows, 1.0)
+    acc = weights @ per_example(_flags(probes.test.correct)) / safe
+    ctrl = weights @ per_example(_flags(probes.control_test.correct)) / safe
+    chance = weights @ per_example((np.asarray(latent.test_labels) == latent.majority_class).astype(float)) / safe
+    sel = np.where(chance < 1.0, (acc - ctrl) / np.where(chance < 1.0, 1.0 - chance, 1.0), 0.0)
+    return {"valid": valid, "accuracy": acc, "control": ctrl, "selectivity": sel, "d": np.clip(sel, 0.0, 1.0)}
+
+
+def _flags(correct: str) -> np.ndarray:
+    return np.frombuffer(correct.encode("ascii"), dtype=np.uint8) - ord("0")
+
+
+def _estimate(value: float, replicates: np.ndarray) -> Estimate:
+    if len(replicates) == 0:
+        return Estimate(value, value, value)
+    low, high = np.percentile(replicates, CI_PERCENTILES)
+    return Estimate(float(value), float(low), float(high))
+
+
+__all__ = [
+    "N_BOOTSTRAP",
+    "BOOTSTRAP_SEED",
+    "Estimate",
+    "LatentDecodability",
+    "Decodability",
+    "normalized",
+    "selectivity",
+    "latent_d",
+    "decodability",
+    "run_decodability",
+]
