@@ -2,11 +2,13 @@
 
 For every latent of a task, linear probes are fitted at every site on the rows of the
 train split's *fit* examples, for the real labels and for a control task (Hewitt &
-Liang 2019) at once; the *validation* examples (the other train examples) choose the
-best site; the test split's rows give every reported accuracy. The best site's probe is
-then read on every OOD split (transfer), and an MLP probe there gives the nonlinear gap.
-The result is a :class:`~fracbench.results.ProbeSection` of raw per-row correctness from
-which :mod:`fracbench.scoring` computes D. Probes stay task-agnostic: they see tensors.
+Liang 2019, a diagnostic of the probe) at once; the *validation* examples (the other
+train examples) choose the best site; the test split's rows give every reported
+accuracy, the lexical baseline's included (what the current token's identity alone
+predicts; D is measured above it). The best site's probe is then read on every OOD split
+(transfer), and an MLP probe there gives the nonlinear gap. The result is a
+:class:`~fracbench.results.ProbeSection` of raw per-row correctness from which
+:mod:`fracbench.scoring` computes D. Probes stay task-agnostic: they see tensors.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +26,7 @@ from tqdm.auto import tqdm
 
 from .activations import LatentData, latent_datasets
 from .device import check_device
+from .lexical import lexical_predictions
 from .models.adapter import ModelAdapter
 from .probes import LinearProbes
 from .probes.control import control_labels
@@ -137,6 +141,7 @@ class LatentFit:
     majority: int  # the fit rows' most frequent class
     n_fit: int
     test: LatentData
+    lexical: Readout  # the type-level baseline on the test rows
     sites: dict[str, SiteProbes]  # depth order
     best: str
     best_probes: LinearProbes  # the fit that holds the best site's probe
@@ -155,6 +160,7 @@ class LatentFit:
             test_examples=self.test.text_index.tolist(),
             chance=chance_of(labels.tolist(), self.majority),
             n_unseen=int((~torch.isin(labels, self.fit_classes)).sum()),
+            lexical=self.lexical,
             sites=self.sites,
             best_site=self.best,
             mlp=self.mlp,
@@ -165,7 +171,7 @@ class LatentFit:
 def fit_latent(where: str, tr: LatentData, te: LatentData, val_examples: torch.Tensor, sites: list[str], widths: dict[str, int],
                seed: int, alphas: tuple[float, ...], device: str | None, n_train: int, mlp: bool) -> LatentFit:
     """Real and control probes at every site on the fit rows; readouts on validation and test rows;
-    the best site by validation selectivity; the MLP probe there."""
+    the lexical baseline on the test rows; the best site by validation accuracy; the MLP probe there."""
     val = torch.isin(tr.text_index, val_examples)
     fit = ~val
     control = control_labels(torch.cat([tr.token_ids, te.token_ids]), torch.cat([tr.labels, te.labels]), seed)
@@ -192,11 +198,14 @@ def fit_latent(where: str, tr: LatentData, te: LatentData, val_examples: torch.T
     site_probes = {s: site_probes[s] for s in sites}  # depth order, whatever the width groups
     best = best_site_of(site_probes)
     readout = mlp_at(best, tr, te, fit, site_probes[best].test.accuracy, seed, device) if mlp else None
+    majority = int(torch.bincount(tr.labels[fit]).argmax())  # the first (smallest) class on ties
+    lexical = lexical_predictions(tr.token_ids[fit], tr.labels[fit], te.token_ids, majority)
     return LatentFit(
         fit_classes=tr.labels[fit].unique(),
-        majority=int(torch.bincount(tr.labels[fit]).argmax()),  # the first (smallest) class on ties
+        majority=majority,
         n_fit=int(fit.sum()),
         test=te,
+        lexical=Readout.from_correct((lexical == te.labels.cpu()).tolist()),
         sites=site_probes,
         best=best,
         best_probes=fitted[best][0],
@@ -219,12 +228,34 @@ def mlp_at(site: str, tr: LatentData, te: LatentData, fit: torch.Tensor, linear_
     """An MLP probe at ``site`` on the fit rows, read on the test rows: the linear-vs-nonlinear gap."""
     from .probes import MLPProbes
 
-    probe = MLPProbes(hidden=MLP_HIDDEN, seed=seed, device=device).fit(stack(tr, [site], fit), tr.labels[fit][None])
-    test = Readout.from_correct((probe.predict(stack(te, [site])).cpu()[0, 0] == te.labels).tolist())
+    with one_thread():
+        probe = MLPProbes(hidden=MLP_HIDDEN, seed=seed, device=device).fit(stack(tr, [site], fit), tr.labels[fit][None])
+        predicted = probe.predict(stack(te, [site])).cpu()[0, 0]
+    test = Readout.from_correct((predicted == te.labels).tolist())
     return MLPReadout(site=site, hidden=MLP_HIDDEN, test=test, gap=test.accuracy - linear_accuracy)
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block with one intra-op torch thread, then restore the previous count.
+
+    The MLP probe's float32 reductions (matmuls, sums over a minibatch) were split across
+    threads differently from one process to the next: two runs of the same seed were seen
+    to differ on 3 of 2048 test rows with 2 threads. With one thread each kernel sums in
+    one order, so the same seed gives the same numbers; it is also faster for these many
+    small operations (bracket_depth on the dense zoo model: about 45 s with 2 threads,
+    7 to 15 s with 1, on a shared 2-core machine). It changes a process-wide setting, so
+    other threads calling torch meanwhile also run on one thread.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def check_probe_settings(n_train: int, n_test: int, max_train_rows: int, max_test_rows: int) -> None:

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from .results import RunResult, TaskResult
-from .scoring import Decodability, Estimate, run_decodability
+from .scoring import D_VERSION, Decodability, Estimate, run_decodability
 
 TABLE_WIDTH = 100  # behaviour_table wraps its OOD columns to fit a terminal this wide
 
@@ -36,32 +36,36 @@ def behaviour_table(result: RunResult, width: int = TABLE_WIDTH) -> str:
         lines += _wrap(prefix, _ood_cells(task), width)
     lines.append("test acc, logit diff: test split accuracy and mean logit(target) - logit(foil)")
     if scores:
-        lines.append("D: decodability, mean over latents of clip(norm(probe acc) - norm(control acc), 0, 1) (docs/metrics.md)")
+        lines.append(f"D: decodability (definition {D_VERSION}), mean over latents of probe accuracy above max(chance, lexical)")
     return "\n".join(lines)
 
 
 def decodability_table(result: RunResult) -> str:
-    """One row per (task, latent) with probes: best site, test accuracy, control accuracy,
-    chance, d with its 95% interval, the MLP gap and the mean OOD transfer accuracy."""
+    """One row per (task, latent) with probes: best site, test accuracy, lexical baseline, chance,
+    d with its 95% interval, then the diagnostics: control accuracy and selectivity, the MLP gap
+    and the mean OOD transfer accuracy."""
     scores = run_decodability(result)
     if not scores:
         return "no decodability probes in this run (--no-probes)"
-    rows = [("task", "latent", "site", "acc", "control", "chance", "d [95% CI]", "mlp gap", "ood acc")]
+    rows = [("task", "latent", "site", "acc", "lexical", "chance", "d [95% CI]", "control", "select", "mlp gap", "ood acc")]
     for task, score in scores.items():
         section = result.tasks[task].probes
         for name, lat in score.latents.items():
             probes = section.latents[name]
             transfer = [t.accuracy for t in probes.transfer.values()]
             rows.append((
-                task, name, _short_site(lat.site), f"{lat.accuracy.value:.3f}", f"{lat.control_accuracy.value:.3f}",
-                f"{lat.chance:.3f}", _with_ci(lat.d), "-" if probes.mlp is None else f"{probes.mlp.gap:+.3f}",
+                task, name, _short_site(lat.site), f"{lat.accuracy.value:.3f}", f"{lat.lexical.value:.3f}", f"{lat.chance:.3f}",
+                _with_ci(lat.d), f"{lat.control_accuracy.value:.3f}", f"{lat.selectivity.value:+.3f}",
+                "-" if probes.mlp is None else f"{probes.mlp.gap:+.3f}",
                 f"{sum(transfer) / len(transfer):.3f}" if transfer else "-",
             ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i < 3 or i == 6 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
     for task in scores:
         lines += [f"{task}  {name}  skipped: {reason}" for name, reason in result.tasks[task].probes.skipped.items()]
-    lines.append("acc/control: real/control probe test accuracy at the site chosen on validation rows; ood acc: mean over OOD splits")
+    lines.append("acc: probe test accuracy at the site chosen on validation rows; lexical: from the token's identity alone")
+    lines.append("d = clip((acc - floor) / (1 - floor), 0, 1), floor = max(lexical, chance) (docs/metrics.md)")
+    lines.append("not in d: control = Hewitt & Liang control-task accuracy, select = acc - control; ood acc: mean over OOD splits")
     return "\n".join(lines)
 
 
@@ -161,7 +165,8 @@ def plot_behaviour(results: list[RunResult], path: str | Path) -> Path:
 def plot_decodability(result: RunResult, path: str | Path, format: str | None = None) -> Path:
     """Decodability by layer: one panel per task with probes, x = site in depth order,
     y = held-out (test) probe accuracy; per latent the real probe solid, the control
-    probe dashed, chance dotted, the best site starred. Format from the suffix or ``format``."""
+    probe dashed, the floor max(chance, lexical baseline) dotted, the best site starred.
+    Format from the suffix or ``format``."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no display needed
@@ -180,7 +185,7 @@ def plot_decodability(result: RunResult, path: str | Path, format: str | None = 
             x = range(len(sites))
             ax.plot(x, [lat.sites[s].test.accuracy for s in sites], color=color, marker="o", ms=3, label=name)
             ax.plot(x, [lat.sites[s].control_test.accuracy for s in sites], color=color, ls="--", lw=1)
-            ax.axhline(lat.chance, color=color, ls=":", lw=1)
+            ax.axhline(scores[task].latents[name].floor, color=color, ls=":", lw=1)
             best = sites.index(lat.best_site)
             ax.plot([best], [lat.sites[lat.best_site].test.accuracy], color=color, marker="*", ms=12, mec="black", mew=0.5)
         ax.set_xticks(range(len(sites)), [_short_site(s) for s in sites], rotation=45, ha="right", fontsize=7)
@@ -191,7 +196,8 @@ def plot_decodability(result: RunResult, path: str | Path, format: str | None = 
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("test probe accuracy")
-    fig.suptitle(f"{result.model.name}: real probe (solid), control (dashed), chance (dotted), best site (star)", fontsize=9)
+    fig.suptitle(f"{result.model.name}: real probe (solid), control (dashed), max(chance, lexical) (dotted), best site (star)",
+                 fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fmt = format or path.suffix.lstrip(".")

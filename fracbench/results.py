@@ -136,11 +136,15 @@ class Readout(Strict):
 
 
 class SiteProbes(Strict):
-    """The real and the control probe at one site, fitted together: penalties chosen and readouts."""
+    """The real and the control probe at one site, fitted together: penalties chosen and readouts.
+
+    The control probe (Hewitt & Liang 2019) is a diagnostic of the probe's expressivity;
+    decodability D does not use it (docs/metrics.md, "Decodability D").
+    """
 
     alpha: float = Field(gt=0)  # ridge penalty leave-one-out chose for the real labels
     control_alpha: float = Field(gt=0)  # ... and for the control labels
-    validation: Readout  # real probe on the validation rows (held-out train examples): selects the best site
+    validation: Readout  # real probe on the validation rows (held-out train examples): the best site has the most right
     control_validation: Readout  # control probe on the validation rows
     test: Readout  # real probe on the test rows
     control_test: Readout  # control probe on the test rows (control labels of test rows; unseen ones count wrong)
@@ -180,6 +184,9 @@ class LatentProbes(Strict):
 
     Row sets: the *fit* rows train the probes, the *validation* rows (other train examples)
     pick the best site, the *test* rows (the test split's examples) give every reported accuracy.
+    ``lexical`` is the baseline D measures the probe against (with chance): the best prediction
+    from the current token's identity alone (:func:`fracbench.lexical.lexical_predictions`),
+    estimated on the fit rows.
     """
 
     n_classes: int = Field(ge=2)  # classes the task declares for this latent (0..n_classes-1)
@@ -190,8 +197,9 @@ class LatentProbes(Strict):
     test_examples: list[int]  # per test row, the index of its example in the test split (non-decreasing)
     chance: float = Field(ge=0, le=1)  # fraction of test rows labelled majority_class
     n_unseen: int = Field(ge=0)  # test rows whose class is not in fit_classes (every probe gets them wrong)
+    lexical: Readout  # per test row: '1' where the fit rows' majority label of the row's token type is its label
     sites: dict[str, SiteProbes]  # site -> probes there, in depth order
-    best_site: str  # the site with the highest validation selectivity (best_site_of)
+    best_site: str  # the site with the highest validation accuracy, the shallowest on ties (best_site_of)
     mlp: MLPReadout | None  # None when the nonlinear probe was not run
     transfer: dict[str, Transfer]  # OOD split "ood/<axis>/<level>" -> the best site's probe there
 
@@ -213,6 +221,9 @@ class LatentProbes(Strict):
         unseen = [c not in set(self.fit_classes) for c in self.test_labels]
         if self.n_unseen != sum(unseen):
             raise ValueError(f"n_unseen is {self.n_unseen} but {sum(unseen)} test_labels are not in fit_classes")
+        if len(self.lexical.correct) != n:
+            raise ValueError(f"lexical has {len(self.lexical.correct)} rows for {n} test_labels")
+        check_unseen_wrong("lexical.correct", self.lexical.correct, unseen)
         if not self.sites:
             raise ValueError("sites is empty; probes need at least one site")
         n_val = {len(p.validation.correct) for p in self.sites.values()} | {len(p.control_validation.correct) for p in self.sites.values()}
@@ -355,15 +366,14 @@ def chance_of(labels: Sequence[int], majority_class: int) -> float:
 
 
 def best_site_of(sites: Mapping[str, SiteProbes]) -> str:
-    """The site whose probes are most selective on the validation rows: the largest
-    (real - control) validation accuracy, the earliest (shallowest) site on ties.
+    """The site whose real probe is right on the most validation rows, the earliest
+    (shallowest) site on ties.
 
-    Every site is read on the same validation rows, so this also maximizes the
-    selectivity normalized over chance (a positive rescaling, the same at every site).
-    Counts are compared, not floats, so every reader picks the same site.
+    D's floor (chance, the lexical baseline) does not depend on the site, so this is also
+    the site of the largest d on the validation rows. Counts are compared, not floats, so
+    every reader picks the same site.
     """
-    return max(sites, key=lambda s: (sites[s].validation.correct.count("1") - sites[s].control_validation.correct.count("1"),
-                                     -list(sites).index(s)))
+    return max(sites, key=lambda s: (sites[s].validation.correct.count("1"), -list(sites).index(s)))
 
 
 def check_close(field: str, stored: float, recomputed: float, source: str) -> None:

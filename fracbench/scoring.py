@@ -14,6 +14,7 @@ import numpy as np
 
 from .results import LatentProbes, ProbeSection, RunResult
 
+D_VERSION = "1"  # the definition of D: 0 = DESIGN.md's v0 (control-task subtraction), 1 = above max(chance, lexical)
 N_BOOTSTRAP = 1000  # bootstrap replicates for every confidence interval
 BOOTSTRAP_SEED = 0  # seed of the resampling: every reader draws the same replicates
 CI_PERCENTILES = (2.5, 97.5)  # a 95% percentile interval
@@ -33,11 +34,17 @@ class LatentDecodability:
     """One latent's decodability, read at its best site on the test rows."""
 
     site: str  # the best site (chosen on validation rows, never on test)
-    chance: float  # accuracy of always predicting the fit rows' majority class, on the test rows
+    chance: float  # c: accuracy of always predicting the fit rows' majority class, on the test rows
     accuracy: Estimate  # the real probe's test accuracy
-    control_accuracy: Estimate  # the control probe's test accuracy
-    selectivity: Estimate  # norm(accuracy) - norm(control_accuracy), unclipped
-    d: Estimate  # selectivity clipped to [0, 1]
+    lexical: Estimate  # b: the lexical (token identity only) baseline's test accuracy
+    d: Estimate  # clip(normalized(accuracy, max(c, b)), 0, 1)
+    control_accuracy: Estimate  # diagnostic, not in d: the control probe's test accuracy (Hewitt & Liang 2019)
+    selectivity: Estimate  # diagnostic, not in d: accuracy - control_accuracy
+
+    @property
+    def floor(self) -> float:
+        """``max(chance, lexical)``: the accuracy a probe gets without reading anything the model computed."""
+        return max(self.chance, self.lexical.value)
 
 
 @dataclass(frozen=True)
@@ -48,26 +55,30 @@ class Decodability:
     latents: dict[str, LatentDecodability]
     n_bootstrap: int
     seed: int
+    version: str = D_VERSION  # the definition of D that computed it
 
 
-def normalized(accuracy: float, chance: float) -> float:
-    """``(accuracy - chance) / (1 - chance)``: 0 at chance, 1 when perfect; 0 when chance is 1
-    (test rows of a single class cannot show anything above chance)."""
-    return (accuracy - chance) / (1.0 - chance) if chance < 1.0 else 0.0
+def normalized(accuracy: float, floor: float) -> float:
+    """``(accuracy - floor) / (1 - floor)``: 0 at the floor, 1 when perfect; 0 when the floor is 1
+    (nothing is left above it to show)."""
+    return (accuracy - floor) / (1.0 - floor) if floor < 1.0 else 0.0
 
 
-def selectivity(accuracy: float, control_accuracy: float, chance: float) -> float:
-    """``norm(accuracy) - norm(control_accuracy)``, computed as ``(accuracy - control) / (1 - chance)``."""
-    return (accuracy - control_accuracy) / (1.0 - chance) if chance < 1.0 else 0.0
+def selectivity(accuracy: float, control_accuracy: float) -> float:
+    """Hewitt & Liang's selectivity, ``accuracy - control_accuracy``: a diagnostic of the probe, not in D."""
+    return accuracy - control_accuracy
 
 
-def latent_d(accuracy: float, control_accuracy: float, chance: float) -> float:
-    """A latent's decodability: selectivity clipped to [0, 1]."""
-    return min(1.0, max(0.0, selectivity(accuracy, control_accuracy, chance)))
+def latent_d(accuracy: float, chance: float, lexical: float) -> float:
+    """A latent's decodability: the probe's accuracy normalized above ``max(chance, lexical)``, clipped to [0, 1]."""
+    return min(1.0, max(0.0, normalized(accuracy, max(chance, lexical))))
 
 
 def decodability(section: ProbeSection, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> Decodability:
     """D of one task from its probe section, with 95% percentile intervals from a cluster bootstrap.
+
+    Per latent, at its best site: ``d = clip((acc - floor) / (1 - floor), 0, 1)`` with
+    ``floor = max(chance, lexical)`` (0 when the floor is 1); D is the mean of d over latents.
 
     Each replicate resamples the ``n_test_examples`` test examples with replacement and
     takes every row of each drawn example (rows of one example are correlated), the same
@@ -85,15 +96,16 @@ def decodability(section: ProbeSection, n_bootstrap: int = N_BOOTSTRAP, seed: in
     latents = {}
     for name, latent in section.latents.items():
         probes = latent.sites[latent.best_site]
-        acc, ctrl = probes.test.accuracy, probes.control_test.accuracy
+        acc, ctrl, lex = probes.test.accuracy, probes.control_test.accuracy, latent.lexical.accuracy
         r = per_latent[name]
         latents[name] = LatentDecodability(
             site=latent.best_site,
             chance=latent.chance,
             accuracy=_estimate(acc, r["accuracy"][valid]),
+            lexical=_estimate(lex, r["lexical"][valid]),
+            d=_estimate(latent_d(acc, latent.chance, lex), r["d"][valid]),
             control_accuracy=_estimate(ctrl, r["control"][valid]),
-            selectivity=_estimate(selectivity(acc, ctrl, latent.chance), r["selectivity"][valid]),
-            d=_estimate(latent_d(acc, ctrl, latent.chance), r["d"][valid]),
+            selectivity=_estimate(selectivity(acc, ctrl), r["selectivity"][valid]),
         )
     if latents:
         D_value = float(np.mean([lat.d.value for lat in latents.values()]))
@@ -109,7 +121,8 @@ def run_decodability(result: RunResult, n_bootstrap: int = N_BOOTSTRAP, seed: in
 
 
 def _replicates(latent: LatentProbes, weights: np.ndarray, n: int) -> dict[str, np.ndarray]:
-    """Bootstrap replicates [B] of one latent's accuracy, control accuracy, chance, selectivity and d."""
+    """Bootstrap replicates [B] of one latent's accuracy, lexical baseline, d, control accuracy and selectivity;
+    chance and the lexical baseline are recomputed on each replicate's rows like the accuracy."""
     probes = latent.sites[latent.best_site]
     examples = np.asarray(latent.test_examples)
 
@@ -121,9 +134,12 @@ def _replicates(latent: LatentProbes, weights: np.ndarray, n: int) -> dict[str, 
     safe = np.where(valid, rows, 1.0)
     acc = weights @ per_example(_flags(probes.test.correct)) / safe
     ctrl = weights @ per_example(_flags(probes.control_test.correct)) / safe
+    lexical = weights @ per_example(_flags(latent.lexical.correct)) / safe
     chance = weights @ per_example((np.asarray(latent.test_labels) == latent.majority_class).astype(float)) / safe
-    sel = np.where(chance < 1.0, (acc - ctrl) / np.where(chance < 1.0, 1.0 - chance, 1.0), 0.0)
-    return {"valid": valid, "accuracy": acc, "control": ctrl, "selectivity": sel, "d": np.clip(sel, 0.0, 1.0)}
+    floor = np.maximum(chance, lexical)
+    above = np.where(floor < 1.0, (acc - floor) / np.where(floor < 1.0, 1.0 - floor, 1.0), 0.0)
+    return {"valid": valid, "accuracy": acc, "lexical": lexical, "d": np.clip(above, 0.0, 1.0), "control": ctrl,
+            "selectivity": acc - ctrl}
 
 
 def _flags(correct: str) -> np.ndarray:
@@ -138,6 +154,7 @@ def _estimate(value: float, replicates: np.ndarray) -> Estimate:
 
 
 __all__ = [
+    "D_VERSION",
     "N_BOOTSTRAP",
     "BOOTSTRAP_SEED",
     "Estimate",

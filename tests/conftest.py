@@ -34,13 +34,14 @@ def tiny_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_adapter: Nati
 SITE = "blocks.0.hook_resid_post"
 
 
-def probe_section(latents: dict[str, tuple[str, str, list[int], list[int]]], n_test_examples: int, majority: int = 0):
+def probe_section(latents: dict[str, tuple], n_test_examples: int, majority: int = 0):
     """A valid ProbeSection built by hand: per latent (test correct flags, control test correct
-    flags, test labels, test example of each row), one site, classes 0 and 1 seen in fit."""
+    flags, test labels, test example of each row[, lexical baseline's correct flags, all '0'
+    if left out]), one site, classes 0 and 1 seen in fit."""
     from fracbench.results import LatentProbes, ProbeSection, Readout, SiteProbes, chance_of
 
     built = {}
-    for name, (correct, control, labels, examples) in latents.items():
+    for name, (correct, control, labels, examples, *lexical) in latents.items():
         probes = SiteProbes(
             alpha=1.0,
             control_alpha=10.0,
@@ -58,6 +59,7 @@ def probe_section(latents: dict[str, tuple[str, str, list[int], list[int]]], n_t
             test_examples=examples,
             chance=chance_of(labels, majority),
             n_unseen=sum(c not in (0, 1) for c in labels),
+            lexical=Readout.from_correct([c == "1" for c in (lexical[0] if lexical else "0" * len(labels))]),
             sites={SITE: probes},
             best_site=SITE,
             mlp=None,

@@ -236,6 +236,10 @@ SITE_PATH = "depth.sites.`blocks.0.hook_resid_post`"  # pydantic quotes keys hol
         (lambda d: d["sites"]["blocks.0.hook_resid_post"]["validation"].update(correct="11x"), f"{SITE_PATH}.validation.correct",
          "String should match pattern"),
         (lambda d: d.update(chance=0.5), "depth", "chance is 0.5 but the 7 raw test_labels give 0.42857142857142855"),
+        (lambda d: d["lexical"].update(accuracy=0.5), "depth.lexical", "accuracy is 0.5 but the 7 raw correct flags give 0.0"),
+        (lambda d: d["lexical"].update(correct="1101101", accuracy=5 / 7), "depth",
+         "lexical.correct[6] is '1' but that row's label never occurred in the fit rows"),
+        (lambda d: d["lexical"].update(correct="110", accuracy=2 / 3), "depth", "lexical has 3 rows for 7 test_labels"),
         (lambda d: d.update(n_unseen=0), "depth", "n_unseen is 0 but 1 test_labels are not in fit_classes"),
         (lambda d: d.update(best_site="blocks.0.hook_resid_pre"), "depth",
          "best_site is 'blocks.0.hook_resid_pre' but the validation readouts select 'blocks.0.hook_resid_post'"),
@@ -255,6 +259,12 @@ def test_a_tampered_probe_number_is_refused_naming_the_field(change, where: str,
     text = str(info.value)
     assert f"tasks.quote_close.probes.latents.{where}" in text
     assert message in text
+
+
+def test_a_probe_section_without_the_lexical_baseline_is_refused() -> None:
+    """Probe sections written before D was measured above the lexical baseline lack it: refused, not misread."""
+    with pytest.raises(ValidationError, match=r"latents.depth.lexical\n  Field required"):
+        RunResult.model_validate(probes_edited(lambda d: d.pop("lexical")))
 
 
 def test_probe_rows_must_belong_to_the_recorded_examples() -> None:

@@ -8,31 +8,37 @@ from fracbench.scoring import decodability, latent_d, normalized, run_decodabili
 from tests.conftest import probe_section
 
 
-def test_normalization_and_selectivity_follow_the_definition() -> None:
+def test_d_is_the_accuracy_normalized_above_the_larger_of_chance_and_the_lexical_baseline() -> None:
     assert normalized(0.5, 0.5) == 0.0 and normalized(1.0, 0.5) == 1.0 and normalized(0.25, 0.5) == -0.5
-    assert selectivity(0.9, 0.6, 0.5) == pytest.approx(normalized(0.9, 0.5) - normalized(0.6, 0.5))
-    assert latent_d(0.9, 0.6, 0.5) == pytest.approx(0.6)
-    assert latent_d(0.6, 0.9, 0.5) == 0.0  # a control the probe decodes better than the latent: clipped at 0
-    assert latent_d(1.0, 0.0, 0.5) == 1.0  # (1 - 0) / 0.5 = 2, clipped at 1
-    assert latent_d(1.0, 0.0, 1.0) == 0.0  # test rows of a single class show nothing above chance
+    assert latent_d(0.9, 0.5, 0.0) == pytest.approx(0.8)  # floor = chance
+    assert latent_d(0.9, 0.5, 0.8) == pytest.approx(0.5)  # floor = lexical: (0.9 - 0.8) / 0.2
+    assert latent_d(0.7, 0.5, 0.8) == 0.0  # below what the token alone predicts: clipped at 0
+    assert latent_d(1.0, 0.5, 1.0) == 0.0  # the token determines the latent: a perfect probe shows nothing
+    assert latent_d(1.0, 1.0, 0.0) == 0.0  # test rows of a single class show nothing above chance
+    assert selectivity(0.9, 0.6) == pytest.approx(0.3)  # Hewitt & Liang's, a diagnostic
 
 
 def test_D_is_the_mean_of_the_latents_d_recomputed_from_the_raw_flags() -> None:
-    # 4 test examples, 2 rows each; latent a: 7/8 right, control 3/8, chance 4/8 -> d = (7/8 - 3/8) / (1/2) = 1
-    # latent b: 6/8 right, control 5/8, chance 6/8 -> d = (1/8) / (2/8) = 0.5
+    # 4 test examples, 2 rows each.
+    # latent a: 7/8 right, chance 4/8, lexical 6/8 -> floor 6/8, d = (7/8 - 6/8) / (2/8) = 0.5
+    # latent b: 7/8 right, chance 6/8, lexical 3/8 -> floor 6/8, d = 0.5
+    # The controls (a: 8/8, better than the probe; b: 0/8) do not enter d.
     section = probe_section(
         {
-            "a": ("11111110", "10100100", [0, 1, 0, 1, 0, 1, 0, 1], [0, 0, 1, 1, 2, 2, 3, 3]),
-            "b": ("11110011", "11100011", [0, 0, 0, 1, 0, 0, 1, 0], [0, 0, 1, 1, 2, 2, 3, 3]),
+            "a": ("11111110", "11111111", [0, 1, 0, 1, 0, 1, 0, 1], [0, 0, 1, 1, 2, 2, 3, 3], "11111100"),
+            "b": ("11110111", "00000000", [0, 0, 0, 1, 0, 0, 1, 0], [0, 0, 1, 1, 2, 2, 3, 3], "11100000"),
         },
         n_test_examples=4,
     )
     score = decodability(section)
-    assert score.latents["a"].accuracy.value == 7 / 8 and score.latents["a"].control_accuracy.value == 3 / 8
-    assert score.latents["a"].chance == 0.5 and score.latents["a"].d.value == 1.0
-    assert score.latents["b"].d.value == pytest.approx(0.5)
-    assert score.D.value == pytest.approx(0.75)
-    for e in [score.D, *(lat.d for lat in score.latents.values()), *(lat.accuracy for lat in score.latents.values())]:
+    a, b = score.latents["a"], score.latents["b"]
+    assert a.accuracy.value == 7 / 8 and a.lexical.value == 6 / 8 and a.chance == 0.5 and a.floor == 6 / 8
+    assert a.d.value == pytest.approx(0.5) and b.d.value == pytest.approx(0.5) and b.floor == 6 / 8
+    assert a.control_accuracy.value == 1.0 and a.selectivity.value == pytest.approx(-1 / 8)
+    assert b.control_accuracy.value == 0.0 and b.selectivity.value == pytest.approx(7 / 8)
+    assert score.D.value == pytest.approx(0.5) and score.version == "1"
+    for e in [score.D, *(lat.d for lat in score.latents.values()), *(lat.accuracy for lat in score.latents.values()),
+              *(lat.lexical for lat in score.latents.values())]:
         assert 0 <= e.low <= e.value <= e.high <= 1
 
 
@@ -46,9 +52,10 @@ def test_the_bootstrap_is_deterministic_and_seeded() -> None:
 def test_the_bootstrap_resamples_examples_not_rows() -> None:
     # One example holds every row: resampling examples can only redraw that example,
     # so the interval has no width (a row bootstrap would give a wide one).
-    section = probe_section({"a": ("1101", "0100", [0, 1, 0, 1], [0, 0, 0, 0])}, n_test_examples=1)
-    d = decodability(section).latents["a"].accuracy
-    assert d.low == d.value == d.high == 0.75
+    section = probe_section({"a": ("1101", "0100", [0, 1, 0, 1], [0, 0, 0, 0], "1100")}, n_test_examples=1)
+    latent = decodability(section).latents["a"]
+    assert latent.accuracy.low == latent.accuracy.value == latent.accuracy.high == 0.75
+    assert latent.lexical.low == latent.lexical.value == latent.lexical.high == 0.5
 
 
 def test_D_interval_is_joint_across_latents() -> None:
