@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-GRAM_BLOCK_ROWS = 2048  # rows converted to float64 at a time for the Gram pass
+GRAM_BLOCK_ROWS = 512  # rows converted to float64 at a time for the Gram pass (in cache)
 LOO_BLOCK_ROWS = 512  # rows per block of the leave-one-out reduction (stays in cache)
 
 
@@ -61,15 +61,17 @@ def fit_ridge(X: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, n_clas
 
     # Pass 1, float64: the Gram matrix and the cross-moments in one product per row block.
     # Centring comes after (G - N mean mean^T); centred targets need none (their columns sum to 0).
-    gram = torch.zeros(S, d, d, dtype=torch.float64, device=X.device)
-    cross = torch.zeros(S, d, P * K, dtype=torch.float64, device=X.device)
+    moments = torch.zeros(S, d, d + P * K, dtype=torch.float64, device=X.device)  # [X^T X | X^T Tc]
     x_sum = torch.zeros(S, 1, d, dtype=torch.float64, device=X.device)
+    block = torch.empty(S, GRAM_BLOCK_ROWS, d + P * K, dtype=torch.float64, device=X.device)
     for rows in _blocks(N, GRAM_BLOCK_ROWS):
-        x = X[:, rows].to(torch.float64)
-        xt = x.transpose(1, 2)
-        gram.baddbmm_(xt, x)
-        cross.baddbmm_(xt, Tc[:, rows])
+        b = block[:, : rows.stop - rows.start]
+        b[:, :, :d] = X[:, rows]  # float64 copy of a block small enough to stay in cache
+        b[:, :, d:] = Tc[:, rows]
+        x = b[:, :, :d]
+        moments.baddbmm_(x.transpose(1, 2), b)
         x_sum += x.sum(1, keepdim=True)
+    gram, cross = moments[:, :, :d], moments[:, :, d:]
     x_mean = x_sum / N
     gram -= N * x_mean.transpose(1, 2) @ x_mean
     eigvals, V = symmetric_eig(gram)  # [S, d], [S, d, d]
