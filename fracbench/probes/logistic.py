@@ -65,16 +65,17 @@ class _Problem:
         A = idx.shape[1]
         Z = self.Z[dtype]
         everything = S == Z.shape[0] and A == self.l2.shape[1] and bool((idx == torch.arange(A, device=idx.device)).all())
-        Z = Z if S == Z.shape[0] else Z[sites]
+        # a subset of sites: one product per site on views of Z (indexing Z would copy it)
+        per_site = None if S == Z.shape[0] else [Z[s] for s in sites.tolist()]
         class_sums = self.class_sums if everything else _take(self.class_sums[sites], idx)
         mask = self.mask if everything else self.mask[sites].gather(3, idx[:, None, None].expand(S, 1, K, A))
         l2 = self.l2[sites].gather(1, idx)  # [S, A]
         W = theta[:, 1:]
-        logits = (Z @ W.reshape(S, d, K * A).to(dtype)).view(S, N, K, A)
+        logits = _products(Z, per_site, W.reshape(S, d, K * A).to(dtype), transpose=False).view(S, N, K, A)
         logits += (theta[:, :1] + mask).to(dtype)  # unused class columns: -inf
         lse = logits.logsumexp(2)  # [S, N, A]
         softmax = logits.sub_(lse[:, :, None]).exp_()  # exp(-inf) = 0 in unused columns
-        g_W = (Z.transpose(1, 2) @ softmax.view(S, N, K * A)).view(S, d, K, A).to(torch.float64) / N
+        g_W = _products(Z, per_site, softmax.view(S, N, K * A), transpose=True).view(S, d, K, A).to(torch.float64) / N
         g_b = softmax.mean(1, keepdim=True).to(torch.float64)  # [S, 1, K, A]
         grad = torch.cat([g_b, g_W], 1) - class_sums
         grad[:, 1:] += l2[:, None, None] * W
@@ -145,7 +146,8 @@ def _lbfgs(
     active = start & (problem.max_abs_original_gradient(grad) > tol)  # [S, P]
     converged = start & ~active
     stalled = torch.zeros_like(active)
-    gamma = torch.ones(S, P, dtype=torch.float64, device=theta.device)  # per-probe scale of the initial inverse Hessian
+    # per-probe scale of the initial inverse Hessian; before any curvature pair, a first step of unit length (as scipy's)
+    gamma = 1.0 / _dot(grad, grad).sqrt().clamp_min(1e-12)
     s_hist: list[torch.Tensor] = []
     y_hist: list[torch.Tensor] = []
     rho_hist: list[torch.Tensor] = []
@@ -200,6 +202,13 @@ def _lbfgs(
         converged |= done
         active &= ~done
     return converged, stalled
+
+
+def _products(Z: torch.Tensor, per_site: list[torch.Tensor] | None, B: torch.Tensor, transpose: bool) -> torch.Tensor:
+    """``Z @ B`` (or ``Z^T @ B``) batched over sites: all of ``Z``, or the listed per-site views."""
+    if per_site is None:
+        return (Z.transpose(1, 2) if transpose else Z) @ B
+    return torch.stack([(z.T if transpose else z) @ b for z, b in zip(per_site, B)])
 
 
 def _two_loop(grad, s_hist, y_hist, rho_hist, gamma) -> torch.Tensor:
