@@ -322,3 +322,22 @@ def test_logit_diffs_match_the_forward_pass(adapters, family):
             last = adapter.forward(enc).logits[0, -1]
             expected = last[adapter.completion_id(examples[i].target)] - last[adapter.completion_id(examples[i].foil)]
             assert diffs[i].item() == pytest.approx(expected.item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_decodability_reads_every_family_at_its_residual_sites(adapters, family):
+    """The probe half of the benchmark runs on HuggingFace models through the adapter alone:
+    residual sites in depth order, raw per-row results that re-validate, and a D in [0, 1]."""
+    from fracbench.decodability import default_sites, measure_decodability
+    from fracbench.results import ProbeSection
+    from fracbench.scoring import decodability
+
+    sites = default_sites(adapters[family])
+    assert sites[0] == "blocks.0.hook_resid_pre" and sites[-1] == "blocks.1.hook_resid_post"
+    assert ("blocks.0.hook_resid_mid" in sites) == (family != "gpt_neox")  # NeoX blocks are parallel: no mid point
+    section = measure_decodability(adapters[family], TASKS["bracket_depth"], n_train=20, n_test=10, seed=0, mlp=False, transfer=False)
+    latent = section.latents["depth"]
+    assert list(latent.sites) == sites
+    assert ProbeSection.model_validate(section.model_dump()) == section  # every stored aggregate re-checks
+    D = decodability(section).D
+    assert 0.0 <= D.low <= D.value <= D.high <= 1.0
