@@ -55,25 +55,37 @@ def fit_ridge(X: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, n_clas
     S, N, d = X.shape
     P, K = valid.shape[1], valid.shape[2]
     A = len(alphas)
-    T = one_vs_all_targets(labels, valid)  # [S, N, P, K]
-    t_mean = T.mean(1, keepdim=True)
-    Tc = (T - t_mean).reshape(S, N, P * K)  # centred targets
+    # Targets are never materialized for all rows: a block's one-hot columns are built in cache.
+    # t = 2 one_hot - 1 (0 in unused columns), so t_mean = 2 freq - 1 and the centred
+    # cross-moments are 2 (X^T one_hot - N x_mean freq^T).
+    column = labels + torch.arange(P, device=X.device)[:, None] * K  # [S, P, N] the one-hot column of each row
+    counts = torch.zeros(S, P * K, dtype=torch.float64, device=X.device).scatter_add_(
+        1, column.flatten(1), torch.ones(1, dtype=torch.float64, device=X.device).expand(S, P * N)
+    )
+    validf = valid.reshape(S, P * K).to(torch.float64)
+    t_mean = (2 * counts / N - 1) * validf  # [S, P*K]
+
+    def one_hot_block(rows: slice, dtype: torch.dtype) -> torch.Tensor:
+        out = torch.zeros(S, rows.stop - rows.start, P * K, dtype=dtype, device=X.device)
+        return out.scatter_(2, column[:, :, rows].transpose(1, 2), 1.0)
 
     # Pass 1, float64: the Gram matrix and the cross-moments in one product per row block.
-    # Centring comes after (G - N mean mean^T); centred targets need none (their columns sum to 0).
-    moments = torch.zeros(S, d, d + P * K, dtype=torch.float64, device=X.device)  # [X^T X | X^T Tc]
+    # Centring comes after (G - N mean mean^T).
+    moments = torch.zeros(S, d, d + P * K, dtype=torch.float64, device=X.device)  # [X^T X | X^T one_hot]
     x_sum = torch.zeros(S, 1, d, dtype=torch.float64, device=X.device)
     block = torch.empty(S, GRAM_BLOCK_ROWS, d + P * K, dtype=torch.float64, device=X.device)
     for rows in _blocks(N, GRAM_BLOCK_ROWS):
         b = block[:, : rows.stop - rows.start]
         b[:, :, :d] = X[:, rows]  # float64 copy of a block small enough to stay in cache
-        b[:, :, d:] = Tc[:, rows]
+        b[:, :, d:] = 0.0
+        b[:, :, d:].scatter_(2, column[:, :, rows].transpose(1, 2), 1.0)
         x = b[:, :, :d]
         moments.baddbmm_(x.transpose(1, 2), b)
         x_sum += x.sum(1, keepdim=True)
     gram, cross = moments[:, :, :d], moments[:, :, d:]
     x_mean = x_sum / N
     gram -= N * x_mean.transpose(1, 2) @ x_mean
+    cross = 2 * (cross - x_mean.transpose(1, 2) @ counts[:, None, :]) * validf[:, None, :]  # X_c^T T_c
     eigvals, V = symmetric_eig(gram)  # [S, d], [S, d, d]
     Q = V.transpose(1, 2) @ cross  # [S, d, P*K] = Z^T Tc, Z the centred data in the eigenbasis
     shrink = 1.0 / (eigvals[:, :, None] + alphas)  # [S, d, A]
@@ -85,7 +97,7 @@ def fit_ridge(X: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, n_clas
     group = (torch.nn.functional.one_hot(cols // K, P).to(X.dtype) * col_real[..., None])[:, None]  # [S, 1, C, P]
     # fitted values for every alpha: Z @ (shrink * Q), over the free columns only
     M = (shrink[:, :, :, None] * Q.gather(2, cols[:, None].expand(S, d, C))[:, :, None, :]).reshape(S, d, A * C).to(X.dtype)
-    Tf = Tc.gather(2, cols[:, None].expand(S, N, C)).to(X.dtype)  # [S, N, C]
+    t_free = (1.0 + t_mean.gather(1, cols)).to(X.dtype)  # [S, C]: centred target = 2 one_hot - t_free
     Vx, shift, shrink_x = V.to(X.dtype), (x_mean @ V).to(X.dtype), shrink.to(X.dtype)
 
     # Pass 2, in the data's precision: exact leave-one-out for every alpha, block by block.
@@ -94,7 +106,8 @@ def fit_ridge(X: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, n_clas
         z = X[:, rows] @ Vx - shift  # [S, B, d]
         leverage = (z * z) @ shrink_x + 1.0 / N  # [S, B, A] hat-matrix diagonal (1/N from the intercept)
         weight = (1.0 - leverage) ** -2  # LOO residual = residual / (1 - h)
-        residual = (Tf[:, rows, None, :] - (z @ M).view(S, -1, A, C)) * col_real[:, None, None, :]  # [S, B, A, C]
+        target = 2 * one_hot_block(rows, X.dtype).gather(2, cols[:, None].expand(S, rows.stop - rows.start, C)) - t_free[:, None]
+        residual = (target[:, :, None, :] - (z @ M).view(S, -1, A, C)) * col_real[:, None, None, :]  # [S, B, A, C]
         last = residual @ group  # [S, B, A, P]: minus each label set's last column
         per_set = residual.square_() @ group + last.square_()  # [S, B, A, P]
         loo_sse += (per_set * weight[..., None]).sum(1, dtype=torch.float64)
@@ -103,7 +116,7 @@ def fit_ridge(X: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, n_clas
 
     best_shrink = shrink.gather(2, best.repeat_interleave(K, dim=1)[:, None, :].expand(S, d, P * K))  # [S, d, P*K]
     coef = V @ (best_shrink * Q)  # [S, d, P*K]
-    intercept = t_mean.reshape(S, P * K) - (x_mean @ coef).squeeze(1)
+    intercept = t_mean - (x_mean @ coef).squeeze(1)
     return RidgeFit(coef, intercept, best, loo_mse.transpose(1, 2))
 
 
