@@ -58,10 +58,12 @@ class Decodability:
     version: str = D_VERSION  # the definition of D that computed it
 
 
-def normalized(accuracy: float, floor: float) -> float:
+def normalized(accuracy, floor):
     """``(accuracy - floor) / (1 - floor)``: 0 at the floor, 1 when perfect; 0 when the floor is 1
-    (nothing is left above it to show)."""
-    return (accuracy - floor) / (1.0 - floor) if floor < 1.0 else 0.0
+    (nothing is left above it to show). Floats or numpy arrays (the bootstrap replicates)."""
+    below_one = np.asarray(floor) < 1.0
+    value = np.where(below_one, (np.asarray(accuracy) - floor) / np.where(below_one, 1.0 - np.asarray(floor), 1.0), 0.0)
+    return float(value) if value.ndim == 0 else value
 
 
 def selectivity(accuracy: float, control_accuracy: float) -> float:
@@ -69,9 +71,11 @@ def selectivity(accuracy: float, control_accuracy: float) -> float:
     return accuracy - control_accuracy
 
 
-def latent_d(accuracy: float, chance: float, lexical: float) -> float:
-    """A latent's decodability: the probe's accuracy normalized above ``max(chance, lexical)``, clipped to [0, 1]."""
-    return min(1.0, max(0.0, normalized(accuracy, max(chance, lexical))))
+def latent_d(accuracy, chance, lexical):
+    """A latent's decodability: the probe's accuracy normalized above ``max(chance, lexical)``, clipped to [0, 1].
+    Floats or numpy arrays (the bootstrap replicates)."""
+    value = np.clip(normalized(accuracy, np.maximum(chance, lexical)), 0.0, 1.0)
+    return float(value) if np.ndim(value) == 0 else value
 
 
 def decodability(section: ProbeSection, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> Decodability:
@@ -136,9 +140,7 @@ def _replicates(latent: LatentProbes, weights: np.ndarray, n: int) -> dict[str, 
     ctrl = weights @ per_example(_flags(probes.control_test.correct)) / safe
     lexical = weights @ per_example(_flags(latent.lexical.correct)) / safe
     chance = weights @ per_example((np.asarray(latent.test_labels) == latent.majority_class).astype(float)) / safe
-    floor = np.maximum(chance, lexical)
-    above = np.where(floor < 1.0, (acc - floor) / np.where(floor < 1.0, 1.0 - floor, 1.0), 0.0)
-    return {"valid": valid, "accuracy": acc, "lexical": lexical, "d": np.clip(above, 0.0, 1.0), "control": ctrl,
+    return {"valid": valid, "accuracy": acc, "lexical": lexical, "d": latent_d(acc, chance, lexical), "control": ctrl,
             "selectivity": acc - ctrl}
 
 

@@ -3,12 +3,14 @@ checks, label encoding, and prediction from a decision function."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 
 from ..device import check_device
 
 
-class BatchedProbes:
+class BatchedProbes(ABC):
     """Probes for S sites x P label sets. Subclasses implement ``fit`` and ``decision_function``.
 
     Fitted attributes every family sets: ``classes_`` [S, P, K] (the label of each column,
@@ -18,8 +20,13 @@ class BatchedProbes:
 
     device: str | None = None
 
-    def decision_function(self, X: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def fit(self, X: torch.Tensor, Y: torch.Tensor) -> BatchedProbes:
+        """Fit every (site, label set) probe on X [S, N, d], Y [S, P, N] or [P, N]; returns self."""
+
+    @abstractmethod
+    def decision_function(self, X: torch.Tensor) -> torch.Tensor:
+        """Scores [S, P, N, K]; -inf in the columns a label set does not use."""
 
     def predict(self, X: torch.Tensor) -> torch.Tensor:
         """Class labels [S, P, N]."""

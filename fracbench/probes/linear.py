@@ -93,50 +93,52 @@ class LinearProbes(BatchedProbes):
             raise ValueError(f"partial_fit streams ridge probes only; kind is {self.kind!r} (use fit, or kind='ridge')")
         first = not hasattr(self, "stats_")
         X, Y = self._check_xy(X, Y, reset=first)
-        S, P = Y.shape[0], Y.shape[1]
+        S, P, N = Y.shape
+        # every check comes before the statistics change: a refused call leaves the stream as it was
         if first:
-            self._start_stream(classes, S, P, X)
-        elif classes is not None and not torch.equal(self._classes_tensor(classes, S, P, X.device), self.classes_):
-            raise ValueError("classes differ from the first partial_fit call's; pass them on the first call only")
-        if Y.shape[:2] != self.classes_.shape[:2]:
-            first_s, first_p = self.classes_.shape[:2]
-            raise ValueError(f"Y has {P} label sets over {S} sites; the first partial_fit call had {first_p} over {first_s}")
-        N = X.shape[1]
+            if classes is None:
+                raise ValueError("the first partial_fit call needs classes: every label the label sets will hold (e.g. classes=[0, 1, 2])")
+            table = self._classes_tensor(classes, S, P, X.device)
+            if bool(((table >= 0).sum(-1) < 2).any()):
+                raise ValueError(f"classes must name at least two labels per label set, got {classes!r}")
+        else:
+            table = self.classes_
+            if Y.shape[:2] != table.shape[:2]:
+                raise ValueError(f"Y has {P} label sets over {S} sites; the first partial_fit call had {table.shape[1]} over {table.shape[0]}")
+            if classes is not None and not torch.equal(self._classes_tensor(classes, S, P, X.device), table):
+                raise ValueError("classes differ from the first partial_fit call's; pass them on the first call only")
         if held_out is None:
-            held_out = (torch.arange(N, device=X.device) + self.n_rows_seen_) % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
+            seen = 0 if first else self.n_rows_seen_
+            held_out = (torch.arange(N, device=X.device) + seen) % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
         elif not isinstance(held_out, torch.Tensor) or held_out.dtype != torch.bool or held_out.shape != (N,):
             raise ValueError(f"held_out must be a bool tensor [N] = [{N}], got {getattr(held_out, 'dtype', type(held_out).__name__)} {tuple(getattr(held_out, 'shape', ()))}")
-        known = Y[..., None] == self.classes_[:, :, None, :]  # [S, P, N, K]
+        known = Y[..., None] == table[:, :, None, :]  # [S, P, N, K]
         if not bool(known.any(-1).all()):
             s, p, n = (~known.any(-1)).nonzero()[0].tolist()
-            raise ValueError(f"Y holds label {int(Y[s, p, n])} (label set {p}, row {n}) that is not in classes {self.classes_[s, p][self.classes_[s, p] >= 0].tolist()}")
-        labels = known.to(torch.uint8).argmax(-1)  # [S, P, N] column ids
-        valid = self._valid_columns()
-        self.stats_.update(X, one_vs_all_targets(labels, valid).reshape(S, N, -1), held_out.to(X.device))
-        self.n_rows_seen_ += N
-        if float(self.stats_.n[1]) == 0 and len(self._checked_alphas(X.device)) > 1:
+            raise ValueError(f"Y holds label {int(Y[s, p, n])} (label set {p}, row {n}) that is not in classes {table[s, p][table[s, p] >= 0].tolist()}")
+        alphas = self._checked_alphas(X.device)
+        held_out_rows = int(held_out.sum()) + (0 if first else int(self.stats_.n[1]))
+        if held_out_rows == 0 and len(alphas) > 1:
             raise ValueError(
-                f"no held-out rows yet to choose among {len(self.alphas)} alphas: pass more rows (every {HELD_OUT_EVERY}th row is held out "
+                f"no held-out rows yet to choose among {len(alphas)} alphas: pass more rows (every {HELD_OUT_EVERY}th row is held out "
                 "by default) or mark some with held_out"
             )
-        alphas = self._checked_alphas(X.device)
-        coef, intercept, best, held_out_mse = self.stats_.solve(alphas, self.n_classes_, self.classes_.shape[2])
-        d, K = X.shape[2], self.classes_.shape[2]
+        if int((~held_out).sum()) + (0 if first else int(self.stats_.n[0])) == 0:
+            raise ValueError("no rows to fit: every row so far is held out; pass rows with held_out=False")
+        if first:
+            self.classes_, self.n_classes_ = table, (table >= 0).sum(-1)
+            self.stats_ = RidgeStatistics(S, X.shape[2], P * table.shape[2], X.device)
+            self.n_rows_seen_ = 0
+        labels = known.to(torch.uint8).argmax(-1)  # [S, P, N] column ids
+        self.stats_.update(X, one_vs_all_targets(labels, self._valid_columns()).reshape(S, N, -1), held_out.to(X.device))
+        self.n_rows_seen_ += N
+        coef, intercept, best, held_out_mse = self.stats_.solve(alphas, self.n_classes_, table.shape[2])
+        d, K = X.shape[2], table.shape[2]
         self.coef_ = coef.reshape(S, d, P, K).permute(0, 2, 3, 1).contiguous()
         self.intercept_ = intercept.reshape(S, P, K)
         self.alpha_, self.held_out_mse_ = alphas[best], held_out_mse
         self.n_features_in_ = d
         return self
-
-    def _start_stream(self, classes, S: int, P: int, X: torch.Tensor) -> None:
-        if classes is None:
-            raise ValueError("the first partial_fit call needs classes: every label the label sets will hold (e.g. classes=[0, 1, 2])")
-        self.classes_ = self._classes_tensor(classes, S, P, X.device)
-        self.n_classes_ = (self.classes_ >= 0).sum(-1)
-        if bool((self.n_classes_ < 2).any()):
-            raise ValueError(f"classes must name at least two labels per label set, got {classes!r}")
-        self.stats_ = RidgeStatistics(S, X.shape[2], P * self.classes_.shape[2], X.device)
-        self.n_rows_seen_ = 0
 
     @staticmethod
     def _classes_tensor(classes, S: int, P: int, device: torch.device) -> torch.Tensor:
@@ -155,8 +157,9 @@ class LinearProbes(BatchedProbes):
 
     def _fit_ridge(self, X: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, n_classes: torch.Tensor):
         """RidgeClassifierCV: one-vs-all {-1, +1} targets, the alpha with the least exact LOO error."""
-        fit = fit_ridge(X, labels, valid, n_classes, self._checked_alphas(X.device))
-        self.alpha_ = self._checked_alphas(X.device)[fit.alpha_index]
+        alphas = self._checked_alphas(X.device)
+        fit = fit_ridge(X, labels, valid, n_classes, alphas)
+        self.alpha_ = alphas[fit.alpha_index]
         self.loo_mse_ = fit.loo_mse
         return fit.coef, fit.intercept
 

@@ -21,7 +21,7 @@ import torch
 ARMIJO = 1e-4  # sufficient-decrease constant
 APPROX_WOLFE = 0.1  # Hager & Zhang's delta: accept when phi'(t) <= (1 - 2 delta) |phi'(0)| ...
 LOSS_SLACK = 1e-6  # ... and the loss grew by at most this fraction (float32 rounding)
-MAX_BACKTRACKS = 30
+MAX_BACKTRACKS = 30  # halvings before a probe counts as stalled (10 in the float32 phase)
 MAX_EXTENSIONS = 10  # doublings of a step that is still descending steeply
 WOLFE_CURVATURE = 0.9  # ... steeply: the slope there is below 0.9 times the initial slope
 
@@ -85,7 +85,6 @@ class _Problem:
 
     def max_abs_original_gradient(self, grad: torch.Tensor) -> torch.Tensor:
         """scikit-learn's stopping quantity [S, P]: the gradient in the original weights and intercepts."""
-        S, _, K, P = grad.shape
         g_b, g_W = grad[:, :1], grad[:, 1:] + self.x_mean.transpose(1, 2)[..., None] * grad[:, :1]
         return torch.maximum(g_W.abs().amax((1, 2)), g_b.abs().amax((1, 2)))
 

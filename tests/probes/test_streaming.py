@@ -85,3 +85,29 @@ def test_streaming_refuses_what_it_cannot_do() -> None:
     probes = LinearProbes().partial_fit(X, Y, classes=[0, 1, 2])
     with pytest.raises(ValueError, match="first partial_fit call had 2"):
         probes.partial_fit(X, Y[:1])
+
+
+def test_a_refused_batch_leaves_the_stream_as_it_was() -> None:
+    X, Y = make_stream(N=200)
+    with pytest.raises(ValueError, match="no held-out rows"):
+        LinearProbes().partial_fit(X[:, :4], Y[:, :4], classes=[0, 1, 2])
+    probes = LinearProbes()
+    with pytest.raises(ValueError, match="not in classes"):
+        probes.partial_fit(X, Y, classes=[[0, 1], [0, 1]])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        probes.predict(X)  # the refused first call fitted nothing
+    probes.partial_fit(X[:, :100], Y[:, :100], classes=[[0, 1, 2], [0, 1]])
+    before = (probes.coef_.clone(), probes.n_rows_seen_, probes.stats_.n.clone())
+    bad = Y[:, 100:].clone()
+    bad[0, 5] = 7
+    with pytest.raises(ValueError, match="not in classes"):
+        probes.partial_fit(X[:, 100:], bad)
+    with pytest.raises(ValueError, match="held_out must be"):
+        probes.partial_fit(X[:, 100:], Y[:, 100:], held_out=torch.ones(3, dtype=torch.bool))
+    assert torch.equal(probes.coef_, before[0]) and probes.n_rows_seen_ == before[1] and torch.equal(probes.stats_.n, before[2])
+
+
+def test_every_row_held_out_is_refused() -> None:
+    X, Y = make_stream(N=50)
+    with pytest.raises(ValueError, match="every row so far is held out"):
+        LinearProbes().partial_fit(X, Y, classes=[0, 1, 2], held_out=torch.ones(50, dtype=torch.bool))
