@@ -49,7 +49,7 @@ def test_gram_pass_floor(benchmark, grid) -> None:
     """One X^T X pass over the training data in float64: the floor for any exact ridge fit."""
     X, _, n = grid
     Xt = X[:, :n].double()
-    benchmark.pedantic(lambda: Xt.transpose(1, 2) @ Xt, rounds=3, iterations=1)
+    benchmark.pedantic(lambda: Xt.transpose(1, 2) @ Xt, rounds=7, iterations=1, warmup_rounds=1)
     TIMES["gram"] = benchmark.stats.stats.min
 
 
@@ -57,13 +57,13 @@ def test_gram_pass_float32(benchmark, grid) -> None:
     """The same pass in float32 (reported alongside: exactness against scikit-learn needs float64)."""
     X, _, n = grid
     Xt = X[:, :n].contiguous()
-    benchmark.pedantic(lambda: Xt.transpose(1, 2) @ Xt, rounds=3, iterations=1)
+    benchmark.pedantic(lambda: Xt.transpose(1, 2) @ Xt, rounds=7, iterations=1, warmup_rounds=1)
     TIMES["gram32"] = benchmark.stats.stats.min
 
 
 def test_batched_ridge(benchmark, grid) -> None:
     X, Y, n = grid
-    probes = benchmark.pedantic(lambda: LinearProbes(alphas=ALPHAS).fit(X[:, :n], Y[:, :n]), rounds=3, iterations=1)
+    probes = benchmark.pedantic(lambda: LinearProbes(alphas=ALPHAS).fit(X[:, :n], Y[:, :n]), rounds=7, iterations=1, warmup_rounds=1)
     TIMES["batched"] = benchmark.stats.stats.min
     acc = probes.score(X[:, n:], Y[:, n:])
     benchmark.extra_info["mean_test_accuracy"] = acc.mean().item()

@@ -94,7 +94,7 @@ def encode_labels(Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     """Per (site, label set): labels as column indices [S, P, N], the label of each column
     [S, P, K] (-1 where unused) and the number of classes [S, P]. Columns follow sorted labels."""
     L = int(Y.max()) + 1
-    present = torch.nn.functional.one_hot(Y, L).any(2)  # [S, P, L]
+    present = torch.zeros(*Y.shape[:2], L, dtype=torch.bool, device=Y.device).scatter_(2, Y, True)  # [S, P, L]
     n_classes = present.sum(-1)  # [S, P]
     if bool((n_classes < 2).any()):
         s, p = (n_classes < 2).nonzero()[0].tolist()

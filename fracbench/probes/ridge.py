@@ -4,8 +4,8 @@ One-vs-all targets in {-1, +1}, an unpenalized intercept (centred data), and the
 the least exact leave-one-out squared error, chosen per label set from the mean over its
 columns (scikit-learn's default, ``alpha_per_target=False``). One eigendecomposition of each
 site's centred Gram matrix, in float64, serves every label set and every alpha. The data are
-read twice, in row blocks: once in float64 for the Gram matrix and the cross-moments (one
-product), once in the data's precision for the leave-one-out residuals, which are reduced
+read twice per site, in row blocks: once in float64 for the Gram matrix's upper triangle and
+the cross-moments, once in the data's precision for the leave-one-out residuals, which are reduced
 block by block in cache and never materialized for all rows.
 
 Because a label set's K centred one-vs-all targets sum to zero in every row, their fitted
@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import torch
 
-GRAM_BLOCK_ROWS = 512  # rows converted to float64 at a time for the Gram pass (in cache)
-LOO_BLOCK_ROWS = 512  # rows per block of the leave-one-out reduction (stays in cache)
+GRAM_BLOCK_ROWS = 1024  # rows converted to float64 at a time for the Gram pass (in cache)
+GRAM_COLUMN_BANDS = 4  # column bands of the Gram pass: only the upper triangle's bands are multiplied
+LOO_BLOCK_ROWS = 1024  # rows per block of the leave-one-out reduction (stays in cache)
 
 
 @dataclass
@@ -51,82 +52,101 @@ def symmetric_eig(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def fit_ridge(X: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, n_classes: torch.Tensor, alphas: torch.Tensor) -> RidgeFit:
     """``X`` [S, N, d] (float32 or float64), ``labels`` [S, P, N] column ids, ``valid`` [S, P, K],
-    ``alphas`` [A] float64."""
-    S, N, d = X.shape
-    P, K = valid.shape[1], valid.shape[2]
-    A = len(alphas)
+    ``alphas`` [A] float64.
+
+    Sites are independent and go one at a time, each fitting all of its P label sets at once:
+    plain products on 1024-row blocks ran 5-10% faster on the CPU than products batched over
+    sites on smaller blocks, and a site needs no padding to the widest site's classes.
+    (Sites spread over a thread pool, one intra-op thread each, measured no faster.)
+    """
+    free = (torch.arange(valid.shape[2]) < (n_classes.cpu()[..., None] - 1)).flatten(1)  # [S, P*K]
+    fits = [
+        _fit_site(X[s], labels[s], valid[s], n_classes[s], alphas, free[s].nonzero().squeeze(1).to(X.device))
+        for s in range(X.shape[0])
+    ]
+    return RidgeFit(*(torch.stack(parts) for parts in zip(*fits)))
+
+
+def _fit_site(x: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, n_classes: torch.Tensor, alphas: torch.Tensor,
+              cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One site: ``x`` [N, d], ``labels`` [P, N], ``valid`` [P, K], ``n_classes`` [P], ``cols`` [C] the
+    free columns. Returns coef [d, P*K], intercept [P*K], the selected alpha [P] and the
+    leave-one-out error [P, A]."""
+    N, d = x.shape
+    P, K = valid.shape
+    A, C = len(alphas), len(cols)
+    f64 = dict(dtype=torch.float64, device=x.device)
     # Targets are never materialized for all rows: a block's one-hot columns are built in cache.
     # t = 2 one_hot - 1 (0 in unused columns), so t_mean = 2 freq - 1 and the centred
     # cross-moments are 2 (X^T one_hot - N x_mean freq^T).
-    column = labels + torch.arange(P, device=X.device)[:, None] * K  # [S, P, N] the one-hot column of each row
-    counts = torch.zeros(S, P * K, dtype=torch.float64, device=X.device).scatter_add_(
-        1, column.flatten(1), torch.ones(1, dtype=torch.float64, device=X.device).expand(S, P * N)
-    )
-    validf = valid.reshape(S, P * K).to(torch.float64)
-    t_mean = (2 * counts / N - 1) * validf  # [S, P*K]
+    column = labels + torch.arange(P, device=x.device)[:, None] * K  # [P, N] the one-hot column of each row
+    counts = torch.bincount(column.flatten(), minlength=P * K).to(torch.float64)  # [P*K]
+    validf = valid.flatten().to(torch.float64)
+    t_mean = (2 * counts / N - 1) * validf  # [P*K]
 
-    def one_hot_block(rows: slice, dtype: torch.dtype) -> torch.Tensor:
-        out = torch.zeros(S, rows.stop - rows.start, P * K, dtype=dtype, device=X.device)
-        return out.scatter_(2, column[:, :, rows].transpose(1, 2), 1.0)
-
-    # Pass 1, float64: the Gram matrix and the cross-moments in one product per row block.
-    # Centring comes after (G - N mean mean^T).
-    moments = torch.zeros(S, d, d + P * K, dtype=torch.float64, device=X.device)  # [X^T X | X^T one_hot]
-    x_sum = torch.zeros(S, 1, d, dtype=torch.float64, device=X.device)
-    block = torch.empty(S, GRAM_BLOCK_ROWS, d + P * K, dtype=torch.float64, device=X.device)
+    # Pass 1, float64: the Gram matrix and the cross-moments, one product per row block and
+    # column band. Band i holds rows [a, b) of [X^T X | X^T one_hot] from column a on, so the
+    # Gram matrix's lower triangle is never computed (it is mirrored after): 70% of the
+    # multiply-adds of a full X^T X at d = 256. Centring comes after (G - N mean mean^T).
+    bands = _bands(d, GRAM_COLUMN_BANDS)
+    upper = [torch.zeros(band.stop - band.start, d - band.start + P * K, **f64) for band in bands]
+    block = torch.empty(GRAM_BLOCK_ROWS, d + P * K, **f64)
     for rows in _blocks(N, GRAM_BLOCK_ROWS):
-        b = block[:, : rows.stop - rows.start]
-        b[:, :, :d] = X[:, rows]  # float64 copy of a block small enough to stay in cache
-        b[:, :, d:] = 0.0
-        b[:, :, d:].scatter_(2, column[:, :, rows].transpose(1, 2), 1.0)
-        x = b[:, :, :d]
-        moments.baddbmm_(x.transpose(1, 2), b)
-        x_sum += x.sum(1, keepdim=True)
-    gram, cross = moments[:, :, :d], moments[:, :, d:]
-    x_mean = x_sum / N
-    gram -= N * x_mean.transpose(1, 2) @ x_mean
-    cross = 2 * (cross - x_mean.transpose(1, 2) @ counts[:, None, :]) * validf[:, None, :]  # X_c^T T_c
-    eigvals, V = symmetric_eig(gram)  # [S, d], [S, d, d]
-    Q = V.transpose(1, 2) @ cross  # [S, d, P*K] = Z^T Tc, Z the centred data in the eigenbasis
-    shrink = 1.0 / (eigvals[:, :, None] + alphas)  # [S, d, A]
+        b = block[: rows.stop - rows.start]
+        b[:, :d] = x[rows]  # float64 copy of a block small enough to stay in cache
+        b[:, d:] = 0.0
+        b[:, d:].scatter_(1, column[:, rows].T, 1.0)
+        for band, moments in zip(bands, upper):
+            moments.addmm_(b[:, band].T, b[:, band.start :])
+    gram, cross = torch.empty(d, d, **f64), torch.empty(d, P * K, **f64)
+    for band, moments in zip(bands, upper):
+        gram[band, band.start :] = moments[:, : d - band.start]
+        gram[band.stop :, band] = moments[:, band.stop - band.start : d - band.start].T
+        cross[band] = moments[:, d - band.start :]
+    # every row has exactly one class in label set 0, so its K one-hot columns sum to ones: X^T 1
+    x_mean = cross[:, :K].sum(1) / N  # [d]
+    gram -= N * torch.outer(x_mean, x_mean)
+    cross = 2 * (cross - torch.outer(x_mean, counts)) * validf  # X_c^T T_c
+    eigvals, V = torch.linalg.eigh(gram)
+    shrink = 1.0 / (eigvals.clamp_min(0.0)[:, None] + alphas)  # [d, A]
+    Q = V.T @ cross  # [d, P*K] = Z^T Tc, Z the centred data in the eigenbasis
 
-    free = _free_columns(n_classes, K)  # [S, P*K]: every real column but each label set's last
-    C = int(free.sum(1).max())
-    cols = torch.argsort((~free).to(torch.uint8), dim=1, stable=True)[:, :C]  # [S, C] free columns first
-    col_real = free.gather(1, cols)  # padding slots (sites with fewer free columns) are not real
-    group = (torch.nn.functional.one_hot(cols // K, P).to(X.dtype) * col_real[..., None])[:, None]  # [S, 1, C, P]
     # fitted values for every alpha: Z @ (shrink * Q), over the free columns only
-    M = (shrink[:, :, :, None] * Q.gather(2, cols[:, None].expand(S, d, C))[:, :, None, :]).reshape(S, d, A * C).to(X.dtype)
-    t_free = (1.0 + t_mean.gather(1, cols)).to(X.dtype)  # [S, C]: centred target = 2 one_hot - t_free
-    Vx, shift, shrink_x = V.to(X.dtype), (x_mean @ V).to(X.dtype), shrink.to(X.dtype)
+    M = (shrink[:, :, None] * Q[:, cols][:, None, :]).reshape(d, A * C).to(x.dtype)
+    t_free = (1.0 + t_mean[cols]).to(x.dtype)  # [C]: centred target = 2 one_hot - t_free
+    group = torch.nn.functional.one_hot(cols // K, P).to(x.dtype)  # [C, P]: each free column's label set
+    Vx, shift, shrink_x = V.to(x.dtype), (x_mean @ V).to(x.dtype), shrink.to(x.dtype)
 
     # Pass 2, in the data's precision: exact leave-one-out for every alpha, block by block.
-    loo_sse = torch.zeros(S, A, P, dtype=torch.float64, device=X.device)
+    loo_sse = torch.zeros(A, P, **f64)
+    one_hot = torch.empty(LOO_BLOCK_ROWS, P * K, dtype=x.dtype, device=x.device)
     for rows in _blocks(N, LOO_BLOCK_ROWS):
-        z = X[:, rows] @ Vx - shift  # [S, B, d]
-        leverage = (z * z) @ shrink_x + 1.0 / N  # [S, B, A] hat-matrix diagonal (1/N from the intercept)
+        B = rows.stop - rows.start
+        z = torch.addmm(shift, x[rows], Vx, beta=-1)  # [B, d] centred rows in the eigenbasis
+        leverage = (z * z) @ shrink_x + 1.0 / N  # [B, A] hat-matrix diagonal (1/N from the intercept)
         weight = (1.0 - leverage) ** -2  # LOO residual = residual / (1 - h)
-        target = 2 * one_hot_block(rows, X.dtype).gather(2, cols[:, None].expand(S, rows.stop - rows.start, C)) - t_free[:, None]
-        residual = (target[:, :, None, :] - (z @ M).view(S, -1, A, C)) * col_real[:, None, None, :]  # [S, B, A, C]
-        last = residual @ group  # [S, B, A, P]: minus each label set's last column
-        per_set = residual.square_() @ group + last.square_()  # [S, B, A, P]
-        loo_sse += (per_set * weight[..., None]).sum(1, dtype=torch.float64)
-    loo_mse = loo_sse / (N * n_classes[:, None, :])  # [S, A, P]
-    best = loo_mse.argmin(1)  # [S, P]: the first alpha on ties, as scikit-learn
+        hot = one_hot[:B].zero_().scatter_(1, column[:, rows].T, 1.0)
+        target = 2 * hot.index_select(1, cols) - t_free  # [B, C]
+        residual = (target[:, None, :] - (z @ M).view(B, A, C)).view(B * A, C)
+        last = residual @ group  # minus each label set's last column
+        per_set = (residual.square_() @ group + last.square_()).view(B, A, P)
+        loo_sse += (per_set * weight[..., None]).sum(0, dtype=torch.float64)
+    loo_mse = loo_sse / (N * n_classes)  # [A, P]
+    best = loo_mse.argmin(0)  # [P]: the first alpha on ties, as scikit-learn
 
-    best_shrink = shrink.gather(2, best.repeat_interleave(K, dim=1)[:, None, :].expand(S, d, P * K))  # [S, d, P*K]
-    coef = V @ (best_shrink * Q)  # [S, d, P*K]
-    intercept = t_mean - (x_mean @ coef).squeeze(1)
-    return RidgeFit(coef, intercept, best, loo_mse.transpose(1, 2))
+    coef = V @ (shrink[:, best.repeat_interleave(K)] * Q)  # [d, P*K]
+    intercept = t_mean - x_mean @ coef
+    return coef, intercept, best, loo_mse.T
 
 
 def _blocks(n: int, size: int) -> list[slice]:
     return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-def _free_columns(n_classes: torch.Tensor, K: int) -> torch.Tensor:
-    """[S, P*K]: the columns fitted explicitly (classes 0..k-2 of a k-class label set)."""
-    return (torch.arange(K, device=n_classes.device) < (n_classes[..., None] - 1)).flatten(1)
+def _bands(d: int, n_bands: int) -> list[slice]:
+    """``n_bands`` contiguous column ranges covering 0..d-1, as equal as possible."""
+    edges = [round(i * d / n_bands) for i in range(n_bands + 1)]
+    return [slice(a, b) for a, b in zip(edges, edges[1:]) if b > a]
 
 
 class RidgeStatistics:

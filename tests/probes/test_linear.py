@@ -57,6 +57,21 @@ def test_labels_need_not_be_contiguous_and_can_differ_per_site() -> None:
     assert set(probes.predict(X)[0, 0].tolist()) <= {3, 7}
 
 
+def test_sites_with_different_class_counts_each_match_scikit_learn() -> None:
+    """A label set with 2 classes at one site and 5 at another: the fitted columns are padded to
+    the widest site, and the padding must not leak into either site's alpha or predictions."""
+    X, _ = make_data(S=2, P=1, N=300, d=12, n_classes=[2])
+    g = torch.Generator().manual_seed(3)
+    Y = torch.stack([torch.randint(0, 2, (1, 300), generator=g), torch.randint(0, 5, (1, 300), generator=g)])  # [S, P, N]
+    X[0] += 0.8 * torch.randn(2, 12, generator=g)[Y[0, 0]]
+    X[1] += 0.8 * torch.randn(5, 12, generator=g)[Y[1, 0]]
+    probes = LinearProbes(alphas=ALPHAS).fit(X, Y)
+    for s in range(2):
+        ref = RidgeClassifierCV(alphas=ALPHAS).fit(X[s].double().numpy(), Y[s, 0].numpy())
+        assert probes.alpha_[s, 0].item() == ref.alpha_, s
+        assert np.array_equal(probes.predict(X)[s, 0].numpy(), ref.predict(X[s].double().numpy()))
+
+
 def test_bad_input_is_named() -> None:
     X, Y = make_data(S=2, P=2, N=50, d=4, n_classes=[2, 2])
     with pytest.raises(ValueError, match=r"Y must be \[P, N\] or \[S, P, N\]"):
