@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from .models import DTYPES, check_device, resolve_model, zoo
 from .report import behaviour_markdown, behaviour_table, decodability_table, plot_behaviour
+from .report_coherence import coherence_table
 from .results import RunResult, check_writable, read_results
 from .runner import N_TRAIN, check_settings, figure_path, run
 from .tasks import SUITE_VERSION, TASKS, Example, Task, get_task, resolve_tasks
@@ -67,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128, metavar="B", help="examples per forward pass (default: 128)")
     p.add_argument("--n-train", type=int, default=N_TRAIN, metavar="N",
                    help=f"train examples the decodability probes are fitted on (default: {N_TRAIN})")
-    p.add_argument("--no-probes", action="store_true", help="skip decodability (probes); measure behaviour only")
+    p.add_argument("--no-probes", action="store_true", help="skip decodability (probes)")
+    p.add_argument("--no-circuits", action="store_true", help="skip circuits, stress and OOD circuit tests, and sparsity")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
 
@@ -125,13 +127,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             command=args.command_line,
             probes=not args.no_probes,
             n_train=args.n_train,
+            circuits=not args.no_circuits,
         )
         print(behaviour_table(result))
         if not args.no_probes:
             print("\n" + decodability_table(result))
+        if not args.no_circuits:
+            print("\n" + coherence_table(result))
         print(f"wrote {path}")
         if not args.no_probes:
             print(f"wrote {figure_path(path)}")
+        if not args.no_circuits:
+            print(f"wrote {figure_path(path, 'coherence')}")
         print()
     return 0
 
@@ -149,9 +156,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _report(result: RunResult) -> str:
-    """The behaviour table (with D per task), then the decodability table when the run has probes."""
-    has_probes = any(t.probes is not None for t in result.tasks.values())
-    return behaviour_table(result) + ("\n\n" + decodability_table(result) if has_probes else "")
+    """The behaviour table (with D per task), then the decodability table when the run has probes
+    and the coherence table when it has circuits."""
+    out = behaviour_table(result)
+    if any(t.probes is not None for t in result.tasks.values()):
+        out += "\n\n" + decodability_table(result)
+    if any(t.circuits is not None for t in result.tasks.values()):
+        out += "\n\n" + coherence_table(result)
+    return out
 
 
 # -- tasks -------------------------------------------------------------------------

@@ -198,9 +198,17 @@ def plot_decodability(result: RunResult, path: str | Path, format: str | None = 
         ax.set_ylabel("test probe accuracy")
     fig.suptitle(f"{result.model.name}: real probe (solid), control (dashed), max(chance, lexical) (dotted), best site (star)",
                  fontsize=9)
+    return save_figure(fig, path, format)
+
+
+def save_figure(fig, path: str | Path, format: str | None = None, dpi: int = 110) -> Path:
+    """Lay out, write (format from the suffix unless given; PNGs without a timestamped Software tag,
+    so the same results draw the same bytes) and close ``fig``."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     fmt = format or path.suffix.lstrip(".")
-    fig.savefig(path, dpi=110, format=fmt, metadata={"Software": None} if fmt == "png" else None)
+    fig.savefig(path, dpi=dpi, format=fmt, metadata={"Software": None} if fmt == "png" else None)
     plt.close(fig)
     return path

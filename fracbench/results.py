@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import (
     AwareDatetime,
@@ -23,14 +23,16 @@ from pydantic import (
     NonNegativeFloat,
     NonNegativeInt,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
-SCHEMA_VERSION = "2"  # bump on any change a reader of the old schema would misread
-# Versions read_results accepts. Version 1 had only behaviour: its probes placeholder was
-# null in every file fracbench wrote, so a v1 file reads as a v2 document without probes.
-READABLE_SCHEMA_VERSIONS = ("1", "2")
+from .results_coherence import CircuitSection, SparsityAxis, StressSection, TaskScores
+
+SCHEMA_VERSION = "3"  # bump on any change a reader of the old schema would misread
+# Versions read_results accepts. Version 1 had only behaviour, version 2 behaviour and probes:
+# their circuits and stress placeholders were null in every file fracbench wrote, so they
+# read as version 3 documents without those sections.
+READABLE_SCHEMA_VERSIONS = ("1", "2", "3")
 ID_SPLITS = ("train", "test")  # in-distribution split names; the rest are ood/<axis>/<level>
 AGGREGATE_TOLERANCE = 1e-9  # stored aggregates must match the recomputed ones this closely
 
@@ -292,17 +294,10 @@ class TaskResult(Strict):
     n_examples: dict[str, NonNegativeInt]  # split name -> examples used from it (by any section)
     behaviour: dict[str, SplitBehaviour]  # split name ("test", "ood/<axis>/<level>") -> behaviour
     probes: ProbeSection | None = None  # decodability; None when the run skipped it (--no-probes)
-    # Placeholders for sections later versions of the suite fill in (circuits, stress
-    # tests). Free-form until their schema is written; floats in them must still be finite.
-    circuits: dict[str, Any] | None = None  # circuit size and faithfulness
-    stress: dict[str, Any] | None = None  # robustness curves under perturbation
-
-    @field_validator("circuits", "stress")
-    @classmethod
-    def _finite(cls, section: dict[str, Any] | None) -> dict[str, Any] | None:
-        if section is not None:
-            check_finite_tree(section, "")
-        return section
+    circuits: CircuitSection | None = None  # the circuit, its faithfulness in and out of distribution; None: --no-circuits
+    stress: StressSection | None = None  # robustness curves of the model and the circuit; None without a circuit
+    sparsity: dict[str, dict[str, SparsityAxis]] | None = None  # site -> OOD axis -> activation sparsity (diagnostic)
+    scores: TaskScores | None = None  # D, C, F and the verdict as scoring computed them (readers recompute)
 
     @model_validator(mode="after")
     def _splits_consistent(self) -> TaskResult:
@@ -322,26 +317,72 @@ class TaskResult(Strict):
                 for split in latent.transfer:
                     if split not in self.n_examples:
                         raise ValueError(f"probes.latents[{name!r}].transfer[{split!r}]: split missing from n_examples")
+        self._check_circuit_items()
         return self
+
+    def _check_circuit_items(self) -> None:
+        """Circuit and stress numbers are per prompt of the behaviour splits they refer to."""
+        if self.stress is not None and self.circuits is None:
+            raise ValueError("stress curves need the circuit they perturb; circuits is missing")
+        if self.circuits is None:
+            return
+        if "test" not in self.behaviour:
+            raise ValueError("circuits need the test split's behaviour (the full model's numbers)")
+        if self.circuits.n_search_examples > self.n_examples.get("train", 0):
+            raise ValueError(f"circuits.n_search_examples is {self.circuits.n_search_examples} but n_examples['train'] is "
+                             f"{self.n_examples.get('train', 0)}: the search's train examples must be counted there")
+        n = self.behaviour["test"].n
+        if len(self.circuits.test.circuit) != n:
+            raise ValueError(f"circuits.test has {len(self.circuits.test.circuit)} prompts; behaviour['test'] has {n}")
+        for split, ood in self.circuits.ood.items():
+            if split not in self.behaviour or self.behaviour[split].ood_axis is None:
+                raise ValueError(f"circuits.ood[{split!r}]: no OOD behaviour split of that name")
+            if len(ood.circuit) != self.behaviour[split].n:
+                raise ValueError(f"circuits.ood[{split!r}] has {len(ood.circuit)} prompts; behaviour[{split!r}] has {self.behaviour[split].n}")
+        if self.stress is not None:
+            for kind in ("activation_noise", "dropout", "weight_noise", "distractors"):
+                curve = getattr(self.stress, kind)
+                if curve is not None and len(curve.model[0]) != n:
+                    raise ValueError(f"stress.{kind} has {len(curve.model[0])} prompts per level; behaviour['test'] has {n}")
 
 
 class RunResult(Strict):
     """One model evaluated on (part of) the suite: the document a results file holds."""
 
-    schema_version: Literal["1", "2"]  # SCHEMA_VERSION when fracbench writes it; "1": an older file, behaviour only
+    schema_version: Literal["1", "2", "3"]  # SCHEMA_VERSION when fracbench writes it; "1", "2": older files (behaviour; probes)
     fracbench_version: str  # the fracbench that wrote the file
     suite_version: str  # the task suite's version (fracbench.tasks.SUITE_VERSION)
     created: AwareDatetime  # when the run finished, ISO 8601 with a time zone (UTC when fracbench writes it)
     model: ModelIdentity
     provenance: Provenance
     tasks: dict[str, TaskResult]  # task name -> its results
+    # Break It Down specificity: circuit task -> other task -> per prompt of the other task's test
+    # split, its logit differences with the circuit task's circuit mean-ablated (with the other
+    # task's means). The diagonal is each task's own circuits.test.complement. None: fewer than
+    # two tasks with circuits.
+    specificity: dict[str, dict[str, list[float]]] | None = None
 
     @model_validator(mode="after")
-    def _v1_has_no_probes(self) -> RunResult:
+    def _sections_exist_in_version(self) -> RunResult:
         if self.schema_version == "1":
             bad = [name for name, t in self.tasks.items() if t.probes is not None]
             if bad:
                 raise ValueError(f"schema_version 1 has no probes section, but task {bad[0]!r} has one; schema_version 2 files carry probes")
+        if self.schema_version in ("1", "2"):
+            bad = [name for name, t in self.tasks.items() if t.circuits or t.stress or t.sparsity or t.scores]
+            if bad or self.specificity is not None:
+                raise ValueError(f"schema_version {self.schema_version} has no circuit sections (task {bad[0] if bad else 'specificity'!r}); "
+                                 "schema_version 3 files carry them")
+        if self.specificity is not None:
+            for source, row in self.specificity.items():
+                if source not in self.tasks or self.tasks[source].circuits is None:
+                    raise ValueError(f"specificity[{source!r}]: no task with a circuit of that name")
+                for other, diffs in row.items():
+                    if other == source or other not in self.tasks or "test" not in self.tasks[other].behaviour:
+                        raise ValueError(f"specificity[{source!r}][{other!r}]: must be another task with test behaviour")
+                    if len(diffs) != self.tasks[other].behaviour["test"].n:
+                        raise ValueError(f"specificity[{source!r}][{other!r}] has {len(diffs)} prompts; "
+                                         f"{other}'s test split has {self.tasks[other].behaviour['test'].n}")
         return self
 
 
@@ -387,18 +428,6 @@ def check_unseen_wrong(field: str, correct: str, unseen: Sequence[bool]) -> None
     for i, (c, u) in enumerate(zip(correct, unseen)):
         if u and c == "1":
             raise ValueError(f"{field}[{i}] is '1' but that row's label never occurred in the fit rows; it must be '0'")
-
-
-def check_finite_tree(value: Any, path: str) -> None:
-    """Raise naming the path of the first NaN or infinity anywhere in nested dicts and lists."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{path or 'value'} is {value!r}; every number must be finite")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            check_finite_tree(v, f"{path}.{k}" if path else str(k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            check_finite_tree(v, f"{path}[{i}]")
 
 
 def check_writable(directory: str | Path) -> Path:

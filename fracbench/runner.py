@@ -20,6 +20,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .behaviour import logit_diffs
+from .coherence import N_SEARCH, TaskCircuit, measure_coherence, measure_specificity
 from .decodability import check_probe_settings, measure_decodability
 from .models import check_device, resolve_model
 from .models.adapter import ModelAdapter
@@ -35,12 +36,19 @@ from .results import (
     check_writable,
     write_results,
 )
+from .results_coherence import ScoreEstimate, TaskScores
 from .tasks import SUITE_VERSION, Task, resolve_tasks
 
 N_TRAIN = 512  # train examples the decodability probes are fitted (and their site chosen) on
 
 
-def evaluate_task(
+def evaluate_task(adapter: ModelAdapter, task: Task, n_test: int, seed: int, batch_size: int = 128, progress: bool = False,
+                  probes: bool = True, n_train: int = N_TRAIN, circuits: bool = True) -> TaskResult:
+    """One (model, task) job: :func:`measure_task`'s result without what specificity needs."""
+    return measure_task(adapter, task, n_test, seed, batch_size, progress, probes, n_train, circuits)[0]
+
+
+def measure_task(
     adapter: ModelAdapter,
     task: Task,
     n_test: int,
@@ -49,9 +57,12 @@ def evaluate_task(
     progress: bool = False,
     probes: bool = True,
     n_train: int = N_TRAIN,
-) -> TaskResult:
+    circuits: bool = True,
+) -> tuple[TaskResult, TaskCircuit | None]:
     """Behaviour of ``adapter`` on ``task``'s test split and every OOD split, ``n_test`` items each;
-    with ``probes``, also decodability (probes fitted on ``n_train`` train examples)."""
+    with ``probes``, also decodability (probes fitted on ``n_train`` train examples); with
+    ``circuits``, the circuit, its stress and OOD curves and sparsity (and what specificity
+    across tasks needs of it)."""
     behaviour = {}
     for split in task.splits():
         if split.name == "train":
@@ -65,7 +76,16 @@ def evaluate_task(
         section = measure_decodability(adapter, task, n_train, n_test, seed, batch_size=batch_size, device=str(adapter.device),
                                        progress=progress)
         n_examples = {"train": n_train, **n_examples}
-    return TaskResult(version=task.version, n_examples=n_examples, behaviour=behaviour, probes=section)
+    circuit = curves = sparsity = found = None
+    if circuits:
+        # the circuit is searched on the first train examples, a subset of those the probes used
+        n_search = min(n_train, N_SEARCH) if probes else N_SEARCH
+        circuit, curves, sparsity, found = measure_coherence(adapter, task, behaviour["test"].logit_diffs, n_test, seed,
+                                                             batch_size=batch_size, n_search=n_search, progress=progress)
+        n_examples.setdefault("train", n_search)
+    result = TaskResult(version=task.version, n_examples=n_examples, behaviour=behaviour, probes=section, circuits=circuit,
+                        stress=curves, sparsity=sparsity)
+    return result, found
 
 
 def run(
@@ -81,6 +101,7 @@ def run(
     command: list[str] | None = None,
     probes: bool = True,
     n_train: int = N_TRAIN,
+    circuits: bool = True,
 ) -> tuple[RunResult, Path]:
     """Evaluate ``model_spec`` on ``tasks`` and write the results file; returns it and its path.
 
@@ -98,10 +119,14 @@ def run(
     adapter = spec.load(device)
     timings: dict[str, float] = {}
     results: dict[str, TaskResult] = {}
+    found: dict[str, TaskCircuit] = {}
     for task in tqdm(selected, desc=adapter.info.name, disable=not progress):
         t0 = time.perf_counter()
-        results[task.name] = evaluate_task(adapter, task, n_test, seed, batch_size, progress, probes, n_train)
+        results[task.name], circuit = measure_task(adapter, task, n_test, seed, batch_size, progress, probes, n_train, circuits)
+        if circuit is not None:
+            found[task.name] = circuit
         timings[task.name] = time.perf_counter() - t0
+    specificity = measure_specificity(adapter, found, progress) if circuits else None
     created = datetime.now(timezone.utc)
     result = RunResult(
         schema_version=SCHEMA_VERSION,
@@ -110,7 +135,7 @@ def run(
         created=created,
         model=ModelIdentity(**dataclasses.asdict(adapter.info)),
         provenance=Provenance(
-            seeds={"examples": seed, **({"probes": seed} if probes else {})},
+            seeds={"examples": seed, **({"probes": seed} if probes else {}), **({"circuits": seed} if circuits else {})},
             batch_size=batch_size,
             packages=packages(),
             device=str(adapter.device),
@@ -119,38 +144,62 @@ def run(
             timings=Timings(tasks=timings, total=time.perf_counter() - start),
         ),
         tasks=results,
+        specificity=specificity,
     )
+    result = with_scores(result)
     return result, write_outputs(result, results_path(out, adapter.info.name, created))
 
 
+def with_scores(result: RunResult) -> RunResult:
+    """The result with each task's D, C, F and verdict as :mod:`fracbench.scoring` computes them from it."""
+    from .scoring import SCORES_VERSION, verdict
+
+    def estimate(e) -> ScoreEstimate | None:
+        return None if e is None else ScoreEstimate(value=e.value, low=e.low, high=e.high)
+
+    tasks = {}
+    for name, task in result.tasks.items():
+        v = verdict(result, name)
+        scores = TaskScores(version=SCORES_VERSION, D=estimate(v.D), C=estimate(v.C), F=estimate(v.F), components=v.components,
+                            verdict=v.verdict, reasons=v.reasons)
+        tasks[name] = task.model_copy(update={"scores": scores})
+    return result.model_copy(update={"tasks": tasks})
+
+
 def write_outputs(result: RunResult, path: Path) -> Path:
-    """The results file and, when there are probes, its decodability figure; both or neither.
+    """The results file and its figures (decodability by layer with probes; robustness and D vs C
+    with circuits); all or none.
 
-    The figure is drawn to a temporary file first and renamed into place only after the
-    results file is written, so a failure in either leaves no output.
+    Figures are drawn to temporary files first and renamed into place only after the results
+    file is written, so a failure anywhere leaves no output.
     """
-    if not any(t.probes is not None for t in result.tasks.values()):
-        return write_results(result, path)
     from .report import plot_decodability
+    from .report_coherence import plot_coherence
 
-    figure = figure_path(path)
-    tmp = figure.with_name(f".{figure.name}.tmp")
+    figures = []
+    if any(t.probes is not None for t in result.tasks.values()):
+        figures.append((figure_path(path), plot_decodability))
+    if any(t.circuits is not None for t in result.tasks.values()):
+        figures.append((figure_path(path, "coherence"), plot_coherence))
+    temporary = [figure.with_name(f".{figure.name}.tmp") for figure, _ in figures]
     written = False
     try:
-        plot_decodability(result, tmp, format="png")
+        for tmp, (_, plot) in zip(temporary, figures):
+            plot(result, tmp, format="png")
         written = bool(write_results(result, path))
-        os.replace(tmp, figure)
+        for tmp, (figure, _) in zip(temporary, figures):
+            os.replace(tmp, figure)
     except BaseException:
-        for leftover in (tmp, path if written else None):
+        for leftover in [*temporary, path if written else None]:
             if leftover is not None and leftover.exists():
                 leftover.unlink()
         raise
     return path
 
 
-def figure_path(results_file: Path) -> Path:
-    """Where the decodability figure of a results file goes: ``<results stem>-decodability.png`` beside it."""
-    return results_file.with_name(f"{results_file.stem}-decodability.png")
+def figure_path(results_file: Path, kind: str = "decodability") -> Path:
+    """Where a figure of a results file goes: ``<results stem>-<kind>.png`` beside it."""
+    return results_file.with_name(f"{results_file.stem}-{kind}.png")
 
 
 def check_settings(n_test: int, batch_size: int, n_train: int | None = None) -> None:

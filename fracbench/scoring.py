@@ -1,18 +1,19 @@
-"""Scores computed from results files: decodability D (coherence C and the fracture gap come later).
+"""Scores computed from results files: decodability D, coherence C, the fracture gap F = D - C
+and the verdict.
 
 Reads only :mod:`fracbench.results` objects, never a model, so the leaderboard recomputes
 every score from a submitted file's raw per-row numbers instead of trusting it. Pure
 functions, deterministic: the bootstrap is seeded. Definitions, with references, are in
-``docs/metrics.md`` ("Decodability D").
+``docs/metrics.md`` ("Decodability D", "Coherence C", "Verdict").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .results import LatentProbes, ProbeSection, RunResult
+from .results import LatentProbes, ProbeSection, RunResult, TaskResult
 
 D_VERSION = "1"  # the definition of D: 0 = DESIGN.md's v0 (control-task subtraction), 1 = above max(chance, lexical)
 N_BOOTSTRAP = 1000  # bootstrap replicates for every confidence interval
@@ -56,6 +57,7 @@ class Decodability:
     n_bootstrap: int
     seed: int
     version: str = D_VERSION  # the definition of D that computed it
+    replicates: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)  # [B] D per replicate, NaN where dropped
 
 
 def normalized(accuracy, floor):
@@ -113,10 +115,11 @@ def decodability(section: ProbeSection, n_bootstrap: int = N_BOOTSTRAP, seed: in
         )
     if latents:
         D_value = float(np.mean([lat.d.value for lat in latents.values()]))
-        D_reps = np.mean([r["d"] for r in per_latent.values()], axis=0)[valid]
+        all_reps = np.where(valid, np.mean([r["d"] for r in per_latent.values()], axis=0), np.nan)
     else:
-        D_value, D_reps = 0.0, np.zeros(0)
-    return Decodability(D=_estimate(D_value, D_reps), latents=latents, n_bootstrap=n_bootstrap, seed=seed)
+        D_value, all_reps = 0.0, np.full(n_bootstrap, np.nan)
+    return Decodability(D=_estimate(D_value, all_reps[valid]), latents=latents, n_bootstrap=n_bootstrap, seed=seed,
+                        replicates=all_reps)
 
 
 def run_decodability(result: RunResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> dict[str, Decodability]:
@@ -155,6 +158,151 @@ def _estimate(value: float, replicates: np.ndarray) -> Estimate:
     return Estimate(float(value), float(low), float(high))
 
 
+# -- coherence ---------------------------------------------------------------------
+
+SCORES_VERSION = "1"  # the definitions of C's components, C, F and the verdict below
+MIN_EFFECT = 0.5  # logits: below this m(M) - m(empty) there is no behaviour to normalize by (circuits.faithfulness)
+CHANCE = 0.5  # every task is a binary choice
+COMPONENTS = ("faithfulness", "compactness", "specificity", "stress", "ood")  # reported
+# C's geometric mean leaves out specificity, a diagnostic for now: on the dense zoo model ablating any
+# task's circuit removes at least 90% of every other task's logit difference too (docs/metrics.md), so
+# specificity is 0 for every task and would zero C everywhere, saying nothing about which model is coherent.
+IN_C = ("faithfulness", "compactness", "stress", "ood")
+# The verdict's thresholds, all of them (docs/metrics.md, "Verdict"):
+D_HIGH = 0.5  # D at least this: the task's latents decode well
+C_LOW = 0.5  # C below this (with D high): FRACTURED
+COMPONENT_LOW = 0.5  # a component below this is named among the verdict's reasons
+
+
+@dataclass(frozen=True)
+class Coherence:
+    C: Estimate | None  # None when no component could be computed (no behaviour to explain)
+    components: dict[str, float | None]
+    replicates: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)  # [B] C per replicate
+
+
+@dataclass(frozen=True)
+class Verdict:
+    D: Estimate | None
+    C: Estimate | None
+    F: Estimate | None
+    components: dict[str, float | None]
+    verdict: str  # "FRACTURED", "coherent", "does not decode", "not scored"
+    reasons: list[str]
+
+
+def retention(accuracy, clean):
+    """How much of a clean accuracy's margin over chance survives: clip((acc - 0.5) / (clean - 0.5), 0, 1); 0 when clean <= 0.5."""
+    clean = np.asarray(clean, dtype=float)
+    value = np.where(clean > CHANCE, np.clip((np.asarray(accuracy) - CHANCE) / np.where(clean > CHANCE, clean - CHANCE, 1.0), 0, 1), 0.0)
+    return float(value) if value.ndim == 0 else value
+
+
+def recovered(value, empty, full):
+    """clip((value - empty) / (full - empty), 0, 1) where full - empty >= MIN_EFFECT, else NaN (undefined)."""
+    span = np.asarray(full) - np.asarray(empty)
+    ok = span >= MIN_EFFECT
+    out = np.where(ok, np.clip((np.asarray(value) - empty) / np.where(ok, span, 1.0), 0, 1), np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
+class _Items:
+    """Per-item arrays and their bootstrap replicates: mean and accuracy as [1 + B] (point, then replicates)."""
+
+    def __init__(self, weights: np.ndarray) -> None:
+        self.w = np.vstack([np.ones(weights.shape[1]), weights])  # row 0: every item once (the point estimate)
+
+    def mean(self, x) -> np.ndarray:
+        return self.w @ np.asarray(x, dtype=float) / self.w.shape[1]
+
+    def accuracy(self, x) -> np.ndarray:
+        return self.w @ (np.asarray(x, dtype=float) > 0) / self.w.shape[1]
+
+
+def _weights(n: int, n_bootstrap: int, seed: int | tuple[int, ...]) -> np.ndarray:
+    """[B, n] how often each item is drawn in each replicate (the same draws as D's for the test split)."""
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_bootstrap, n))
+    return np.bincount((draws + n * np.arange(n_bootstrap)[:, None]).ravel(), minlength=n_bootstrap * n).reshape(n_bootstrap, n)
+
+
+def coherence_components(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> dict[str, np.ndarray | None]:
+    """Each component of C as [1 + B] (point estimate, then bootstrap replicates); None when undefined."""
+    t: TaskResult = result.tasks[task]
+    c, test = t.circuits, t.behaviour["test"]
+    n = test.n
+    items = _Items(_weights(n, n_bootstrap, seed))
+    full, empty = items.mean(test.logit_diffs), items.mean(c.test.empty)
+    out: dict[str, np.ndarray | None] = dict.fromkeys(COMPONENTS)
+    if not float(full[0] - empty[0]) >= MIN_EFFECT:
+        return out  # no behaviour beyond the all-ablated model: nothing for a circuit to explain
+    sufficiency = recovered(items.mean(c.test.circuit), empty, full)
+    necessity = 1 - recovered(items.mean(c.test.complement), empty, full)
+    out["faithfulness"] = np.sqrt(np.nan_to_num(sufficiency) * np.nan_to_num(necessity))
+    size, slots = (c.n_edges, c.edge_slots) if c.n_edges is not None else (c.n_nodes, sum(c.node_sites.values()))
+    out["compactness"] = np.full(1 + n_bootstrap, 1 - np.log1p(size) / np.log1p(slots))
+    if result.specificity and task in result.specificity:
+        drops = []
+        for other, diffs in result.specificity[task].items():
+            o = result.tasks[other]
+            o_full, o_empty = items.mean(o.behaviour["test"].logit_diffs), items.mean(o.circuits.test.empty)
+            if float(o_full[0] - o_empty[0]) >= MIN_EFFECT:
+                drops.append(1 - recovered(items.mean(diffs), o_empty, o_full))
+        if drops:
+            out["specificity"] = np.clip(necessity - np.nanmax(np.vstack(drops), axis=0), 0, 1)  # own drop minus the largest other
+    if t.stress is not None:
+        clean = items.accuracy(c.test.circuit)
+        curves = [getattr(t.stress, k) for k in ("activation_noise", "dropout", "weight_noise", "distractors")]
+        per_kind = [np.mean([retention(items.accuracy(row), clean) for row in curve.circuit], axis=0) for curve in curves if curve is not None]
+        out["stress"] = np.mean(per_kind, axis=0)
+    if c.ood:
+        levels = []
+        clean = items.accuracy(test.logit_diffs)
+        for i, (split, circ) in enumerate(sorted(c.ood.items())):
+            b = t.behaviour[split]
+            ood_items = _Items(_weights(b.n, n_bootstrap, (seed, i + 1)))
+            kept = retention(ood_items.accuracy(b.logit_diffs), clean)
+            faithful = np.nan_to_num(recovered(ood_items.mean(circ.circuit), ood_items.mean(circ.empty), ood_items.mean(b.logit_diffs)))
+            levels.append(np.sqrt(kept * faithful))
+        out["ood"] = np.mean(levels, axis=0)
+    return out
+
+
+def coherence(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> Coherence:
+    """C = geometric mean of the defined components in ``IN_C`` (each in [0, 1]), with its bootstrap interval."""
+    parts = coherence_components(result, task, n_bootstrap, seed)
+    defined = [v for k, v in parts.items() if k in IN_C and v is not None]
+    values = {k: (None if v is None else float(v[0])) for k, v in parts.items()}
+    if not defined:
+        return Coherence(None, values)
+    C = np.exp(np.mean(np.log(np.clip(np.vstack(defined), 1e-12, 1)), axis=0))
+    C = np.where(np.min(np.vstack(defined), axis=0) <= 0, 0.0, C)
+    return Coherence(_estimate(float(C[0]), C[1:]), values, C[1:])
+
+
+def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> Verdict:
+    """D, C, F = D - C and the verdict for one task of ``result``."""
+    t = result.tasks[task]
+    dec = decodability(t.probes, n_bootstrap, seed) if t.probes is not None else None
+    D = dec.D if dec is not None else None
+    coh = coherence(result, task, n_bootstrap, seed) if t.circuits is not None else Coherence(None, dict.fromkeys(COMPONENTS))
+    F = None
+    if dec is not None and coh.C is not None:
+        # D and C resample the same test examples in each replicate (same seed, same n_test): F's interval is joint
+        paired = dec.replicates - coh.replicates if len(dec.replicates) == len(coh.replicates) else np.zeros(0)
+        F = _estimate(D.value - coh.C.value, paired[~np.isnan(paired)])
+    if D is None:
+        return Verdict(D, coh.C, F, coh.components, "not scored", ["no probes (run without --no-probes)"])
+    if D.value < D_HIGH:
+        return Verdict(D, coh.C, F, coh.components, "does not decode", [f"D {D.value:.2f} < {D_HIGH}"])
+    if coh.C is None:
+        reason = "no circuit (run without --no-circuits)" if t.circuits is None else "no behaviour for a circuit to explain"
+        return Verdict(D, coh.C, F, coh.components, "not scored", [reason])
+    low = [f"{k} {v:.2f}" for k, v in coh.components.items() if k in IN_C and v is not None and v < COMPONENT_LOW]
+    if coh.C.value < C_LOW:
+        return Verdict(D, coh.C, F, coh.components, "FRACTURED", low or [f"C {coh.C.value:.2f} < {C_LOW}"])
+    return Verdict(D, coh.C, F, coh.components, "coherent", low)
+
+
 __all__ = [
     "D_VERSION",
     "N_BOOTSTRAP",
@@ -167,4 +315,17 @@ __all__ = [
     "latent_d",
     "decodability",
     "run_decodability",
+    "SCORES_VERSION",
+    "D_HIGH",
+    "C_LOW",
+    "COMPONENT_LOW",
+    "COMPONENTS",
+    "IN_C",
+    "Coherence",
+    "Verdict",
+    "retention",
+    "recovered",
+    "coherence_components",
+    "coherence",
+    "verdict",
 ]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from fracbench.results_coherence import CircuitConditions, CircuitSection, OODCircuit
 from fracbench.results import (
     SCHEMA_VERSION,
     ModelIdentity,
@@ -28,6 +29,15 @@ from fracbench.results import (
 
 # floats whose decimal forms are awkward: they must come back bit for bit
 AWKWARD = [0.1, 1 / 3, -2.5e-300, 123456.78901234567, 5e-324, -1.7976931348623157e308, 2.0**-30]
+
+
+def make_circuit(n_test: int, n_ood: int) -> CircuitSection:
+    return CircuitSection(
+        target=0.9, steps=10, penalty=1e-3, seed=0, n_search_examples=4, node_sites={"blocks.0.mlp.hook_post": 8, "blocks.0.hook_mlp_out": 4},
+        kept={"blocks.0.mlp.hook_post": [1, 5]}, n_nodes=2, n_edges=3, edge_slots=32, search_sufficiency=0.93,
+        test=CircuitConditions(empty=[0.0] * n_test, circuit=[0.5] * n_test, complement=[-0.1] * n_test),
+        ood={"ood/long_body/2": OODCircuit(empty=[0.0] * n_ood, circuit=[0.25] * n_ood)},
+    )
 
 
 def make_result() -> RunResult:
@@ -51,9 +61,9 @@ def make_result() -> RunResult:
         tasks={
             "quote_close": TaskResult(
                 version="1",
-                n_examples={"test": test.n, "ood/long_body/2": ood.n},
+                n_examples={"train": 4, "test": test.n, "ood/long_body/2": ood.n},
                 behaviour={"test": test, "ood/long_body/2": ood},
-                circuits={"note": "free-form until its schema exists", "curve": [0.5, 0.25]},
+                circuits=make_circuit(len(AWKWARD), ood.n),
             )
         },
     )
@@ -92,9 +102,9 @@ def test_non_finite_floats_are_refused_with_their_path(bad: float) -> None:
         RunResult.model_validate(edited(raw))
 
     def section(d):
-        d["tasks"]["quote_close"]["circuits"] = {"curve": [0.5, bad]}
+        d["tasks"]["quote_close"]["circuits"]["test"]["circuit"][1] = bad
 
-    with pytest.raises(ValidationError, match=r"curve\[1\]"):
+    with pytest.raises(ValidationError, match=r"tasks\.quote_close\.circuits\.test\.circuit\.1"):
         RunResult.model_validate(edited(section))
 
     def timing(d):
@@ -159,10 +169,10 @@ def test_an_unknown_field_is_refused_anywhere(where, path: str) -> None:
 def test_an_unknown_schema_version_is_refused_saying_which_are_read(tmp_path: Path) -> None:
     path = tmp_path / "future.json"
     path.write_text(json.dumps(edited(lambda d: d.update(schema_version="99"))))
-    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2\)"):
+    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3\)"):
         read_results(path)
     with pytest.raises(ValidationError, match="schema_version"):
-        RunResult.model_validate(edited(lambda d: d.update(schema_version="3")))
+        RunResult.model_validate(edited(lambda d: d.update(schema_version="4")))
 
 
 def test_reading_an_invalid_file_names_the_file_and_the_field(tmp_path: Path) -> None:
@@ -208,7 +218,7 @@ def with_probes() -> RunResult:
     latent.transfer = {"ood/long_body/2": Transfer(n=3, accuracy=1 / 3, n_unseen=1, correct="100", unseen="001")}
     task = result.tasks["quote_close"]
     task.probes = section
-    task.n_examples = {"train": 10, **task.n_examples}
+    task.n_examples = {**task.n_examples, "train": 10}
     return RunResult.model_validate(result.model_dump())
 
 
@@ -280,9 +290,22 @@ def test_probe_rows_must_belong_to_the_recorded_examples() -> None:
         RunResult.model_validate(data)
 
 
+def without_circuits(d: dict) -> None:
+    d["tasks"]["quote_close"]["circuits"] = None
+
+
+def test_version_2_files_carry_no_circuit_sections(tmp_path: Path) -> None:
+    path = tmp_path / "v2.json"
+    path.write_text(json.dumps(edited(lambda d: (without_circuits(d), d.update(schema_version="2")))))
+    assert read_results(path).tasks["quote_close"].circuits is None
+    path.write_text(json.dumps(edited(lambda d: d.update(schema_version="2"))))
+    with pytest.raises(ValueError, match="schema_version 2 has no circuit sections"):
+        read_results(path)
+
+
 def test_version_1_files_are_read_as_behaviour_only(tmp_path: Path) -> None:
     path = tmp_path / "v1.json"
-    data = edited(lambda d: d.update(schema_version="1"))
+    data = edited(lambda d: (without_circuits(d), d.update(schema_version="1")))
     path.write_text(json.dumps(data))
     result = read_results(path)
     assert result.schema_version == "1" and result.tasks["quote_close"].probes is None
@@ -293,3 +316,29 @@ def test_version_1_files_are_read_as_behaviour_only(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match=r"v1\.json is not a valid fracbench results file"):
         read_results(path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c["kept"].update({"blocks.0.mlp.hook_post": [5, 1]}), "distinct ascending indices"),
+        (lambda c: c["kept"].update({"blocks.0.mlp.hook_post": [1, 8]}), r"indices in 0\.\.7"),
+        (lambda c: c["kept"].update({"no.such.site": [0]}), "not a node site"),
+        (lambda c: c.update(n_nodes=3), "n_nodes is 3 but kept lists 2 nodes"),
+        (lambda c: c.update(n_edges=40), "n_edges 40 exceeds edge_slots 32"),
+        (lambda c: c.update(edge_slots=None), "both set .* or both None"),
+        (lambda c: c["test"]["circuit"].pop(), "one value per prompt"),
+        (lambda c: c["ood"]["ood/long_body/2"]["circuit"].append(1.0), "one per prompt"),
+        (lambda c: c["ood"].update({"ood/long_body/9": c["ood"]["ood/long_body/2"]}), "no OOD behaviour split"),
+    ],
+)
+def test_a_circuit_section_that_contradicts_itself_is_refused(change, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        RunResult.model_validate(edited(lambda d: change(d["tasks"]["quote_close"]["circuits"])))
+
+
+def test_specificity_must_refer_to_other_tasks_with_their_prompt_counts() -> None:
+    with pytest.raises(ValidationError, match="no task with a circuit"):
+        RunResult.model_validate(edited(lambda d: d.update(specificity={"copy_name": {"quote_close": [0.0]}})))
+    with pytest.raises(ValidationError, match="must be another task"):
+        RunResult.model_validate(edited(lambda d: d.update(specificity={"quote_close": {"quote_close": [0.0] * len(AWKWARD)}})))

@@ -64,17 +64,20 @@ def test_run_writes_a_complete_results_file(tmp_path: Path, tiny_zoo: Path, tiny
         n_train=24,
     )
     assert re.fullmatch(r"zoo-dense-\d{8}T\d{6}Z\.json", path.name)
-    figure = runner.figure_path(path)
-    assert figure.name == path.stem + "-decodability.png"
-    assert sorted(p.name for p in out_dir.iterdir()) == sorted([path.name, figure.name])
-    assert figure.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    figure, coherence = runner.figure_path(path), runner.figure_path(path, "coherence")
+    assert figure.name == path.stem + "-decodability.png" and coherence.name == path.stem + "-coherence.png"
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([path.name, figure.name, coherence.name])
+    assert figure.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and coherence.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert read_results(path) == result
     for task in result.tasks.values():
         assert task.probes is not None and task.n_examples["train"] == 24
+        assert task.circuits is not None and task.circuits.n_search_examples == 24 and task.sparsity is not None
+        assert task.scores is not None and task.scores.verdict == "does not decode"  # the untrained tiny model
+    assert set(result.specificity) <= {"quote_close", "copy_name"}
     assert list(result.tasks) == ["quote_close", "copy_name"]
     assert set(result.provenance.timings.tasks) == {"quote_close", "copy_name"}
     assert result.provenance.timings.total >= sum(result.provenance.timings.tasks.values())
-    assert result.provenance.seeds == {"examples": 7, "probes": 7} and result.provenance.command == ["fracbench", "run"]
+    assert result.provenance.seeds == {"examples": 7, "probes": 7, "circuits": 7} and result.provenance.command == ["fracbench", "run"]
     assert (result.provenance.device, result.provenance.dtype) == ("cpu", "float32")
     assert result.model.name == "zoo:dense" and result.model.weights_sha256 == tiny_adapter.info.weights_sha256
     assert result.provenance.packages.python == ".".join(map(str, sys.version_info[:3]))

@@ -62,6 +62,17 @@ class Encoding:
         return out
 
 
+@dataclass(frozen=True)
+class WeightLink:
+    """A weight matrix joining two node sites: ``weight[i, j]`` connects node i of ``out_site``
+    to node j of ``in_site``. ``weight`` is the model's own parameter (edits change the model)."""
+
+    name: str  # the parameter's name in the model
+    out_site: str
+    in_site: str
+    weight: torch.Tensor  # [nodes of out_site, nodes of in_site]
+
+
 @dataclass
 class ForwardOutput:
     logits: torch.Tensor  # [B, T, vocab]
@@ -94,6 +105,11 @@ class ModelAdapter(ABC):
     @abstractmethod
     def sites(self) -> dict[str, tuple[int, ...]]:
         """Every site name -> shape of its activation at one token position (e.g. ``(n_heads, d_head)``)."""
+
+    def weight_links(self) -> list[WeightLink]:
+        """The weight matrices between node sites (circuit edges and weight noise need them).
+        Adapters that do not expose their weights this way raise ``NotImplementedError``."""
+        raise NotImplementedError(f"{self.info.name} does not expose weight links: circuit edges and weight noise are unavailable")
 
     # -- shared checks ---------------------------------------------------------------
     def check_sites(self, names: Iterable[str]) -> None:

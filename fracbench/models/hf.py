@@ -111,7 +111,7 @@ class HFAdapter(ModelAdapter):
             )
         cfg = model.config
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device).eval().requires_grad_(False)  # evaluated, never trained, through the adapter
         self.tokenizer = tokenizer
         self.info = ModelInfo(
             name=name,

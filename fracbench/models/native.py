@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import torch
 
-from .adapter import Encoding, ForwardOutput, Intervention, ModelAdapter, ModelInfo, check_finite, weights_sha256
+from .adapter import Encoding, ForwardOutput, Intervention, ModelAdapter, ModelInfo, WeightLink, check_finite, weights_sha256
 from .tokenizer import CharTokenizer
 from .transformer import Transformer
 
@@ -15,7 +15,7 @@ from .transformer import Transformer
 class NativeAdapter(ModelAdapter):
     def __init__(self, model: Transformer, name: str, tokenizer: CharTokenizer | None = None, device: str = "cpu") -> None:
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device).eval().requires_grad_(False)  # evaluated, never trained, through the adapter
         self.tokenizer = tokenizer or CharTokenizer()
         cfg = model.cfg
         self.info = ModelInfo(
@@ -91,6 +91,21 @@ class NativeAdapter(ModelAdapter):
 
     def sites(self) -> dict[str, tuple[int, ...]]:
         return dict(self._site_shapes)
+
+    def weight_links(self) -> list[WeightLink]:
+        """Per block: q/k/v read the normalized residual, the output projection reads the v
+        channels (through the attention pattern), the MLP's two matrices read the normalized
+        residual and the neurons. (The LayerNorm gains scale whole columns and are left out.)"""
+        links = []
+        for l, block in enumerate(self.model.blocks):
+            b = f"blocks.{l}"
+            for proj in ("q", "k", "v"):
+                links.append(WeightLink(f"{b}.attn.{proj}.weight", f"{b}.attn.hook_{proj}", f"{b}.ln1.hook_normalized",
+                                        getattr(block.attn, proj).weight))
+            links.append(WeightLink(f"{b}.attn.o.weight", f"{b}.hook_attn_out", f"{b}.attn.hook_v", block.attn.o.weight))
+            links.append(WeightLink(f"{b}.mlp.fc_in.weight", f"{b}.mlp.hook_post", f"{b}.ln2.hook_normalized", block.mlp.fc_in.weight))
+            links.append(WeightLink(f"{b}.mlp.fc_out.weight", f"{b}.hook_mlp_out", f"{b}.mlp.hook_post", block.mlp.fc_out.weight))
+        return links
 
     def _probe_site_shapes(self) -> dict[str, tuple[int, ...]]:
         enc = self.encode(["x"])

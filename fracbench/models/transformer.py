@@ -82,11 +82,13 @@ class Block(nn.Module):
         self.hook_mlp_in = HookPoint()  # [B, T, d_model], the residual as the MLP reads it
         self.hook_mlp_out = HookPoint()  # [B, T, d_model], what the MLP writes
         self.hook_resid_post = HookPoint()  # [B, T, d_model]
+        self.ln1.hook_normalized = HookPoint()  # [B, T, d_model], the normalized residual attention reads
+        self.ln2.hook_normalized = HookPoint()  # [B, T, d_model], the normalized residual the MLP reads
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
         x = self.hook_resid_pre(x)
-        x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.ln1(self.hook_attn_in(x)), key_mask)))
-        x = x + self.hook_mlp_out(self.mlp(self.ln2(self.hook_mlp_in(x))))
+        x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.ln1.hook_normalized(self.ln1(self.hook_attn_in(x))), key_mask)))
+        x = x + self.hook_mlp_out(self.mlp(self.ln2.hook_normalized(self.ln2(self.hook_mlp_in(x)))))
         return self.hook_resid_post(x)
 
 

@@ -1,0 +1,22 @@
+"""Circuits: node sets found by learned masks (Gao et al.), mean ablation, faithfulness."""
+
+from .ablation import NodeStatistics, PromptBatches, ablation_interventions, logit_diffs_under, node_statistics
+from .faithfulness import Conditions, measure_conditions
+from .nodes import NodeSite, node_sites, total_nodes
+from .search import DEFAULT_TARGET, Circuit, search_circuit
+
+__all__ = [
+    "DEFAULT_TARGET",
+    "Circuit",
+    "Conditions",
+    "NodeSite",
+    "NodeStatistics",
+    "PromptBatches",
+    "ablation_interventions",
+    "logit_diffs_under",
+    "measure_conditions",
+    "node_sites",
+    "node_statistics",
+    "search_circuit",
+    "total_nodes",
+]

@@ -1,0 +1,154 @@
+"""Circuit search (Gao et al., arXiv:2511.13653): learn one mask parameter per node, then
+bisect on the number of kept nodes to reach a faithfulness target.
+
+Each node has a score ``s``; the forward keeps it when ``s > 0`` (a Heaviside step) and
+mean-ablates it otherwise; the backward uses the sigmoid's derivative in place of the
+step's (a straight-through surrogate). The loss is ``|1 - sufficiency|`` on the batch (the
+circuit alone should reproduce the full model's logit difference, neither less nor more)
+plus ``penalty`` x the number of nodes kept. Scores start at 0.1 plus seeded noise of
+0.01 (Gao et al.'s initialization) and are trained with Adam. The learned scores then rank
+the nodes, and bisection finds the fewest top-ranked nodes whose circuit alone recovers
+``target`` of the full model's logit difference (sufficiency, :mod:`.faithfulness`) on the
+search prompts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from ..models.adapter import ModelAdapter
+from .ablation import PromptBatches, ablation_interventions, last_token_logit_diffs, logit_diffs_under
+from .faithfulness import MIN_EFFECT, normalized
+from .nodes import NodeSite, total_nodes
+
+DEFAULT_TARGET = 0.9  # the circuit alone must recover 90% of the full model's logit difference
+DEFAULT_STEPS = 300  # optimizer steps of the mask search
+DEFAULT_PENALTY = 1e-3  # loss per kept node
+LEARNING_RATE = 0.01  # Adam (betas 0.9, 0.95), on the node scores
+INITIAL_SCORE, INITIAL_NOISE = 0.1, 0.01  # every node starts kept, ties broken by seeded noise
+
+
+class _Heaviside(torch.autograd.Function):
+    """1 where the score is positive, else 0; gradient sigmoid'(score) (the surrogate)."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(scores)
+        return (scores > 0).to(scores.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (scores,) = ctx.saved_tensors
+        s = torch.sigmoid(scores)
+        return grad * s * (1 - s)
+
+
+@dataclass
+class Circuit:
+    """The nodes kept (``kept``: site -> bool [n_nodes]) and how they were found."""
+
+    kept: dict[str, torch.Tensor]
+    scores: dict[str, torch.Tensor]  # the learned node scores: the ranking bisection cut
+    target: float
+    search_sufficiency: float | None  # sufficiency on the search prompts at the chosen size; None: the model
+    # shows no behaviour beyond the all-ablated model (MIN_EFFECT), so no search ran and no node is kept
+    n_total: int
+
+    @property
+    def n_kept(self) -> int:
+        return int(sum(int(k.sum()) for k in self.kept.values()))
+
+    @property
+    def fraction(self) -> float:
+        return self.n_kept / self.n_total
+
+    def complement(self) -> dict[str, torch.Tensor]:
+        return {name: ~k for name, k in self.kept.items()}
+
+
+def search_circuit(
+    adapter: ModelAdapter,
+    sites: Sequence[NodeSite],
+    batches: PromptBatches,
+    means: dict[str, torch.Tensor],
+    target: float = DEFAULT_TARGET,
+    steps: int = DEFAULT_STEPS,
+    penalty: float = DEFAULT_PENALTY,
+    seed: int = 0,
+    progress: bool = False,
+    desc: str = "circuit",
+) -> Circuit:
+    """The smallest top-ranked node set whose circuit reaches ``target`` sufficiency on ``batches``."""
+    if not 0 < target <= 1:
+        raise ValueError(f"target (the circuit's sufficiency) must be in (0, 1], got {target}")
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    generator = torch.Generator().manual_seed(seed)
+    scores = {s.name: (INITIAL_SCORE + INITIAL_NOISE * torch.randn(s.n_nodes, generator=generator)).to(adapter.device).requires_grad_()
+              for s in sites}
+    n_total = total_nodes(list(sites))
+    # the full and the all-ablated model's logit differences per batch: computed once, they normalize every step
+    full = _per_batch(batches, logit_diffs_under(adapter, batches), adapter.device)
+    nothing = {s.name: torch.zeros(s.n_nodes, device=adapter.device) for s in sites}
+    empty = _per_batch(batches, logit_diffs_under(adapter, batches, ablation_interventions(sites, nothing, means)), adapter.device)
+    full_mean, empty_mean = float(torch.cat(full).mean()), float(torch.cat(empty).mean())
+    if full_mean - empty_mean < MIN_EFFECT:  # no behaviour beyond the all-ablated model: nothing to search for
+        return Circuit({s.name: torch.zeros(s.n_nodes, dtype=torch.bool, device=adapter.device) for s in sites},
+                       {name: s.detach() for name, s in scores.items()}, target, None, n_total)
+    optimizer = torch.optim.Adam(scores.values(), lr=LEARNING_RATE, betas=(0.9, 0.95))
+    for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+        b = step % len(batches.batches)
+        enc, targets, foils, _ = batches.batches[b]
+        keep = {name: _Heaviside.apply(s) for name, s in scores.items()}
+        diffs = last_token_logit_diffs(adapter, enc, targets, foils, ablation_interventions(sites, keep, means))
+        span = (full[b].mean() - empty[b].mean()).clamp_min(1e-6)
+        sufficiency = (diffs.mean() - empty[b].mean()) / span
+        loss = (1 - sufficiency).abs() + penalty * sum(k.sum() for k in keep.values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    ranking = {name: s.detach() for name, s in scores.items()}
+    return _bisect(adapter, sites, batches, means, ranking, target, n_total, full_mean, empty_mean)
+
+
+def _per_batch(batches: PromptBatches, per_example: torch.Tensor, device: torch.device) -> list[torch.Tensor]:
+    """Per-example values split into the batches' rows."""
+    return [per_example[idx].float().to(device) for _, _, _, idx in batches.batches]
+
+
+def _bisect(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: dict[str, torch.Tensor],
+            ranking: dict[str, torch.Tensor], target: float, n_total: int, full: float, empty: float) -> Circuit:
+    """Bisection on k, the number of top-ranked nodes kept (ties broken by site order, then index);
+    ``full`` and ``empty`` are the mean logit differences of the full and the all-ablated model."""
+    order = torch.sort(torch.cat([ranking[s.name] for s in sites]), descending=True, stable=True).indices
+
+    def keep_top(k: int) -> dict[str, torch.Tensor]:
+        flat = torch.zeros(n_total, dtype=torch.bool, device=order.device)
+        flat[order[:k]] = True
+        return dict(zip([s.name for s in sites], flat.split([s.n_nodes for s in sites])))
+
+    def sufficiency(k: int) -> float:
+        circuit = float(logit_diffs_under(adapter, batches, ablation_interventions(sites, keep_top(k), means)).mean())
+        return normalized(circuit, empty, full)
+
+    # Sufficiency is not monotone in k past the nodes the search kept (adding back nodes it
+    # ablated can hurt), so bisection runs within them when they reach the target, else over all.
+    learned = int(sum(int((r > 0).sum()) for r in ranking.values()))
+    lo, hi = 0, n_total
+    if learned and (at_learned := sufficiency(learned)) >= target:
+        hi = learned
+    at_hi = at_learned if hi == learned and learned else 1.0  # invariant: k = hi reaches the target, k = lo does not
+    if sufficiency(0) >= target:
+        hi, at_hi = 0, sufficiency(0)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        value = sufficiency(mid)
+        if value >= target:
+            hi, at_hi = mid, value
+        else:
+            lo = mid
+    return Circuit(keep_top(hi), ranking, target, at_hi, n_total)

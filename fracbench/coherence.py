@@ -1,0 +1,143 @@
+"""Coherence measurements for one (model, task): the circuit, its faithfulness in and out of
+distribution, stress curves and activation sparsity; and, across tasks, specificity.
+
+Everything goes through the adapter. Prompts are tokenized once per split
+(:class:`~fracbench.circuits.ablation.PromptBatches`) and the full model's logit
+differences come from the behaviour already measured, never recomputed. Definitions
+and references: docs/metrics.md ("Circuits", "Stress", "Coherence C").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from .circuits import (
+    DEFAULT_TARGET,
+    NodeStatistics,
+    PromptBatches,
+    ablation_interventions,
+    logit_diffs_under,
+    node_sites,
+    node_statistics,
+    search_circuit,
+)
+from .circuits.edges import count_edges, edge_slots
+from .circuits.nodes import NodeSite
+from .circuits.search import DEFAULT_PENALTY, DEFAULT_STEPS
+from .decodability import default_sites
+from .models.adapter import ModelAdapter
+from .perturbations import stress
+from .perturbations.sparsity import sparsity_by_severity
+from .results_coherence import CircuitConditions, CircuitSection, Curve, OODCircuit, SparsityAxis, SparsityPoint, StressSection
+from .tasks import Task
+
+N_SEARCH = 256  # train examples: node statistics, mask search and bisection
+N_SPARSITY = 128  # examples per split for the sparsity diagnostic
+
+
+@dataclass
+class TaskCircuit:
+    """What specificity needs of a task after its own measurements: its circuit and its test prompts."""
+
+    sites: list[NodeSite]
+    stats: NodeStatistics
+    kept: dict[str, torch.Tensor]
+    test: PromptBatches
+
+
+def measure_coherence(
+    adapter: ModelAdapter,
+    task: Task,
+    full_test: list[float],
+    n_test: int,
+    seed: int,
+    batch_size: int = 64,
+    n_search: int = N_SEARCH,
+    target: float = DEFAULT_TARGET,
+    steps: int = DEFAULT_STEPS,
+    progress: bool = False,
+) -> tuple[CircuitSection, StressSection | None, dict[str, dict[str, SparsityAxis]], TaskCircuit]:
+    """The task's circuit section, stress curves and sparsity diagnostic; ``full_test`` is the
+    behaviour test split's logit differences (the same ``n_test`` examples, seed ``seed``)."""
+    sites = node_sites(adapter)
+    search = PromptBatches.build(adapter, task, task.examples("train", n_search, seed), batch_size)
+    stats = node_statistics(adapter, search, sites)
+    circuit = search_circuit(adapter, sites, search, stats.means, target=target, steps=steps, seed=seed, progress=progress,
+                             desc=f"{task.name} circuit")
+    kept = circuit.kept
+    test = PromptBatches.build(adapter, task, task.examples("test", n_test, seed), batch_size)
+    nothing = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool, device=adapter.device) for s in sites}
+
+    def under(batches: PromptBatches, keep: Mapping[str, torch.Tensor]) -> list[float]:
+        return logit_diffs_under(adapter, batches, ablation_interventions(sites, keep, stats.means)).tolist()
+
+    conditions = CircuitConditions(empty=under(test, nothing), circuit=under(test, kept),
+                                   complement=under(test, {n: ~k for n, k in kept.items()}))
+    ood = {}
+    for split in tqdm([s for s in task.splits() if s.is_ood], desc=f"{task.name} OOD circuits", disable=not progress, leave=False):
+        batches = PromptBatches.build(adapter, task, task.examples(split.name, n_test, seed), batch_size)
+        ood[split.name] = OODCircuit(empty=under(batches, nothing), circuit=under(batches, kept))
+    section = CircuitSection(
+        target=target, steps=steps, penalty=DEFAULT_PENALTY, seed=seed, n_search_examples=n_search,
+        node_sites={s.name: s.n_nodes for s in sites},
+        kept={name: k.nonzero().squeeze(1).tolist() for name, k in kept.items() if bool(k.any())},
+        n_nodes=circuit.n_kept, n_edges=count_edges(adapter, kept), edge_slots=edge_slots(adapter),
+        search_sufficiency=circuit.search_sufficiency, test=conditions, ood=ood,
+    )
+    if len(full_test) != n_test:
+        raise ValueError(f"full_test has {len(full_test)} logit differences for n_test = {n_test} test examples")
+    curves = None if circuit.search_sufficiency is None else measure_stress(adapter, task, sites, stats, kept, test, n_test, seed,
+                                                                              batch_size, progress)
+    sparsity = measure_sparsity(adapter, task, n_test, seed, batch_size, progress)
+    return section, curves, sparsity, TaskCircuit(sites, stats, kept, test)
+
+
+def measure_stress(adapter: ModelAdapter, task: Task, sites: list[NodeSite], stats: NodeStatistics, kept: dict[str, torch.Tensor],
+                   test: PromptBatches, n_test: int, seed: int, batch_size: int, progress: bool) -> StressSection:
+    def curve(points: list[stress.CurvePoint] | None) -> Curve | None:
+        if points is None:
+            return None
+        return Curve(levels=[p.level for p in points], model=[p.model.tolist() for p in points], circuit=[p.circuit.tolist() for p in points])
+
+    bar = tqdm(total=4, desc=f"{task.name} stress", disable=not progress, leave=False)
+    out = {}
+    for kind, run in (
+        ("activation_noise", lambda: stress.activation_noise(adapter, sites, test, stats, kept, seed)),
+        ("dropout", lambda: stress.dropout(adapter, sites, test, stats, kept, seed)),
+        ("weight_noise", lambda: stress.weight_noise(adapter, sites, test, stats, kept, seed)),
+        ("distractors", lambda: stress.distractors(adapter, task, sites, stats, kept, n_test, seed, batch_size)),
+    ):
+        out[kind] = curve(run())
+        bar.update()
+    bar.close()
+    return StressSection(seed=seed, **out)
+
+
+def measure_sparsity(adapter: ModelAdapter, task: Task, n_test: int, seed: int, batch_size: int,
+                     progress: bool) -> dict[str, dict[str, SparsityAxis]]:
+    """Activation sparsity at the residual stream after each block, test split then every OOD level."""
+    sites = [s for s in default_sites(adapter) if s.endswith("hook_resid_post")]
+    raw = sparsity_by_severity(adapter, task, sites, max(2, min(n_test, N_SPARSITY)), seed, batch_size, progress)
+    return {
+        site: {axis: SparsityAxis(levels=a.levels, stats=[SparsityPoint(**vars(s)) for s in a.stats], slopes=a.slopes)
+               for axis, a in axes.items()}
+        for site, axes in raw.items()
+    }
+
+
+def measure_specificity(adapter: ModelAdapter, circuits: Mapping[str, TaskCircuit], progress: bool = False) -> dict[str, dict[str, list[float]]] | None:
+    """Each task's circuit mean-ablated on every other task's test prompts (with that task's means)."""
+    if len(circuits) < 2:
+        return None
+    out: dict[str, dict[str, list[float]]] = {}
+    pairs = [(a, b) for a in circuits for b in circuits if a != b]
+    for a, b in tqdm(pairs, desc="specificity", disable=not progress, leave=False):
+        other = circuits[b]
+        complement = {name: ~k for name, k in circuits[a].kept.items()}
+        diffs = logit_diffs_under(adapter, other.test, ablation_interventions(other.sites, complement, other.stats.means))
+        out.setdefault(a, {})[b] = diffs.tolist()
+    return out

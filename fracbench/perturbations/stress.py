@@ -1,0 +1,138 @@
+"""Stress tests of a circuit and of the full model, one robustness curve per perturbation.
+
+Each curve point holds per-prompt logit differences for two conditions: ``model`` (the
+full model, perturbed at the circuit's nodes or weights) and ``circuit`` (the circuit
+alone, every other node mean-ablated, perturbed the same way). Perturbations:
+
+* ``activation_noise``: Gaussian noise added to every circuit node, sigma a multiple of
+  that node's standard deviation over the task's training tokens;
+* ``weight_noise``: Gaussian noise on the circuit's edges (weights joining two kept
+  nodes), sigma a multiple of the standard deviation of the matrix's nonzero entries;
+  native models only (adapters that expose their weights);
+* ``dropout``: a random fraction of the circuit's nodes mean-ablated (redundancy);
+* ``distractors``: neutral code lines inserted into the prompts
+  (:mod:`fracbench.perturbations.inputs`), the circuit found on clean prompts.
+
+Every draw is seeded from (kind, level, seed): the same seed gives the same curves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+from ..circuits.ablation import NodeStatistics, PromptBatches, ablation_interventions, logit_diffs_under
+from ..circuits.nodes import NodeSite
+from ..models.adapter import ModelAdapter
+from ..tasks import Task
+from ..tasks.base import stable_seed
+from .inputs import DISTRACTOR_LEVELS, distractor_examples
+
+ACTIVATION_NOISE_SIGMAS = (0.5, 1.0, 2.0, 4.0)  # x each node's standard deviation
+WEIGHT_NOISE_SIGMAS = (0.25, 0.5, 1.0, 2.0)  # x the standard deviation of the matrix's nonzero weights
+DROPOUT_FRACTIONS = (0.1, 0.25, 0.5, 0.75)  # of the circuit's nodes
+
+
+@dataclass
+class CurvePoint:
+    level: float  # sigma, fraction or distractor lines
+    model: torch.Tensor  # [N] logit differences of the perturbed full model
+    circuit: torch.Tensor  # [N] logit differences of the perturbed circuit alone
+
+
+def _generator(*parts: object) -> torch.Generator:
+    return torch.Generator().manual_seed(stable_seed(*parts))
+
+
+def _both(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, stats: NodeStatistics,
+          kept: dict[str, torch.Tensor], model_keep: dict[str, torch.Tensor] | None = None, edit=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(full model, circuit alone) logit differences with ``edit`` applied at the node sites."""
+    model = logit_diffs_under(adapter, batches, ablation_interventions(sites, model_keep or {}, stats.means, edit))
+    circuit = logit_diffs_under(adapter, batches, ablation_interventions(sites, kept, stats.means, edit))
+    return model, circuit
+
+
+def activation_noise(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, stats: NodeStatistics,
+                     kept: dict[str, torch.Tensor], seed: int, sigmas: Sequence[float] = ACTIVATION_NOISE_SIGMAS) -> list[CurvePoint]:
+    points = []
+    for sigma in sigmas:
+        generator = _generator("activation_noise", sigma, seed)
+
+        def edit(site: NodeSite, nodes: torch.Tensor, sigma: float = sigma, generator: torch.Generator = generator) -> torch.Tensor:
+            scale = sigma * site.per_node(stats.stds[site.name]) * kept[site.name].to(nodes.dtype)[:, None]  # circuit nodes only
+            noise = torch.randn(nodes.shape, generator=generator).to(nodes.device, nodes.dtype)
+            return nodes + noise * scale
+
+        points.append(CurvePoint(sigma, *_both(adapter, sites, batches, stats, kept, edit=edit)))
+    return points
+
+
+def dropout(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, stats: NodeStatistics,
+            kept: dict[str, torch.Tensor], seed: int, fractions: Sequence[float] = DROPOUT_FRACTIONS) -> list[CurvePoint]:
+    names = [s.name for s in sites]
+    flat = torch.cat([kept[n].cpu() for n in names])
+    members = flat.nonzero().squeeze(1)
+    points = []
+    for fraction in fractions:
+        order = torch.randperm(len(members), generator=_generator("dropout", fraction, seed))
+        dropped = torch.zeros_like(flat)
+        dropped[members[order[: round(fraction * len(members))]]] = True
+        split = dict(zip(names, dropped.split([s.n_nodes for s in sites])))
+        model_keep = {n: ~split[n].to(kept[n].device) for n in names}
+        circuit_keep = {n: kept[n] & model_keep[n] for n in names}
+        model = logit_diffs_under(adapter, batches, ablation_interventions(sites, model_keep, stats.means))
+        circuit = logit_diffs_under(adapter, batches, ablation_interventions(sites, circuit_keep, stats.means))
+        points.append(CurvePoint(fraction, model, circuit))
+    return points
+
+
+def weight_noise(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, stats: NodeStatistics,
+                 kept: dict[str, torch.Tensor], seed: int, sigmas: Sequence[float] = WEIGHT_NOISE_SIGMAS) -> list[CurvePoint] | None:
+    """None when the adapter does not expose its weights."""
+    try:
+        adapter.weight_links()
+    except NotImplementedError:
+        return None
+    points = []
+    for sigma in sigmas:
+        with _noisy_edges(adapter, kept, sigma, _generator("weight_noise", sigma, seed)):
+            points.append(CurvePoint(sigma, *_both(adapter, sites, batches, stats, kept)))
+    return points
+
+
+@contextmanager
+def _noisy_edges(adapter: ModelAdapter, kept: dict[str, torch.Tensor], sigma: float, generator: torch.Generator) -> Iterator[None]:
+    """Add noise to every weight joining two kept nodes; the weights are restored on exit, whatever happens."""
+    saved = []
+    try:
+        with torch.no_grad():
+            for link in adapter.weight_links():
+                rows, cols = kept.get(link.out_site), kept.get(link.in_site)
+                if rows is None or cols is None:
+                    continue
+                w = link.weight
+                saved.append((w, w.detach().clone()))
+                edges = (rows[:, None] & cols[None, :]) & (w != 0)
+                scale = sigma * float(w[w != 0].std()) if bool((w != 0).any()) else 0.0
+                noise = torch.randn(w.shape, generator=generator).to(w.device, w.dtype)
+                w.add_(noise * scale * edges)
+        yield
+    finally:
+        with torch.no_grad():
+            for w, original in saved:
+                w.copy_(original)
+
+
+def distractors(adapter: ModelAdapter, task: Task, sites: Sequence[NodeSite], stats: NodeStatistics, kept: dict[str, torch.Tensor],
+                n: int, seed: int, batch_size: int = 64, levels: Sequence[int] = tuple(range(1, len(DISTRACTOR_LEVELS) + 1))) -> list[CurvePoint]:
+    """Curve over distractor levels (``DISTRACTOR_LEVELS[level - 1]`` lines inserted); the level recorded is the line count."""
+    points = []
+    for level in levels:
+        batches = PromptBatches.build(adapter, task, distractor_examples(task, n, seed, level), batch_size)
+        model = logit_diffs_under(adapter, batches)
+        circuit = logit_diffs_under(adapter, batches, ablation_interventions(sites, kept, stats.means))
+        points.append(CurvePoint(float(DISTRACTOR_LEVELS[level - 1]), model, circuit))
+    return points

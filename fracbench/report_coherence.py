@@ -1,0 +1,114 @@
+"""Reading results, coherence half: the verdict table, robustness curves and the D-vs-C scatter.
+
+Reads only results documents; every score comes from :mod:`fracbench.scoring`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .report import save_figure
+from .results import RunResult, accuracy_of
+from .scoring import C_LOW, COMPONENTS, D_HIGH, SCORES_VERSION, Verdict, recovered, verdict
+
+STRESS_KINDS = ("activation_noise", "weight_noise", "dropout", "distractors")
+SHORT = {"faithfulness": "faith", "compactness": "compact", "specificity": "specif", "stress": "stress", "ood": "ood"}
+
+
+def run_verdicts(result: RunResult) -> dict[str, Verdict]:
+    return {name: verdict(result, name) for name in result.tasks}
+
+
+def coherence_table(result: RunResult) -> str:
+    """One row per task: circuit size, the components of C, D, C, F and the verdict with its reasons."""
+    verdicts = run_verdicts(result)
+    name_w = max([len("task"), *map(len, result.tasks)])
+    comp = "".join(f"{SHORT[c]:>8}" for c in COMPONENTS)
+    lines = [f"{'task':<{name_w}}  {'nodes':>6} {'edges':>7}{comp}  {'D':>5} {'C [95% CI]':<17} {'F':>6}  verdict"]
+    for name, v in verdicts.items():
+        c = result.tasks[name].circuits
+        nodes = "-" if c is None else str(c.n_nodes)
+        edges = "-" if c is None or c.n_edges is None else str(c.n_edges)
+        cells = "".join(f"{'-' if v.components[k] is None else f'{v.components[k]:.2f}':>8}" for k in COMPONENTS)
+        D = "-" if v.D is None else f"{v.D.value:.2f}"
+        C = "-" if v.C is None else f"{v.C.value:.2f} [{v.C.low:.2f},{v.C.high:.2f}]"
+        F = "-" if v.F is None else f"{v.F.value:+.2f}"
+        reasons = f" ({', '.join(v.reasons)})" if v.reasons else ""
+        lines.append(f"{name:<{name_w}}  {nodes:>6} {edges:>7}{cells}  {D:>5} {C:<17} {F:>6}  {v.verdict}{reasons}")
+    lines += [
+        f"C: geometric mean of the components (scores version {SCORES_VERSION}); F = D - C; "
+        f"FRACTURED: D >= {D_HIGH} and C < {C_LOW} (docs/metrics.md)",
+        "faith = sqrt(sufficiency x necessity); compact = 1 - log(1 + edges) / log(1 + weight slots); specif = own drop - largest other;",
+        "stress, ood: accuracy kept above chance under perturbation and shift (with the circuit's faithfulness out of distribution)",
+    ]
+    return "\n".join(lines)
+
+
+def plot_coherence(result: RunResult, path: str | Path, format: str | None = None) -> Path:
+    """One row of panels per task with a circuit: each stress curve's accuracy (circuit solid,
+    full model dashed) against strength, and OOD accuracy and circuit faithfulness against
+    severity; a last panel plots D against C for every task, FRACTURED ones marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [n for n, t in result.tasks.items() if t.circuits is not None]
+    cols = len(STRESS_KINDS) + 1
+    rows = len(tasks) + 1
+    fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 2.2 * rows), squeeze=False)
+    for r, name in enumerate(tasks):
+        t = result.tasks[name]
+        clean_model, clean_circuit = t.behaviour["test"].accuracy, accuracy_of(t.circuits.test.circuit)
+        for c, kind in enumerate(STRESS_KINDS):
+            ax = axes[r, c]
+            curve = getattr(t.stress, kind) if t.stress is not None else None
+            if curve is None:
+                ax.axis("off")
+                continue
+            x = [0.0, *curve.levels]
+            ax.plot(x, [clean_circuit, *map(accuracy_of, curve.circuit)], marker="o", ms=3, label="circuit")
+            ax.plot(x, [clean_model, *map(accuracy_of, curve.model)], ls="--", marker="o", ms=3, label="model")
+            ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+            ax.set_ylim(0, 1.02)
+            ax.set_title(f"{name}: {kind.replace('_', ' ')}", fontsize=8)
+        ax = axes[r, -1]
+        splits = sorted(t.circuits.ood, key=lambda s: (t.behaviour[s].ood_axis, t.behaviour[s].level))
+        ax.plot(range(len(splits)), [t.behaviour[s].accuracy for s in splits], ls="--", marker="o", ms=3, label="model accuracy")
+        ax.plot(range(len(splits)), [_recovered(t, s) for s in splits], marker="o", ms=3, label="circuit faithfulness")
+        ax.set_xticks(range(len(splits)), [s.removeprefix("ood/") for s in splits], rotation=60, ha="right", fontsize=6)
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"{name}: OOD", fontsize=8)
+    for c in range(cols):
+        axes[-1, c].axis("off")
+    ax = axes[-1, 0]
+    ax.axis("on")
+    for name, v in run_verdicts(result).items():
+        if v.D is None or v.C is None:
+            continue
+        fractured = v.verdict == "FRACTURED"
+        ax.scatter([v.C.value], [v.D.value], marker="x" if fractured else "o", color="C3" if fractured else "C0")
+        ax.annotate(name, (v.C.value, v.D.value), fontsize=6)
+    ax.axhline(D_HIGH, color="grey", lw=0.8, ls=":")
+    ax.axvline(C_LOW, color="grey", lw=0.8, ls=":")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("coherence C")
+    ax.set_ylabel("decodability D")
+    ax.set_title("D vs C (x = FRACTURED)", fontsize=8)
+    for ax in (axes[0, 0], axes[0, -1]):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6, frameon=False)
+    fig.suptitle(f"{result.model.name}: robustness of circuit (solid) and model (dashed)", fontsize=9)
+    return save_figure(fig, path, format, dpi=100)
+
+
+def _recovered(task, split: str) -> float:
+    """The in-distribution circuit's sufficiency on an OOD split (0 where the model shows no behaviour there)."""
+    full = float(np.mean(task.behaviour[split].logit_diffs))
+    circ = task.circuits.ood[split]
+    value = recovered(float(np.mean(circ.circuit)), float(np.mean(circ.empty)), full)
+    return 0.0 if math.isnan(value) else value

@@ -1,0 +1,155 @@
+"""Results schema, coherence half: circuit, stress, OOD, sparsity and score sections.
+
+Raw per-item numbers only (logit differences per prompt and condition), from which
+:mod:`fracbench.scoring` recomputes every component of coherence C. ``docs/results.md``
+describes every field. Imported by :mod:`fracbench.results`, which it must not import.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+
+
+class Strict(BaseModel):
+    """Unknown fields and non-finite floats are errors (as in :mod:`fracbench.results`)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class CircuitConditions(Strict):
+    """Per test prompt, logit(target) - logit(foil) under the conditions faithfulness compares;
+    the full model's are the test split's behaviour logit_diffs."""
+
+    empty: list[float] = Field(min_length=1)  # every node mean-ablated
+    circuit: list[float] = Field(min_length=1)  # every node outside the circuit mean-ablated
+    complement: list[float] = Field(min_length=1)  # the circuit's nodes mean-ablated
+
+    @model_validator(mode="after")
+    def _same_prompts(self) -> CircuitConditions:
+        lengths = {len(self.empty), len(self.circuit), len(self.complement)}
+        if len(lengths) != 1:
+            raise ValueError(f"empty, circuit and complement must have one value per prompt each; got lengths {sorted(lengths)}")
+        return self
+
+
+class OODCircuit(Strict):
+    """The in-distribution circuit (and means) on one OOD split; the full model's numbers are the
+    split's behaviour logit_diffs."""
+
+    empty: list[float] = Field(min_length=1)
+    circuit: list[float] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _same_prompts(self) -> OODCircuit:
+        if len(self.empty) != len(self.circuit):
+            raise ValueError(f"empty has {len(self.empty)} values and circuit {len(self.circuit)}; one per prompt each")
+        return self
+
+
+class CircuitSection(Strict):
+    """The task's circuit (Gao et al. node masks, bisected to a sufficiency target) and its faithfulness."""
+
+    target: float = Field(gt=0, le=1)  # sufficiency the circuit reached on the search prompts (bisection target)
+    steps: NonNegativeInt  # optimizer steps of the mask search
+    penalty: float = Field(ge=0)  # loss per kept node in the mask search
+    seed: int  # seeds the mask search's initial scores
+    n_search_examples: int = Field(ge=1)  # train examples: node means and stds, mask search, bisection
+    node_sites: dict[str, int] = Field(min_length=1)  # node site -> its number of nodes (the whole node space)
+    kept: dict[str, list[int]]  # node site -> indices of the circuit's nodes there, ascending (sites with none omitted)
+    n_nodes: NonNegativeInt  # nodes in the circuit: the total of kept
+    n_edges: NonNegativeInt | None  # nonzero weights joining two kept nodes; None when the adapter hides its weights
+    edge_slots: int | None = Field(ge=1)  # weight entries between node sites (zero or not): compactness's denominator
+    search_sufficiency: float | None  # sufficiency on the search prompts at the chosen size; None: no search ran
+    # (the full model is not MIN_EFFECT logits above the all-ablated one: nothing to explain; no node kept)
+    test: CircuitConditions  # on the test split's prompts (the behaviour test items, in order)
+    ood: dict[str, OODCircuit]  # OOD split -> the circuit there
+
+    @model_validator(mode="after")
+    def _nodes_consistent(self) -> CircuitSection:
+        for site, idx in self.kept.items():
+            if site not in self.node_sites:
+                raise ValueError(f"kept[{site!r}]: not a node site (node_sites lists {len(self.node_sites)})")
+            if idx != sorted(set(idx)) or (idx and not 0 <= idx[0] <= idx[-1] < self.node_sites[site]):
+                raise ValueError(f"kept[{site!r}] must be distinct ascending indices in 0..{self.node_sites[site] - 1}")
+        total = sum(len(i) for i in self.kept.values())
+        if self.n_nodes != total:
+            raise ValueError(f"n_nodes is {self.n_nodes} but kept lists {total} nodes")
+        if (self.n_edges is None) != (self.edge_slots is None):
+            raise ValueError("n_edges and edge_slots are both set (weights exposed) or both None")
+        if self.n_edges is not None and self.n_edges > self.edge_slots:
+            raise ValueError(f"n_edges {self.n_edges} exceeds edge_slots {self.edge_slots}")
+        return self
+
+
+class Curve(Strict):
+    """A robustness curve: per level, per prompt logit differences of the perturbed full model and
+    of the perturbed circuit alone."""
+
+    levels: list[float] = Field(min_length=1)  # perturbation strength, increasing
+    model: list[list[float]]  # [level][prompt]
+    circuit: list[list[float]]  # [level][prompt]
+
+    @model_validator(mode="after")
+    def _shape(self) -> Curve:
+        if self.levels != sorted(self.levels):
+            raise ValueError(f"levels {self.levels} must increase")
+        if not len(self.levels) == len(self.model) == len(self.circuit):
+            raise ValueError(f"{len(self.levels)} levels but model has {len(self.model)} rows and circuit {len(self.circuit)}")
+        lengths = {len(row) for row in [*self.model, *self.circuit]}
+        if len(lengths) != 1 or 0 in lengths:
+            raise ValueError(f"every level needs one value per prompt, the same prompts throughout; got lengths {sorted(lengths)}")
+        return self
+
+
+class StressSection(Strict):
+    """Robustness curves on the test prompts (the clean points are circuits.test)."""
+
+    seed: int  # every noise draw and dropout choice derives from it
+    activation_noise: Curve  # levels: sigma in units of each node's standard deviation
+    dropout: Curve  # levels: fraction of the circuit's nodes mean-ablated
+    weight_noise: Curve | None  # levels: sigma in units of each matrix's nonzero-weight standard deviation; None: weights hidden
+    distractors: Curve  # levels: neutral lines inserted into each test prompt
+
+
+class SparsityPoint(Strict):
+    """Activation sparsity of one split at one site (means over prompts' last tokens)."""
+
+    hoyer: float
+    top_k_energy: float
+    kurtosis: float
+    effective_rank: float
+    n: int = Field(ge=1)
+
+
+class SparsityAxis(Strict):
+    """Sparsity along one OOD axis: level 0 is the test split. A diagnostic, not scored."""
+
+    levels: list[int] = Field(min_length=2)
+    stats: list[SparsityPoint]
+    slopes: dict[str, float]  # metric -> least-squares slope against level
+
+    @model_validator(mode="after")
+    def _one_per_level(self) -> SparsityAxis:
+        if len(self.stats) != len(self.levels):
+            raise ValueError(f"{len(self.levels)} levels but {len(self.stats)} stats")
+        return self
+
+
+class ScoreEstimate(Strict):
+    value: float
+    low: float  # 2.5th bootstrap percentile
+    high: float  # 97.5th
+
+
+class TaskScores(Strict):
+    """Scores as fracbench.scoring computed them from this file's raw numbers (readers recompute)."""
+
+    version: str  # scoring.SCORES_VERSION
+    D: ScoreEstimate | None  # None without probes
+    C: ScoreEstimate | None  # None without a circuit (or when the model shows no behaviour to explain)
+    F: ScoreEstimate | None  # D - C
+    components: dict[str, float | None]  # faithfulness, compactness, specificity, stress, ood
+    verdict: Literal["FRACTURED", "coherent", "does not decode", "not scored"]
+    reasons: list[str]  # the failing components, or why there is no verdict

@@ -1,0 +1,81 @@
+"""Circuit search on real zoo models: the circuit it finds does the task, beats random node sets of
+its size, is reproducible, and is not searched for where there is no behaviour to explain."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fracbench.circuits import PromptBatches, measure_conditions, node_sites, node_statistics, search_circuit
+from fracbench.circuits.edges import count_edges, edge_slots
+from fracbench.models import zoo
+from fracbench.tasks import get_task
+
+STEPS, N = 150, 128
+
+
+@pytest.fixture(scope="module")
+def dense_bracket():
+    adapter, task = zoo.load("dense"), get_task("bracket_depth")
+    sites = node_sites(adapter)
+    search = PromptBatches.build(adapter, task, task.examples("train", N, 0), 64)
+    stats = node_statistics(adapter, search, sites)
+    circuit = search_circuit(adapter, sites, search, stats.means, steps=STEPS, seed=0)
+    test = PromptBatches.build(adapter, task, task.examples("test", N, 0), 64)
+    return adapter, sites, search, stats, circuit, test
+
+
+def test_the_circuit_reaches_its_target_with_a_fraction_of_the_nodes(dense_bracket) -> None:
+    adapter, sites, _, stats, circuit, test = dense_bracket
+    assert circuit.search_sufficiency >= circuit.target
+    assert circuit.fraction < 0.5, circuit.n_kept
+    held_out = measure_conditions(adapter, sites, test, stats.means, circuit.kept)
+    assert held_out.sufficiency > 0.7 and held_out.necessity > 0.9, (held_out.sufficiency, held_out.necessity)
+
+
+def test_random_node_sets_of_the_same_size_do_not_do_the_task(dense_bracket) -> None:
+    adapter, sites, _, stats, circuit, test = dense_bracket
+    found = measure_conditions(adapter, sites, test, stats.means, circuit.kept).sufficiency
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        flat = torch.zeros(sum(s.n_nodes for s in sites), dtype=torch.bool)
+        flat[torch.randperm(len(flat), generator=g)[: circuit.n_kept]] = True
+        kept = dict(zip([s.name for s in sites], flat.split([s.n_nodes for s in sites])))
+        assert measure_conditions(adapter, sites, test, stats.means, kept).sufficiency < found - 0.3
+
+
+def test_the_same_seed_finds_the_same_circuit(dense_bracket) -> None:
+    adapter, sites, search, stats, circuit, _ = dense_bracket
+    again = search_circuit(adapter, sites, search, stats.means, steps=STEPS, seed=0)
+    assert all(torch.equal(circuit.kept[n], again.kept[n]) for n in circuit.kept)
+
+
+def test_edges_are_nonzero_weights_between_kept_nodes(dense_bracket) -> None:
+    adapter, sites, _, _, circuit, _ = dense_bracket
+    everything = {s.name: torch.ones(s.n_nodes, dtype=torch.bool) for s in sites}
+    nothing = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool) for s in sites}
+    slots = edge_slots(adapter)
+    assert count_edges(adapter, everything) == slots == 3 * (4 * 96 * 96 + 2 * 96 * 384)  # dense: every weight is an edge
+    assert count_edges(adapter, nothing) == 0
+    assert 0 < count_edges(adapter, circuit.kept) < slots
+    for link in adapter.weight_links():
+        shapes = {s.name: s.n_nodes for s in sites}
+        assert tuple(link.weight.shape) == (shapes[link.out_site], shapes[link.in_site]), link.name
+
+
+def test_no_search_runs_where_the_model_shows_no_behaviour() -> None:
+    """The random-init model's logit differences are no larger than with every node ablated: a
+    circuit "found" there would explain nothing (Break It Down), so none is searched for."""
+    adapter, task = zoo.load("random"), get_task("bracket_depth")
+    sites = node_sites(adapter)
+    search = PromptBatches.build(adapter, task, task.examples("train", 64, 0), 64)
+    circuit = search_circuit(adapter, sites, search, node_statistics(adapter, search, sites).means, steps=STEPS)
+    assert circuit.search_sufficiency is None and circuit.n_kept == 0
+
+
+def test_bad_targets_and_steps_are_refused(dense_bracket) -> None:
+    adapter, sites, search, stats, _, _ = dense_bracket
+    with pytest.raises(ValueError, match=r"target .* must be in \(0, 1\]"):
+        search_circuit(adapter, sites, search, stats.means, target=1.5)
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        search_circuit(adapter, sites, search, stats.means, steps=-1)

@@ -1,0 +1,100 @@
+"""Coherence C, its components, F = D - C and the verdict, recomputed from hand-made raw numbers."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+
+import pytest
+
+from fracbench.results import SCHEMA_VERSION, ModelIdentity, Packages, Provenance, RunResult, SplitBehaviour, TaskResult, Timings
+from fracbench.results_coherence import CircuitConditions, CircuitSection, Curve, OODCircuit, StressSection
+from fracbench.scoring import C_LOW, COMPONENT_LOW, D_HIGH, IN_C, coherence, recovered, retention, verdict
+from tests.conftest import probe_section
+
+N = 4  # test prompts
+FULL = [4.0, 4.0, 4.0, 4.0]  # behaviour: m(M) = 4
+EMPTY = [0.0, 0.0, 0.0, 0.0]  # m(empty) = 0
+PERFECT_PROBES = ("1111", "0000", [0, 1, 0, 1], [0, 1, 2, 3])  # d = 1: D = 1
+USELESS_PROBES = ("1010", "0000", [0, 1, 0, 1], [0, 1, 2, 3])  # accuracy at chance: D = 0
+
+
+def curve(levels, circuit_rows) -> Curve:
+    return Curve(levels=levels, model=[FULL] * len(levels), circuit=circuit_rows)
+
+
+def task(circuit=(3.0, 3.0, 3.0, 3.0), complement=(1.0, 1.0, 1.0, 1.0), ood_full=(4.0, 4.0, -1.0, -1.0), ood_circuit=(2.0,) * 4,
+         probes=PERFECT_PROBES, edges=99, slots=9999) -> TaskResult:
+    test = SplitBehaviour.from_logit_diffs(FULL, None, 0)
+    ood = SplitBehaviour.from_logit_diffs(list(ood_full), "far", 1)
+    c = CircuitSection(
+        target=0.9, steps=1, penalty=1e-3, seed=0, n_search_examples=2, node_sites={"s": 100}, kept={"s": [0, 1]}, n_nodes=2,
+        n_edges=edges, edge_slots=slots, search_sufficiency=0.9,
+        test=CircuitConditions(empty=EMPTY, circuit=list(circuit), complement=list(complement)),
+        ood={"ood/far/1": OODCircuit(empty=[0.0] * 4, circuit=list(ood_circuit))},
+    )
+    # noise: the circuit keeps all of its accuracy at the first level, loses half of each prompt's margin at the second
+    s = StressSection(seed=0, activation_noise=curve([1.0, 2.0], [[3.0] * 4, [1.0, 1.0, -1.0, -1.0]]),
+                      dropout=curve([0.5], [[1.0] * 4]), weight_noise=None, distractors=curve([1.0], [[-1.0] * 4]))
+    return TaskResult(version="1", n_examples={"train": 10, "test": N, "ood/far/1": 4}, behaviour={"test": test, "ood/far/1": ood},
+                      probes=probe_section({"x": probes}, n_test_examples=N), circuits=c, stress=s)
+
+
+def run(tasks: dict[str, TaskResult], specificity=None) -> RunResult:
+    return RunResult(
+        schema_version=SCHEMA_VERSION, fracbench_version="0", suite_version="0", created=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        model=ModelIdentity(name="m", kind="native", n_params=1, weights_sha256="0" * 64, n_layers=1, d_model=1, n_ctx=8),
+        provenance=Provenance(seeds={}, batch_size=1, packages=Packages(python="3", torch="2", numpy="1", pydantic="2", transformers=None),
+                              device="cpu", dtype="float32", command=[], timings=Timings(tasks={}, total=0.0)),
+        tasks=tasks, specificity=specificity,
+    )
+
+
+def test_retention_and_recovery_are_clipped_normalizations() -> None:
+    assert retention(0.75, 1.0) == 0.5 and retention(0.4, 1.0) == 0.0 and retention(1.0, 0.5) == 0.0
+    assert recovered(3.0, 0.0, 4.0) == 0.75 and recovered(5.0, 0.0, 4.0) == 1.0 and math.isnan(recovered(0.3, 0.0, 0.2))
+
+
+def test_each_component_follows_its_definition() -> None:
+    result = run({"a": task(), "b": task()}, specificity={"a": {"b": [3.0] * 4}, "b": {"a": [4.0] * 4}})
+    parts = coherence(result, "a").components
+    # sufficiency 3/4, necessity 1 - 1/4: faithfulness = sqrt(0.75 * 0.75)
+    assert parts["faithfulness"] == pytest.approx(0.75)
+    assert parts["compactness"] == pytest.approx(1 - math.log(100) / math.log(10000))
+    # a's own drop (necessity) 0.75, b's drop under a's circuit 1 - 3/4 = 0.25: specificity 0.5
+    assert parts["specificity"] == pytest.approx(0.5)
+    # circuit clean accuracy 1; noise: retention 1 then 0; dropout: 1; distractors: 0 -> mean over kinds of level means
+    assert parts["stress"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    # OOD: accuracy 0.5 keeps none of the margin over chance -> 0, whatever the circuit recovers
+    assert parts["ood"] == 0.0
+    assert coherence(result, "b").components["specificity"] == pytest.approx(0.75)  # a keeps all of its behaviour under b's circuit
+
+
+def test_c_is_the_geometric_mean_of_the_components() -> None:
+    result = run({"a": task(ood_full=(4.0,) * 4)})
+    coh = coherence(result, "a")
+    parts = [v for k, v in coh.components.items() if k in IN_C and v is not None]
+    assert coh.components["specificity"] is None  # one task: nothing to be specific against
+    assert "specificity" not in IN_C  # reported, not in C (docs/metrics.md)
+    assert coh.C.value == pytest.approx(math.prod(parts) ** (1 / len(parts)))
+    assert coh.C.low <= coh.C.value <= coh.C.high
+
+
+def test_high_d_and_low_c_is_fractured_naming_the_failing_components() -> None:
+    v = verdict(run({"a": task()}), "a")
+    assert v.D.value >= D_HIGH and v.C.value < C_LOW
+    assert v.verdict == "FRACTURED"
+    assert any(r.startswith("ood") for r in v.reasons) and all(float(r.split()[-1]) < COMPONENT_LOW for r in v.reasons)
+    assert v.F.value == pytest.approx(v.D.value - v.C.value)
+
+
+def test_a_model_that_does_not_decode_is_not_flagged() -> None:
+    v = verdict(run({"a": task(probes=USELESS_PROBES)}), "a")
+    assert v.verdict == "does not decode" and v.D.value < D_HIGH
+
+
+def test_no_behaviour_to_explain_means_no_coherence() -> None:
+    flat = task(circuit=(0.1,) * 4, complement=(0.1,) * 4)
+    flat = flat.model_copy(update={"behaviour": {**flat.behaviour, "test": SplitBehaviour.from_logit_diffs([0.2] * 4, None, 0)}})
+    coh = coherence(run({"a": flat}), "a")
+    assert coh.C is None and all(v is None for v in coh.components.values())
