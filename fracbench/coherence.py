@@ -36,6 +36,7 @@ from .results_coherence import CircuitConditions, CircuitSection, Curve, OODCirc
 from .tasks import Task
 
 N_SEARCH = 256  # train examples: node statistics, mask search and bisection
+SEARCH_BATCH = 64  # prompts per mask-search step (Gao et al.'s batch), whatever the run's batch size
 N_SPARSITY = 128  # examples per split for the sparsity diagnostic
 
 
@@ -64,7 +65,7 @@ def measure_coherence(
     """The task's circuit section, stress curves and sparsity diagnostic; ``full_test`` is the
     behaviour test split's logit differences (the same ``n_test`` examples, seed ``seed``)."""
     sites = node_sites(adapter)
-    search = PromptBatches.build(adapter, task, task.examples("train", n_search, seed), batch_size)
+    search = PromptBatches.build(adapter, task, task.examples("train", n_search, seed), SEARCH_BATCH)
     stats = node_statistics(adapter, search, sites)
     circuit = search_circuit(adapter, sites, search, stats.means, target=target, steps=steps, seed=seed, progress=progress,
                              desc=f"{task.name} circuit")

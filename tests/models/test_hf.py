@@ -341,3 +341,34 @@ def test_decodability_reads_every_family_at_its_residual_sites(adapters, family)
     assert ProbeSection.model_validate(section.model_dump()) == section  # every stored aggregate re-checks
     D = decodability(section).D
     assert 0.0 <= D.low <= D.value <= D.high <= 1.0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_circuits_reach_every_family_through_heads_and_neurons(adapters, family):
+    """Circuit nodes of a HuggingFace model are its attention heads and MLP neurons: keeping every
+    node is the plain forward, ablating a head pins all of its d_head entries to their means, and
+    a whole coherence measurement runs (edges and weight noise unavailable: weights are not exposed)."""
+    from fracbench.circuits import PromptBatches, ablation_interventions, logit_diffs_under, node_sites, node_statistics
+    from fracbench.coherence import measure_coherence
+
+    adapter, task = adapters[family], TASKS["bracket_depth"]
+    sites = node_sites(adapter)
+    assert [s.name for s in sites[:2]] == ["blocks.0.attn.hook_z", "blocks.0.mlp.hook_post"]
+    heads = sites[0]
+    assert heads.n_nodes == adapter.sites()["blocks.0.attn.hook_z"][0] and heads.group == adapter.sites()["blocks.0.attn.hook_z"][1]
+    batches = PromptBatches.build(adapter, task, task.examples("train", 8, 0), 4)
+    stats = node_statistics(adapter, batches, sites)
+    everything = {s.name: torch.ones(s.n_nodes, dtype=torch.bool) for s in sites}
+    assert torch.equal(logit_diffs_under(adapter, batches, ablation_interventions(sites, everything, stats.means)),
+                       logit_diffs_under(adapter, batches))
+    keep = torch.ones(heads.n_nodes, dtype=torch.bool)
+    keep[1] = False
+    enc = batches.batches[0][0]
+    with torch.no_grad():
+        z = adapter.forward(enc, capture=[heads.name], interventions=ablation_interventions(sites, {heads.name: keep}, stats.means))
+    got = z.activations[heads.name][enc.attention_mask.bool()]  # [tokens, H, d_head]
+    assert torch.allclose(got[:, 1], stats.means[heads.name][1].expand_as(got[:, 1]))
+    full = logit_diffs(adapter, task, task.examples("test", 6, 0)).tolist()
+    section, curves, _, _ = measure_coherence(adapter, task, full, n_test=6, seed=0, batch_size=3, n_search=8, steps=5)
+    assert section.n_edges is None and section.edge_slots is None
+    assert curves is None or curves.weight_noise is None

@@ -23,7 +23,7 @@ N = 200  # items per split: a 95% accuracy bar has a standard error of about 1.5
 
 @pytest.fixture(scope="module")
 def behaviour() -> dict[str, dict[str, TaskResult]]:
-    return {m: {t: evaluate_task(zoo.load(m), TASKS[t], N, seed=0, probes=False) for t in TASKS} for m in zoo.RECIPES}
+    return {m: {t: evaluate_task(zoo.load(m), TASKS[t], N, seed=0, probes=False, circuits=False) for t in TASKS} for m in zoo.RECIPES}
 
 
 def ood_accuracies(result: TaskResult) -> list[float]:
