@@ -105,7 +105,8 @@ def test_help_everywhere(capsys, argv: list[str]) -> None:
 
 def test_plain_run_evaluates_every_zoo_model(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "results"
-    code, out, err = run_cli(capsys, "run", "--tasks", "quote_close", "--n", "2", "--out", str(out_dir), "--no-progress", "--no-probes")
+    code, out, err = run_cli(capsys, "run", "--tasks", "quote_close", "--n", "2", "--out", str(out_dir), "--no-progress", "--no-probes",
+                             "--no-circuits")
     assert code == 0, err
     files = sorted(out_dir.iterdir())
     assert sorted(read_results(f).model.name for f in files) == sorted(f"zoo:{n}" for n in zoo.RECIPES)
@@ -118,7 +119,7 @@ def test_plain_run_evaluates_every_zoo_model(capsys, tiny_zoo: Path, tmp_path: P
 def test_run_with_repeated_models(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "results"
     argv = ["run", "--model", "zoo:sparse", "--model", "random", "--tasks", "copy_name", "--n", "1", "--out", str(out_dir), "--no-progress",
-            "--no-probes"]
+            "--no-probes", "--no-circuits"]
     code, _, err = run_cli(capsys, *argv)
     assert code == 0, err
     assert sorted(read_results(f).model.name for f in out_dir.iterdir()) == ["zoo:random", "zoo:sparse"]
@@ -156,7 +157,7 @@ def test_zoo_train_writes_where_asked(capsys, monkeypatch: pytest.MonkeyPatch, t
 
 def test_report_reads_results_files_as_tables_and_markdown(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
     assert main(["run", "--model", "dense", "--model", "random", "--tasks", "quote_close", "--n", "4", "--out", str(tmp_path), "--no-progress",
-                 "--no-probes"]) == 0
+                 "--no-probes", "--no-circuits"]) == 0
     files = sorted(tmp_path.glob("*.json"))
     capsys.readouterr()
     assert main(["report", *map(str, files)]) == 0
@@ -203,10 +204,21 @@ def test_run_measures_decodability_writes_its_figure_and_report_prints_D(capsys,
     assert code == 0 and "D [95% CI]" in report and "container" in report
 
 
+def test_run_with_circuits_writes_the_coherence_figure_and_report_prints_the_verdict(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "results"
+    code, out, err = run_cli(capsys, "run", "--model", "dense", "--tasks", "dict_or_list", "--n", "4", "--out", str(out_dir), "--no-progress",
+                             "--no-probes")
+    assert code == 0, err
+    assert sorted(p.name.split("Z", 1)[1] for p in out_dir.iterdir()) == ["-coherence.png", ".json"]
+    assert "coherence.png" in out and "verdict" in out
+    code, report, _ = run_cli(capsys, "report", str(next(out_dir.glob("*.json"))))
+    assert code == 0 and "not scored (no probes" in report  # the untrained tiny model, run without probes
+
+
 def test_run_without_probes_writes_no_figure(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "results"
     code, out, err = run_cli(capsys, "run", "--model", "dense", "--tasks", "dict_or_list", "--n", "2", "--out", str(out_dir), "--no-progress",
-                             "--no-probes")
+                             "--no-probes", "--no-circuits")
     assert code == 0, err
     assert [p.suffix for p in out_dir.iterdir()] == [".json"]
     assert read_results(next(out_dir.iterdir())).tasks["dict_or_list"].probes is None
