@@ -21,6 +21,7 @@ from .circuits import (
     PromptBatches,
     ablation_interventions,
     logit_diffs_under,
+    measure_conditions,
     node_sites,
     node_statistics,
     search_circuit,
@@ -63,7 +64,10 @@ def measure_coherence(
     progress: bool = False,
 ) -> tuple[CircuitSection, StressSection | None, dict[str, dict[str, SparsityAxis]], TaskCircuit]:
     """The task's circuit section, stress curves and sparsity diagnostic; ``full_test`` is the
-    behaviour test split's logit differences (the same ``n_test`` examples, seed ``seed``)."""
+    behaviour test split's logit differences (the same ``n_test`` examples, seed ``seed``), the
+    full model's side of faithfulness, not recomputed."""
+    if len(full_test) != n_test:
+        raise ValueError(f"full_test has {len(full_test)} logit differences for n_test = {n_test} test examples")
     sites = node_sites(adapter)
     search = PromptBatches.build(adapter, task, task.examples("train", n_search, seed), SEARCH_BATCH)
     stats = node_statistics(adapter, search, sites)
@@ -76,8 +80,8 @@ def measure_coherence(
     def under(batches: PromptBatches, keep: Mapping[str, torch.Tensor]) -> list[float]:
         return logit_diffs_under(adapter, batches, ablation_interventions(sites, keep, stats.means)).tolist()
 
-    conditions = CircuitConditions(empty=under(test, nothing), circuit=under(test, kept),
-                                   complement=under(test, {n: ~k for n, k in kept.items()}))
+    measured = measure_conditions(adapter, sites, test, stats.means, kept, full=torch.tensor(full_test, dtype=torch.float64))
+    conditions = CircuitConditions(empty=measured.empty.tolist(), circuit=measured.circuit.tolist(), complement=measured.complement.tolist())
     ood = {}
     for split in tqdm([s for s in task.splits() if s.is_ood], desc=f"{task.name} OOD circuits", disable=not progress, leave=False):
         batches = PromptBatches.build(adapter, task, task.examples(split.name, n_test, seed), batch_size)
@@ -89,8 +93,6 @@ def measure_coherence(
         n_nodes=circuit.n_kept, n_edges=count_edges(adapter, kept), edge_slots=edge_slots(adapter),
         search_sufficiency=circuit.search_sufficiency, test=conditions, ood=ood,
     )
-    if len(full_test) != n_test:
-        raise ValueError(f"full_test has {len(full_test)} logit differences for n_test = {n_test} test examples")
     curves = None if circuit.search_sufficiency is None else measure_stress(adapter, task, sites, stats, kept, test, n_test, seed,
                                                                               batch_size, progress)
     sparsity = measure_sparsity(adapter, task, n_test, seed, batch_size, progress)

@@ -7,9 +7,33 @@ from datetime import datetime, timezone
 
 import pytest
 
-from fracbench.results import SCHEMA_VERSION, ModelIdentity, Packages, Provenance, RunResult, SplitBehaviour, TaskResult, Timings
-from fracbench.results_coherence import CircuitConditions, CircuitSection, Curve, OODCircuit, StressSection
-from fracbench.scoring import C_LOW, COMPONENT_LOW, D_HIGH, IN_C, coherence, recovered, retention, verdict
+from fracbench.results import (
+    SCHEMA_VERSION,
+    ModelIdentity,
+    Packages,
+    Provenance,
+    RunResult,
+    SplitBehaviour,
+    TaskResult,
+    Timings,
+)
+from fracbench.results_coherence import (
+    CircuitConditions,
+    CircuitSection,
+    Curve,
+    OODCircuit,
+    StressSection,
+)
+from fracbench.scoring import (
+    C_LOW,
+    COMPONENT_LOW,
+    D_HIGH,
+    IN_C,
+    coherence,
+    recovered,
+    retention,
+    verdict,
+)
 from tests.conftest import probe_section
 
 N = 4  # test prompts
@@ -98,3 +122,11 @@ def test_no_behaviour_to_explain_means_no_coherence() -> None:
     flat = flat.model_copy(update={"behaviour": {**flat.behaviour, "test": SplitBehaviour.from_logit_diffs([0.2] * 4, None, 0)}})
     coh = coherence(run({"a": flat}), "a")
     assert coh.C is None and all(v is None for v in coh.components.values())
+
+
+def test_scoring_and_the_circuit_search_agree_on_when_there_is_no_behaviour() -> None:
+    """The search skips models below MIN_EFFECT and scoring leaves their C undefined: one threshold, two readers."""
+    from fracbench import scoring
+    from fracbench.circuits import faithfulness
+
+    assert faithfulness.MIN_EFFECT == scoring.MIN_EFFECT

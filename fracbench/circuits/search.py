@@ -66,9 +66,6 @@ class Circuit:
     def fraction(self) -> float:
         return self.n_kept / self.n_total
 
-    def complement(self) -> dict[str, torch.Tensor]:
-        return {name: ~k for name, k in self.kept.items()}
-
 
 def search_circuit(
     adapter: ModelAdapter,
@@ -141,9 +138,7 @@ def _bisect(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBat
     # of learned + 5%, + 10%, ... of the nodes (in rank order) that does; bisection runs below it.
     learned = int(sum(int((r > 0).sum()) for r in ranking.values()))
     chunk = max(1, n_total // 20)
-    if (at_zero := sufficiency(0)) >= target:
-        return Circuit(keep_top(0), ranking, target, at_zero, n_total)
-    lo, hi = 0, min(max(learned, 1), n_total)
+    lo, hi = 0, min(max(learned, 1), n_total)  # k = 0 is the all-ablated model: sufficiency 0, below any target
     at_hi = sufficiency(hi)
     while at_hi < target and hi < n_total:
         lo, hi = hi, min(hi + chunk, n_total)

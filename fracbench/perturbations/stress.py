@@ -48,9 +48,9 @@ def _generator(*parts: object) -> torch.Generator:
 
 
 def _both(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, stats: NodeStatistics,
-          kept: dict[str, torch.Tensor], model_keep: dict[str, torch.Tensor] | None = None, edit=None) -> tuple[torch.Tensor, torch.Tensor]:
+          kept: dict[str, torch.Tensor], edit=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(full model, circuit alone) logit differences with ``edit`` applied at the node sites."""
-    model = logit_diffs_under(adapter, batches, ablation_interventions(sites, model_keep or {}, stats.means, edit))
+    model = logit_diffs_under(adapter, batches, ablation_interventions(sites, {}, stats.means, edit))
     circuit = logit_diffs_under(adapter, batches, ablation_interventions(sites, kept, stats.means, edit))
     return model, circuit
 
