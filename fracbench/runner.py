@@ -2,7 +2,9 @@
 
 Each (model, task) is an independent job — :func:`evaluate_task` depends only on the
 model, the task and the settings — so a distributed executor can later run the jobs
-on separate machines and assemble the same :class:`RunResult`.
+on separate machines and assemble the same :class:`RunResult`. One step joins them:
+specificity ablates each task's circuit on every other task's test prompts, after all
+jobs, from what each job handed back (:class:`~fracbench.coherence.TaskCircuit`).
 """
 
 from __future__ import annotations
