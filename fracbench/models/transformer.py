@@ -44,11 +44,19 @@ class Attention(nn.Module):
         q = self.hook_q(split(self.q(x)))
         k = self.hook_k(split(self.k(x)))
         v = self.hook_v(split(self.v(x)))
-        scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(self.d_head)
-        causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-        scores = scores.masked_fill(~(causal & key_mask[:, None, None, :]), float("-inf"))
-        pattern = self.hook_pattern(scores.softmax(dim=-1))
-        z = self.hook_z(torch.einsum("bhqk,bkhd->bqhd", pattern, v))
+        allowed = torch.ones(T, T, dtype=torch.bool, device=x.device).tril() & key_mask[:, None, None, :]  # [B, 1, T, T]
+        heads = lambda t: t.transpose(1, 2)  # noqa: E731  [B, T, H, d_head] <-> [B, H, T, d_head]
+        # Evaluation uses the fused kernel and materializes the pattern only for a hook that reads or edits it; a
+        # read-only hook leaves the output bit-identical to a plain forward. Training keeps the explicit softmax the
+        # zoo's checkpoints were trained with, so `fracbench zoo train` reproduces them bit for bit.
+        if self.training or self.hook_pattern.fn is not None:
+            scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(self.d_head)
+            computed = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
+            pattern = self.hook_pattern(computed)
+            if self.training or pattern is not computed:  # training, or a hook that edited the pattern
+                return self.o(self.hook_z(torch.einsum("bhqk,bkhd->bqhd", pattern, v)).reshape(B, T, -1))
+        z = heads(F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=allowed))
+        z = self.hook_z(z)
         return self.o(z.reshape(B, T, -1))
 
 

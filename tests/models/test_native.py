@@ -51,6 +51,25 @@ def test_interventions_change_the_output_and_are_removed_afterwards(adapter: Nat
     assert torch.equal(adapter.forward(enc).logits, before)
 
 
+def test_an_edited_attention_pattern_reaches_the_output_and_a_copied_one_matches_the_fused_kernel(adapter: NativeAdapter) -> None:
+    enc = adapter.encode(["x = [1, 2]", "y = 'ab"])
+    plain = adapter.forward(enc).logits  # the fused kernel: no pattern is materialized
+    copied = adapter.forward(enc, interventions={"blocks.1.attn.hook_pattern": torch.clone}).logits  # explicit softmax path
+    uniform = adapter.forward(enc, interventions={"blocks.1.attn.hook_pattern": lambda p: (p > 0) / (p > 0).sum(-1, keepdim=True)}).logits
+    assert torch.allclose(plain, copied, atol=1e-5)
+    assert not torch.allclose(plain, uniform, atol=1e-3)
+
+
+def test_training_mode_computes_the_same_function_as_evaluation() -> None:
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(vocab_size=len(CharTokenizer()), **TINY))
+    ids = torch.randint(0, 50, (3, 12))
+    with torch.no_grad():
+        evaluated = model.eval()(ids)
+        trained = model.train()(ids)
+    assert torch.allclose(evaluated, trained, atol=1e-5)
+
+
 def test_misspelled_site_suggests_the_right_one(adapter: NativeAdapter) -> None:
     with pytest.raises(KeyError, match="did you mean 'blocks.0.mlp.hook_post'"):
         adapter.forward(adapter.encode(["x"]), capture=["blocks.0.mlp.hook_pots"])
@@ -150,3 +169,12 @@ def test_zoo_checkpoints_ship_and_load(name: str) -> None:
     adapter = zoo.load(name)
     assert adapter.info.name == f"zoo:{name}" and adapter.info.n_params > 0
     assert adapter.forward(adapter.encode(["x = 'a"])).logits.shape[-1] == len(CharTokenizer())
+
+
+def test_the_untrained_twin_is_the_same_architecture_freshly_initialized_and_seeded(adapter: NativeAdapter) -> None:
+    before = torch.random.get_rng_state()
+    twin, again = adapter.untrained_twin(7), adapter.untrained_twin(7)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's random stream is untouched
+    assert twin.sites() == adapter.sites() and twin.model.cfg == adapter.model.cfg
+    assert twin.info.weights_sha256 == again.info.weights_sha256 != adapter.info.weights_sha256
+    assert twin.info.weights_sha256 != adapter.untrained_twin(8).info.weights_sha256
