@@ -100,7 +100,10 @@ class Task(ABC):
     """
 
     name: ClassVar[str]
-    version: ClassVar[str]  # bump whenever the examples a seed produces change
+    version: ClassVar[str]  # bump whenever the examples a seed produces change (prompts, answers or latents)
+    # The version the random draws are seeded with: ``version`` unless a bump left the prompts alone
+    # (changed only how latents are labelled), so that the same seed still draws the same prompts.
+    prompts_version: ClassVar[str | None] = None
     description: ClassVar[str]
     latents: ClassVar[tuple[LatentSpec, ...]]
     ood_axes: ClassVar[tuple[OODAxis, ...]]
@@ -130,7 +133,8 @@ class Task(ABC):
         return split
 
     def examples(self, split: str, n: int, seed: int = 0, *, cue: str = "default") -> list[Example]:
-        """The first ``n`` examples of ``split``; example i depends only on (task, version, split, seed, i).
+        """The first ``n`` examples of ``split``; example i depends only on (task, version, split, seed, i)
+        (its prompt on the prompts version).
 
         ``cue``: "default" makes the surface cue agree with the answer in-distribution and
         be random out of distribution; "random" makes it random everywhere (the corpus of
@@ -144,7 +148,7 @@ class Task(ABC):
         out: list[Example] = []
         i = 0
         while len(out) < n:
-            rng = random.Random(stable_seed(self.name, self.version, sp.name, seed, cue, i))
+            rng = random.Random(stable_seed(self.name, self.prompts_version or self.version, sp.name, seed, cue, i))
             i += 1
             agrees = {"agree": True, "random": rng.random() < 0.5, "default": not sp.is_ood or rng.random() < 0.5}[cue]
             ex = self.sample(rng, sp.axis, sp.level, agrees)

@@ -24,10 +24,12 @@ def unseen_name(rng: random.Random, level: int) -> str:
 
 class SetOrString(Task):
     name = "set_or_string"
-    version = "1"
+    version = "2"  # v2: var_type labelled only where the prefix determines it (v1 labelled every character of every name)
+    prompts_version = "1"  # the prompts are v1's: the zoo's training corpus is unchanged
     description = 'seen = set() ... seen  ->  "." (for .add) vs " " (for +=), by the type the name was bound to'
     latents = (
-        LatentSpec("var_type", 2, "type the variable was bound to: 0 = set, 1 = str; labelled on every character of each variable name"),
+        LatentSpec("var_type", 2, "type the variable was bound to: 0 = set, 1 = str; labelled on the last character of each use "
+                   "of a variable after its definition"),
     )
     ood_axes = (
         OODAxis("distance", "more unrelated lines between the definition and the use", tuple(f"{a}-{b} lines" for a, b in DISTANCE)),
@@ -59,10 +61,12 @@ class SetOrString(Task):
         states = scan(prompt)
         labels: dict[int, int] = {}
         for name, t in zip(names, types):
-            start = prompt.find(name)
+            start = prompt.find(name, prompt.index(f"{name} = ") + len(name))  # uses after the definition
             while start >= 0:
-                if start == 0 or not prompt[start - 1].isalnum():  # a whole-word occurrence
-                    labels.update({p: t for p in range(start, start + len(name)) if not states[p].in_string})
+                last = start + len(name) - 1  # the name is complete there: its binding is in the prefix
+                whole_word = (start == 0 or not prompt[start - 1].isalnum()) and not prompt[last + 1 : last + 2].isalnum()
+                if whole_word and not states[last].in_string:
+                    labels[last] = t
                 start = prompt.find(name, start + 1)
         cls = types[query]
         return Example(

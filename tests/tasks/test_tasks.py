@@ -12,7 +12,7 @@ from fracbench.tasks.check import check_task
 GOLDEN = {
     "quote_close": ("1", 'line = "oc', '"', "'"),
     "bracket_depth": ("1", "# qp h\nbuf = [[9, 8]", "]", "\n"),
-    "set_or_string": ("1", "seen = set()\nitems = set()\nfor ch in src:\n    items", ".", " "),
+    "set_or_string": ("2", "seen = set()\nitems = set()\nfor ch in src:\n    items", ".", " "),
     "dict_or_list": ("1", "pairs = ['a', 98, ['ytv'", ",", ":"),
     "string_list_depth": ("1", "used = [[\"v\"], \"yo\", 'u']", "\n", "]"),
     "copy_name": ("1", "vbkjr = 1\ntmcieo = 8\nprint(tm", "c", "k"),
@@ -30,6 +30,20 @@ def test_example_zero_is_pinned(name: str) -> None:
     ex = task.examples("test", 1, seed=0)[0]
     assert name in GOLDEN, f"pin example 0 of {name}: {(task.version, ex.prompt, ex.target, ex.foil)!r}"
     assert (task.version, ex.prompt, ex.target, ex.foil) == GOLDEN[name]
+
+
+def test_set_or_string_labels_var_type_only_where_the_prefix_determines_it() -> None:
+    """v2: at a definition's name the binding has not been read yet (only the spurious name cue tells the type),
+    and part of a name may begin several; so var_type is labelled at the last character of each later use.
+    The prompts are v1's (prompts_version), so the zoo's training corpus did not change."""
+    task = get_task("set_or_string")
+    ex = task.examples("test", 1, seed=0)[0]
+    assert ex.prompt.endswith("    items") and ex.latents["var_type"] == ((len(ex.prompt) - 1, 0),)
+    for ex in task.examples("ood/several_variables/3", 50, seed=0):
+        for position, _ in ex.latents["var_type"]:
+            name_end = ex.prompt[: position + 1]
+            assert ex.prompt[position + 1 : position + 2] in ("", "\n", " ", ".", ")", ",", ":")
+            assert name_end.count(name_end.split()[-1].split("(")[-1] + " = ") == 1  # its definition is in the prefix
 
 
 def test_example_i_does_not_depend_on_how_many_are_drawn() -> None:
