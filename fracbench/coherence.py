@@ -69,10 +69,12 @@ def measure_coherence(
     if len(full_test) != n_test:
         raise ValueError(f"full_test has {len(full_test)} logit differences for n_test = {n_test} test examples")
     sites = node_sites(adapter)
-    search = PromptBatches.build(adapter, task, task.examples("train", n_search, seed), SEARCH_BATCH)
+    train = task.examples("train", 2 * n_search, seed)
+    search = PromptBatches.build(adapter, task, train[:n_search], SEARCH_BATCH)
+    held_out = PromptBatches.build(adapter, task, train[n_search:], batch_size)  # the bisection's prompts
     stats = node_statistics(adapter, search, sites)
     circuit = search_circuit(adapter, sites, search, stats.means, target=target, steps=steps, seed=seed, progress=progress,
-                             desc=f"{task.name} circuit")
+                             desc=f"{task.name} circuit", held_out=held_out)
     kept = circuit.kept
     test = PromptBatches.build(adapter, task, task.examples("test", n_test, seed), batch_size)
     nothing = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool, device=adapter.device) for s in sites}

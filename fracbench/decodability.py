@@ -31,8 +31,9 @@ from .models.adapter import ModelAdapter
 from .probes import LinearProbes
 from .probes.control import control_labels
 from .probes.linear import DEFAULT_ALPHAS
-from .results import LatentProbes, MLPReadout, ProbeSection, Readout, SiteProbes, Transfer, best_site_of, chance_of
+from .results import LatentProbes, MLPReadout, ProbeSection, Readout, SiteProbes, Transfer, UntrainedBaseline, best_site_of, chance_of
 from .tasks import Example, Task
+from .tasks.base import stable_seed
 
 MAX_TRAIN_ROWS = 4096  # labelled tokens per latent from the train examples (fit + validation), a seeded subsample
 MAX_TEST_ROWS = 2048  # labelled tokens per latent from the test examples, and from each OOD split's
@@ -73,6 +74,7 @@ def measure_decodability(
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     mlp: bool = True,
     transfer: bool = True,
+    untrained: bool = True,
     device: str | None = None,
     progress: bool = False,
 ) -> ProbeSection:
@@ -80,7 +82,9 @@ def measure_decodability(
 
     ``n_train`` train examples are split by example into fit and validation parts;
     ``n_test`` examples of the test split and of every OOD split are read. ``mlp=False`` skips
-    the nonlinear probe, ``transfer=False`` the OOD splits (quick looks). ``device``: where
+    the nonlinear probe, ``transfer=False`` the OOD splits (quick looks). With ``untrained``
+    the same probes are fitted on the adapter's untrained twin too (the architecture's floor
+    for D; skipped for adapters that cannot build one). ``device``: where
     the probes are fitted (default: where the activations are, the CPU). Deterministic in
     ``seed``. A latent whose fit rows hold a single class (nothing to decode) is recorded
     in ``skipped`` with the reason; ``ValueError`` names the task and latents when no latent
@@ -96,13 +100,17 @@ def measure_decodability(
     n_val = max(1, round(VALIDATION_FRACTION * n_train))
     val_examples = torch.from_numpy(stream(seed, task.name, "validation").permutation(n_train)[:n_val].copy())
 
-    def rows(split: str, max_rows: int, latents: list[str]) -> dict[str, LatentData]:
-        """Each latent's rows of the examples of ``split``, at most ``max_rows`` each (seeded subsample)."""
+    twin = untrained_twin(adapter, seed) if untrained else None
+
+    def rows(split: str, max_rows: int, latents: list[str], model: ModelAdapter = adapter) -> dict[str, LatentData]:
+        """Each latent's rows of the examples of ``split``, at most ``max_rows`` each (seeded subsample): the same
+        rows for the model and its twin (same tokenizer, same subsample)."""
         n = n_train if split == "train" else n_test
-        data = latent_datasets(adapter, examples(task, split, n, seed), latents, sites, batch_size=batch_size)
+        data = latent_datasets(model, examples(task, split, n, seed), latents, sites, batch_size=batch_size)
         return {name: subsample(d, max_rows, stream(seed, task.name, name, split)) for name, d in data.items()}
 
-    with tqdm(total=2 + len(ood) + len(names), desc=f"{task.name} probes", disable=not progress, leave=False) as bar:
+    total = 2 + len(ood) + len(names) + (twin is not None)
+    with tqdm(total=total, desc=f"{task.name} probes", disable=not progress, leave=False) as bar:
         train, test = rows("train", max_train_rows, names), rows("test", max_test_rows, names)
         bar.update(2)
         fits, skipped = {}, {}
@@ -119,6 +127,14 @@ def measure_decodability(
         for split in ood:
             for name, data in rows(split, max_test_rows, list(fits)).items():
                 fits[name].transfer[split] = read_transfer(fits[name], data)
+            bar.update(1)
+        if twin is not None:
+            twin_train, twin_test = rows("train", max_train_rows, list(fits), twin), rows("test", max_test_rows, list(fits), twin)
+            for name, fit in fits.items():
+                where = f"task {task.name!r}, latent {name!r} (untrained twin)"
+                baseline = fit_latent(where, twin_train[name], twin_test[name], val_examples, sites, widths, seed, tuple(alphas), device,
+                                      n_train, mlp=False)
+                fit.untrained = UntrainedBaseline(site=baseline.best, test=baseline.sites[baseline.best].test)
             bar.update(1)
     return ProbeSection(
         kind="ridge",
@@ -148,6 +164,7 @@ class LatentFit:
     best_group: list[str]  # the sites that fit stacked, in its order
     mlp: MLPReadout | None
     transfer: dict[str, Transfer] = field(default_factory=dict)
+    untrained: UntrainedBaseline | None = None
 
     def result(self, n_classes: int) -> LatentProbes:
         labels = self.test.labels
@@ -165,6 +182,7 @@ class LatentFit:
             best_site=self.best,
             mlp=self.mlp,
             transfer=self.transfer,
+            untrained=self.untrained,
         )
 
 
@@ -212,6 +230,14 @@ def fit_latent(where: str, tr: LatentData, te: LatentData, val_examples: torch.T
         best_group=fitted[best][1],
         mlp=readout,
     )
+
+
+def untrained_twin(adapter: ModelAdapter, seed: int) -> ModelAdapter | None:
+    """The adapter's untrained twin, seeded from the run's seed; None when the adapter cannot build one."""
+    try:
+        return adapter.untrained_twin(stable_seed("untrained twin", seed))
+    except NotImplementedError:
+        return None
 
 
 def read_transfer(fit: LatentFit, data: LatentData) -> Transfer:

@@ -41,30 +41,32 @@ def behaviour_table(result: RunResult, width: int = TABLE_WIDTH) -> str:
 
 
 def decodability_table(result: RunResult) -> str:
-    """One row per (task, latent) with probes: best site, test accuracy, lexical baseline, chance,
-    d with its 95% interval, then the diagnostics: control accuracy and selectivity, the MLP gap
+    """One row per (task, latent) with probes: best site, test accuracy, lexical baseline, the untrained
+    twin's accuracy, chance, d with its 95% interval, then the diagnostics: control accuracy and selectivity, the MLP gap
     and the mean OOD transfer accuracy."""
     scores = run_decodability(result)
     if not scores:
         return "no decodability probes in this run (--no-probes)"
-    rows = [("task", "latent", "site", "acc", "lexical", "chance", "d [95% CI]", "control", "select", "mlp gap", "ood acc")]
+    rows = [("task", "latent", "site", "acc", "lexical", "untrained", "chance", "d [95% CI]", "control", "select", "mlp gap", "ood acc")]
     for task, score in scores.items():
         section = result.tasks[task].probes
         for name, lat in score.latents.items():
             probes = section.latents[name]
             transfer = [t.accuracy for t in probes.transfer.values()]
             rows.append((
-                task, name, _short_site(lat.site), f"{lat.accuracy.value:.3f}", f"{lat.lexical.value:.3f}", f"{lat.chance:.3f}",
+                task, name, _short_site(lat.site), f"{lat.accuracy.value:.3f}", f"{lat.lexical.value:.3f}",
+                "-" if lat.untrained is None else f"{lat.untrained.value:.3f}", f"{lat.chance:.3f}",
                 _with_ci(lat.d), f"{lat.control_accuracy.value:.3f}", f"{lat.selectivity.value:+.3f}",
                 "-" if probes.mlp is None else f"{probes.mlp.gap:+.3f}",
                 f"{sum(transfer) / len(transfer):.3f}" if transfer else "-",
             ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i < 3 or i == 6 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+    lines = ["  ".join(c.ljust(w) if i < 3 or i == 7 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
     for task in scores:
         lines += [f"{task}  {name}  skipped: {reason}" for name, reason in result.tasks[task].probes.skipped.items()]
-    lines.append("acc: probe test accuracy at the site chosen on validation rows; lexical: from the token's identity alone")
-    lines.append("d = clip((acc - floor) / (1 - floor), 0, 1), floor = max(lexical, chance) (docs/metrics.md)")
+    lines.append("acc: probe test accuracy at the site chosen on validation rows; lexical: from the token's identity alone; "
+                 "untrained: the same probes on the model's untrained twin")
+    lines.append("d = clip((acc - floor) / (1 - floor), 0, 1), floor = max(lexical, untrained, chance) (docs/metrics.md)")
     lines.append("not in d: control = Hewitt & Liang control-task accuracy, select = acc - control; ood acc: mean over OOD splits")
     return "\n".join(lines)
 
@@ -165,7 +167,7 @@ def plot_behaviour(results: list[RunResult], path: str | Path) -> Path:
 def plot_decodability(result: RunResult, path: str | Path, format: str | None = None) -> Path:
     """Decodability by layer: one panel per task with probes, x = site in depth order,
     y = held-out (test) probe accuracy; per latent the real probe solid, the control
-    probe dashed, the floor max(chance, lexical baseline) dotted, the best site starred.
+    probe dashed, the floor max(chance, lexical baseline, untrained twin) dotted, the best site starred.
     Format from the suffix or ``format``."""
     import matplotlib
 

@@ -28,11 +28,12 @@ from pydantic import (
 
 from .results_coherence import CircuitSection, SparsityAxis, StressSection, TaskScores
 
-SCHEMA_VERSION = "3"  # bump on any change a reader of the old schema would misread
+SCHEMA_VERSION = "4"  # bump on any change a reader of the old schema would misread
 # Versions read_results accepts. Version 1 had only behaviour, version 2 behaviour and probes:
 # their circuits and stress placeholders were null in every file fracbench wrote, so they
-# read as version 3 documents without those sections.
-READABLE_SCHEMA_VERSIONS = ("1", "2", "3")
+# read as version 3 documents without those sections. Version 3 has no untrained-twin
+# baseline (probes.latents[*].untrained); version 4 adds it.
+READABLE_SCHEMA_VERSIONS = ("1", "2", "3", "4")
 ID_SPLITS = ("train", "test")  # in-distribution split names; the rest are ood/<axis>/<level>
 AGGREGATE_TOLERANCE = 1e-9  # stored aggregates must match the recomputed ones this closely
 
@@ -181,6 +182,14 @@ class Transfer(Strict):
         return self
 
 
+class UntrainedBaseline(Strict):
+    """The same probes on the model's untrained twin (same architecture, fresh weights): what the architecture
+    alone makes decodable. Its best site is chosen on the twin's validation rows, as the model's is."""
+
+    site: str  # the twin's best site
+    test: Readout  # per test row (the model's test rows): '1' where the twin's probe predicted the label
+
+
 class LatentProbes(Strict):
     """Decodability of one latent: probes at every site, the best site's MLP gap and OOD transfer.
 
@@ -204,6 +213,7 @@ class LatentProbes(Strict):
     best_site: str  # the site with the highest validation accuracy, the shallowest on ties (best_site_of)
     mlp: MLPReadout | None  # None when the nonlinear probe was not run
     transfer: dict[str, Transfer]  # OOD split "ood/<axis>/<level>" -> the best site's probe there
+    untrained: UntrainedBaseline | None = None  # None: schema 3 files, or an adapter with no untrained twin
 
     @model_validator(mode="after")
     def _aggregates_match_raw(self) -> LatentProbes:
@@ -250,6 +260,12 @@ class LatentProbes(Strict):
         for split in self.transfer:
             if not split.startswith("ood/"):
                 raise ValueError(f"transfer split {split!r} is not an OOD split 'ood/<axis>/<level>'")
+        if self.untrained is not None:
+            if self.untrained.site not in self.sites:
+                raise ValueError(f"untrained.site {self.untrained.site!r} is not one of the probed sites")
+            if len(self.untrained.test.correct) != n:
+                raise ValueError(f"untrained.test has {len(self.untrained.test.correct)} rows for {n} test_labels")
+            check_unseen_wrong("untrained.test.correct", self.untrained.test.correct, unseen)
         return self
 
 
@@ -349,7 +365,7 @@ class TaskResult(Strict):
 class RunResult(Strict):
     """One model evaluated on (part of) the suite: the document a results file holds."""
 
-    schema_version: Literal["1", "2", "3"]  # SCHEMA_VERSION when fracbench writes it; "1", "2": older files (behaviour; probes)
+    schema_version: Literal["1", "2", "3", "4"]  # SCHEMA_VERSION when fracbench writes it; "1"-"3": older files
     fracbench_version: str  # the fracbench that wrote the file
     suite_version: str  # the task suite's version (fracbench.tasks.SUITE_VERSION)
     created: AwareDatetime  # when the run finished, ISO 8601 with a time zone (UTC when fracbench writes it)
@@ -368,6 +384,11 @@ class RunResult(Strict):
             bad = [name for name, t in self.tasks.items() if t.probes is not None]
             if bad:
                 raise ValueError(f"schema_version 1 has no probes section, but task {bad[0]!r} has one; schema_version 2 files carry probes")
+        if self.schema_version in ("1", "2", "3"):
+            bad = [name for name, t in self.tasks.items() if t.probes and any(lat.untrained for lat in t.probes.latents.values())]
+            if bad:
+                raise ValueError(f"schema_version {self.schema_version} has no untrained-twin baseline, but task {bad[0]!r} has one; "
+                                 "schema_version 4 files carry it")
         if self.schema_version in ("1", "2"):
             bad = [name for name, t in self.tasks.items() if t.circuits or t.stress or t.sparsity or t.scores]
             if bad or self.specificity is not None:
@@ -498,6 +519,7 @@ __all__ = [
     "SiteProbes",
     "MLPReadout",
     "Transfer",
+    "UntrainedBaseline",
     "LatentProbes",
     "ProbeSection",
     "TaskResult",

@@ -55,13 +55,13 @@ class CircuitSection(Strict):
     steps: NonNegativeInt  # optimizer steps of the mask search
     penalty: float = Field(ge=0)  # loss per kept node in the mask search
     seed: int  # seeds the mask search's initial scores
-    n_search_examples: int = Field(ge=1)  # train examples: node means and stds, mask search, bisection
+    n_search_examples: int = Field(ge=1)  # the first train examples: node means and stds, mask search (the next as many: bisection)
     node_sites: dict[str, int] = Field(min_length=1)  # node site -> its number of nodes (the whole node space)
     kept: dict[str, list[int]]  # node site -> indices of the circuit's nodes there, ascending (sites with none omitted)
     n_nodes: NonNegativeInt  # nodes in the circuit: the total of kept
     n_edges: NonNegativeInt | None  # nonzero weights joining two kept nodes; None when the adapter hides its weights
     edge_slots: int | None = Field(ge=1)  # weight entries between node sites (zero or not): compactness's denominator
-    search_sufficiency: float | None  # sufficiency on the search prompts at the chosen size; None: no search ran
+    search_sufficiency: float | None  # sufficiency on the bisection's held-out train prompts at the chosen size; None: no search ran
     # (the full model is not MIN_EFFECT logits above the all-ablated one: nothing to explain; no node kept)
     test: CircuitConditions  # on the test split's prompts (the behaviour test items, in order)
     ood: dict[str, OODCircuit]  # OOD split -> the circuit there

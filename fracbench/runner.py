@@ -80,11 +80,12 @@ def measure_task(
         n_examples = {"train": n_train, **n_examples}
     circuit = curves = sparsity = found = None
     if circuits:
-        # the circuit is searched on the first train examples, a subset of those the probes used
-        n_search = min(n_train, N_SEARCH) if probes else N_SEARCH
+        # the circuit is searched on the first n_search train examples and bisected on the next n_search,
+        # a subset of those the probes used
+        n_search = max(1, min(n_train // 2, N_SEARCH)) if probes else N_SEARCH
         circuit, curves, sparsity, found = measure_coherence(adapter, task, behaviour["test"].logit_diffs, n_test, seed,
                                                              batch_size=batch_size, n_search=n_search, progress=progress)
-        n_examples.setdefault("train", n_search)
+        n_examples.setdefault("train", 2 * n_search)
     result = TaskResult(version=task.version, n_examples=n_examples, behaviour=behaviour, probes=section, circuits=circuit,
                         stress=curves, sparsity=sparsity)
     return result, found

@@ -15,7 +15,8 @@ import numpy as np
 
 from .results import LatentProbes, ProbeSection, RunResult, TaskResult
 
-D_VERSION = "1"  # the definition of D: 0 = DESIGN.md's v0 (control-task subtraction), 1 = above max(chance, lexical)
+D_VERSION = "2"  # the definition of D: 0 = DESIGN.md's v0 (control-task subtraction), 1 = above max(chance, lexical),
+# 2 = above max(chance, lexical, the untrained twin's probe) (docs/metrics.md, "Decodability D")
 N_BOOTSTRAP = 1000  # bootstrap replicates for every confidence interval
 BOOTSTRAP_SEED = 0  # seed of the resampling: every reader draws the same replicates
 CI_PERCENTILES = (2.5, 97.5)  # a 95% percentile interval
@@ -38,14 +39,15 @@ class LatentDecodability:
     chance: float  # c: accuracy of always predicting the fit rows' majority class, on the test rows
     accuracy: Estimate  # the real probe's test accuracy
     lexical: Estimate  # b: the lexical (token identity only) baseline's test accuracy
-    d: Estimate  # clip(normalized(accuracy, max(c, b)), 0, 1)
+    untrained: Estimate | None  # u: the untrained twin's probe's test accuracy (None: not measured)
+    d: Estimate  # clip(normalized(accuracy, max(c, b, u)), 0, 1)
     control_accuracy: Estimate  # diagnostic, not in d: the control probe's test accuracy (Hewitt & Liang 2019)
     selectivity: Estimate  # diagnostic, not in d: accuracy - control_accuracy
 
     @property
     def floor(self) -> float:
-        """``max(chance, lexical)``: the accuracy a probe gets without reading anything the model computed."""
-        return max(self.chance, self.lexical.value)
+        """``max(chance, lexical, untrained)``: the accuracy a probe gets without reading anything training put there."""
+        return max(self.chance, self.lexical.value, self.untrained.value if self.untrained is not None else 0.0)
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,10 @@ def selectivity(accuracy: float, control_accuracy: float) -> float:
     return accuracy - control_accuracy
 
 
-def latent_d(accuracy, chance, lexical):
-    """A latent's decodability: the probe's accuracy normalized above ``max(chance, lexical)``, clipped to [0, 1].
-    Floats or numpy arrays (the bootstrap replicates)."""
-    value = np.clip(normalized(accuracy, np.maximum(chance, lexical)), 0.0, 1.0)
+def latent_d(accuracy, chance, lexical, untrained=0.0):
+    """A latent's decodability: the probe's accuracy normalized above ``max(chance, lexical, untrained)``, clipped
+    to [0, 1] (``untrained`` 0 when the twin was not measured). Floats or numpy arrays (the bootstrap replicates)."""
+    value = np.clip(normalized(accuracy, np.maximum(np.maximum(chance, lexical), untrained)), 0.0, 1.0)
     return float(value) if np.ndim(value) == 0 else value
 
 
@@ -84,7 +86,7 @@ def decodability(section: ProbeSection, n_bootstrap: int = N_BOOTSTRAP, seed: in
     """D of one task from its probe section, with 95% percentile intervals from a cluster bootstrap.
 
     Per latent, at its best site: ``d = clip((acc - floor) / (1 - floor), 0, 1)`` with
-    ``floor = max(chance, lexical)`` (0 when the floor is 1); D is the mean of d over latents.
+    ``floor = max(chance, lexical, untrained)`` (0 when the floor is 1); D is the mean of d over latents.
 
     Each replicate resamples the ``n_test_examples`` test examples with replacement and
     takes every row of each drawn example (rows of one example are correlated), the same
@@ -103,13 +105,15 @@ def decodability(section: ProbeSection, n_bootstrap: int = N_BOOTSTRAP, seed: in
     for name, latent in section.latents.items():
         probes = latent.sites[latent.best_site]
         acc, ctrl, lex = probes.test.accuracy, probes.control_test.accuracy, latent.lexical.accuracy
+        untrained = latent.untrained.test.accuracy if latent.untrained is not None else 0.0
         r = per_latent[name]
         latents[name] = LatentDecodability(
             site=latent.best_site,
             chance=latent.chance,
             accuracy=_estimate(acc, r["accuracy"][valid]),
             lexical=_estimate(lex, r["lexical"][valid]),
-            d=_estimate(latent_d(acc, latent.chance, lex), r["d"][valid]),
+            untrained=_estimate(untrained, r["untrained"][valid]) if latent.untrained is not None else None,
+            d=_estimate(latent_d(acc, latent.chance, lex, untrained), r["d"][valid]),
             control_accuracy=_estimate(ctrl, r["control"][valid]),
             selectivity=_estimate(selectivity(acc, ctrl), r["selectivity"][valid]),
         )
@@ -128,8 +132,8 @@ def run_decodability(result: RunResult, n_bootstrap: int = N_BOOTSTRAP, seed: in
 
 
 def _replicates(latent: LatentProbes, weights: np.ndarray, n: int) -> dict[str, np.ndarray]:
-    """Bootstrap replicates [B] of one latent's accuracy, lexical baseline, d, control accuracy and selectivity;
-    chance and the lexical baseline are recomputed on each replicate's rows like the accuracy."""
+    """Bootstrap replicates [B] of one latent's accuracy, baselines, d, control accuracy and selectivity;
+    chance and the baselines are recomputed on each replicate's rows like the accuracy."""
     probes = latent.sites[latent.best_site]
     examples = np.asarray(latent.test_examples)
 
@@ -143,8 +147,9 @@ def _replicates(latent: LatentProbes, weights: np.ndarray, n: int) -> dict[str, 
     ctrl = weights @ per_example(_flags(probes.control_test.correct)) / safe
     lexical = weights @ per_example(_flags(latent.lexical.correct)) / safe
     chance = weights @ per_example((np.asarray(latent.test_labels) == latent.majority_class).astype(float)) / safe
-    return {"valid": valid, "accuracy": acc, "lexical": lexical, "d": latent_d(acc, chance, lexical), "control": ctrl,
-            "selectivity": acc - ctrl}
+    untrained = weights @ per_example(_flags(latent.untrained.test.correct)) / safe if latent.untrained is not None else np.zeros(len(acc))
+    return {"valid": valid, "accuracy": acc, "lexical": lexical, "untrained": untrained, "d": latent_d(acc, chance, lexical, untrained),
+            "control": ctrl, "selectivity": acc - ctrl}
 
 
 def _flags(correct: str) -> np.ndarray:
@@ -160,10 +165,11 @@ def _estimate(value: float, replicates: np.ndarray) -> Estimate:
 
 # -- coherence ---------------------------------------------------------------------
 
-SCORES_VERSION = "1"  # the definitions of C's components, C, F and the verdict below
+SCORES_VERSION = "2"  # the definitions of C's components, C, F and the verdict below
 MIN_EFFECT = 0.5  # logits: below this m(M) - m(empty) there is no behaviour to normalize by (circuits.faithfulness)
 CHANCE = 0.5  # every task is a binary choice
 COMPONENTS = ("faithfulness", "compactness", "specificity", "stress", "ood")  # reported
+STRESS_KINDS = ("activation_noise", "dropout", "weight_noise", "distractors")
 # C's geometric mean leaves out specificity, a diagnostic for now: on the dense zoo model ablating any
 # task's circuit removes at least 90% of every other task's logit difference too (docs/metrics.md), so
 # specificity is 0 for every task and would zero C everywhere, saying nothing about which model is coherent.
@@ -250,10 +256,7 @@ def coherence_components(result: RunResult, task: str, n_bootstrap: int = N_BOOT
         if drops:
             out["specificity"] = np.clip(necessity - np.nanmax(np.vstack(drops), axis=0), 0, 1)  # own drop minus the largest other
     if t.stress is not None:
-        clean = items.accuracy(c.test.circuit)
-        curves = [getattr(t.stress, k) for k in ("activation_noise", "dropout", "weight_noise", "distractors")]
-        per_kind = [np.mean([retention(items.accuracy(row), clean) for row in curve.circuit], axis=0) for curve in curves if curve is not None]
-        out["stress"] = np.mean(per_kind, axis=0)
+        out["stress"] = stress_robustness(t, items)
     if c.ood:
         levels = []
         clean = items.accuracy(test.logit_diffs)
@@ -265,6 +268,28 @@ def coherence_components(result: RunResult, task: str, n_bootstrap: int = N_BOOT
             levels.append(np.sqrt(kept * faithful))
         out["ood"] = np.mean(levels, axis=0)
     return out
+
+
+def stress_robustness(t: TaskResult, items: _Items) -> np.ndarray | None:
+    """[1 + B] the share of the full model's robustness the circuit alone keeps, averaged over perturbation kinds.
+
+    Per kind, the area under the circuit's accuracy-retention curve (relative to its clean accuracy) over the
+    area under the full model's curve under the same perturbations (relative to the model's clean accuracy),
+    clipped to [0, 1]. A kind where the full model keeps nothing at any level says nothing about the circuit
+    and is left out (None when every kind is). Why relative: docs/metrics.md, "Coherence C".
+    """
+    circuit_clean, model_clean = items.accuracy(t.circuits.test.circuit), items.accuracy(t.behaviour["test"].logit_diffs)
+    per_kind = []
+    for kind in STRESS_KINDS:
+        curve = getattr(t.stress, kind)
+        if curve is None:
+            continue
+        circuit_area = np.sum([retention(items.accuracy(row), circuit_clean) for row in curve.circuit], axis=0)
+        model_area = np.sum([retention(items.accuracy(row), model_clean) for row in curve.model], axis=0)
+        per_kind.append(np.where(model_area > 0, np.clip(circuit_area / np.where(model_area > 0, model_area, 1.0), 0, 1), np.nan))
+    if not per_kind or bool(np.isnan(np.vstack(per_kind)[:, 0]).all()):
+        return None
+    return np.nanmean(np.vstack(per_kind), axis=0)
 
 
 def coherence(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> Coherence:
@@ -297,7 +322,8 @@ def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: 
     if coh.C is None:
         reason = "no circuit (run without --no-circuits)" if t.circuits is None else "no behaviour for a circuit to explain"
         return Verdict(D, coh.C, F, coh.components, "not scored", [reason])
-    low = [f"{k} {v:.2f}" for k, v in coh.components.items() if k in IN_C and v is not None and v < COMPONENT_LOW]
+    failing = sorted((v, k) for k, v in coh.components.items() if k in IN_C and v is not None and v < COMPONENT_LOW)
+    low = [f"{k} {v:.2f}" for v, k in failing]  # the weakest first: the verdict's main cause leads
     if coh.C.value < C_LOW:
         return Verdict(D, coh.C, F, coh.components, "FRACTURED", low or [f"C {coh.C.value:.2f} < {C_LOW}"])
     return Verdict(D, coh.C, F, coh.components, "coherent", low)

@@ -37,11 +37,13 @@ SITE = "blocks.0.hook_resid_post"
 def probe_section(latents: dict[str, tuple], n_test_examples: int, majority: int = 0):
     """A valid ProbeSection built by hand: per latent (test correct flags, control test correct
     flags, test labels, test example of each row[, lexical baseline's correct flags, all '0'
-    if left out]), one site, classes 0 and 1 seen in fit."""
-    from fracbench.results import LatentProbes, ProbeSection, Readout, SiteProbes, chance_of
+    if left out[, the untrained twin's correct flags, no twin if left out]]), one site, classes
+    0 and 1 seen in fit."""
+    from fracbench.results import LatentProbes, ProbeSection, Readout, SiteProbes, UntrainedBaseline, chance_of
 
     built = {}
-    for name, (correct, control, labels, examples, *lexical) in latents.items():
+    for name, (correct, control, labels, examples, *baselines) in latents.items():
+        lexical, untrained = (baselines + [None, None])[:2]
         probes = SiteProbes(
             alpha=1.0,
             control_alpha=10.0,
@@ -59,11 +61,12 @@ def probe_section(latents: dict[str, tuple], n_test_examples: int, majority: int
             test_examples=examples,
             chance=chance_of(labels, majority),
             n_unseen=sum(c not in (0, 1) for c in labels),
-            lexical=Readout.from_correct([c == "1" for c in (lexical[0] if lexical else "0" * len(labels))]),
+            lexical=Readout.from_correct([c == "1" for c in (lexical or "0" * len(labels))]),
             sites={SITE: probes},
             best_site=SITE,
             mlp=None,
             transfer={},
+            untrained=None if untrained is None else UntrainedBaseline(site=SITE, test=Readout.from_correct([c == "1" for c in untrained])),
         )
     return ProbeSection(
         kind="ridge", alphas=[1.0, 10.0], max_train_rows=4096, max_test_rows=2048,

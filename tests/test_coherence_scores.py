@@ -87,11 +87,22 @@ def test_each_component_follows_its_definition() -> None:
     assert parts["compactness"] == pytest.approx(1 - math.log(100) / math.log(10000))
     # a's own drop (necessity) 0.75, b's drop under a's circuit 1 - 3/4 = 0.25: specificity 0.5
     assert parts["specificity"] == pytest.approx(0.5)
-    # circuit clean accuracy 1; noise: retention 1 then 0; dropout: 1; distractors: 0 -> mean over kinds of level means
+    # the full model keeps all its accuracy under every perturbation, so each kind's share is the circuit's mean retention:
+    # circuit clean accuracy 1; noise: retention 1 then 0; dropout: 1; distractors: 0
     assert parts["stress"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
     # OOD: accuracy 0.5 keeps none of the margin over chance -> 0, whatever the circuit recovers
     assert parts["ood"] == 0.0
     assert coherence(result, "b").components["specificity"] == pytest.approx(0.75)  # a keeps all of its behaviour under b's circuit
+
+
+def test_stress_is_the_share_of_the_full_model_s_robustness_the_circuit_keeps() -> None:
+    half = [1.0, 1.0, 1.0, -1.0]  # accuracy 0.75: half the margin over chance
+    t = task()
+    t.stress.activation_noise = Curve(levels=[1.0, 2.0], model=[half, half], circuit=[half, [3.0] * 4])  # circuit at least as robust
+    t.stress.dropout = Curve(levels=[0.5], model=[FULL], circuit=[half])  # keeps half of what the model keeps
+    t.stress.distractors = Curve(levels=[1.0], model=[[-1.0] * 4], circuit=[[-1.0] * 4])  # the model keeps nothing: no evidence
+    parts = coherence(run({"a": t}), "a").components
+    assert parts["stress"] == pytest.approx((1.0 + 0.5) / 2)
 
 
 def test_c_is_the_geometric_mean_of_the_components() -> None:

@@ -56,6 +56,8 @@ def test_a_section_covers_every_latent_site_and_ood_split(section: ProbeSection,
         assert len(latent.test_labels) == 100 and latent.n_fit + len(latent.sites[latent.best_site].validation.correct) == 300
         assert set(latent.test_examples) <= set(range(12))
         assert latent.mlp is not None and latent.mlp.site == latent.best_site
+        assert latent.untrained is not None and latent.untrained.site in latent.sites
+        assert len(latent.untrained.test.correct) == len(latent.test_labels)  # the twin is read on the same rows
         best = latent.sites[latent.best_site]
         assert latent.mlp.gap == pytest.approx(latent.mlp.test.accuracy - best.test.accuracy)
 
@@ -251,12 +253,22 @@ def test_cuda_without_cuda_is_refused(tiny_adapter: NativeAdapter, monkeypatch: 
         measure_decodability(tiny_adapter, get_task("bracket_depth"), n_train=8, n_test=4, seed=0, device="cuda", **FAST)
 
 
+def test_an_adapter_without_an_untrained_twin_is_probed_without_that_baseline(tiny_adapter: NativeAdapter,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    def cannot(seed: int):
+        raise NotImplementedError("no twin")
+
+    monkeypatch.setattr(tiny_adapter, "untrained_twin", cannot)
+    s = measure_decodability(tiny_adapter, get_task("dict_or_list"), n_train=20, n_test=6, seed=0, **FAST)
+    assert all(latent.untrained is None for latent in s.latents.values())
+
+
 def test_bracket_depth_is_decodable_in_the_trained_model_far_above_random_init() -> None:
     """The science: training puts nesting depth into the residual stream beyond what the
-    current token gives (the lexical baseline). A random-init network of the same shape
-    decodes some of it too: its attention is uniform, so its residual stream holds the
-    prefix's character frequencies, from which depth is partly readable (docs/metrics.md,
-    "Reading D on the zoo"); it must stay far below the trained model."""
+    current token gives (the lexical baseline) and beyond what the untrained architecture
+    gives. A random-init network decodes some depth: its attention is uniform, so its
+    residual stream holds the prefix's character frequencies (docs/metrics.md, "Reading D
+    on the zoo"); its untrained twin decodes as much, so its D stays near 0."""
     task = get_task("bracket_depth")
     D = {}
     for name in ("dense", "random"):
@@ -265,3 +277,4 @@ def test_bracket_depth_is_decodable_in_the_trained_model_far_above_random_init()
     assert D["dense"].latents["depth"].accuracy.value > 0.95
     assert D["dense"].D.value > 0.9  # read at ~1 by a model that does the task: high D
     assert D["dense"].D.low > D["random"].D.high  # the intervals do not overlap
+    assert D["random"].D.value < 0.25 and D["random"].latents["depth"].untrained.value > 0.6  # the twin decodes what it decodes

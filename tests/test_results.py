@@ -169,10 +169,10 @@ def test_an_unknown_field_is_refused_anywhere(where, path: str) -> None:
 def test_an_unknown_schema_version_is_refused_saying_which_are_read(tmp_path: Path) -> None:
     path = tmp_path / "future.json"
     path.write_text(json.dumps(edited(lambda d: d.update(schema_version="99"))))
-    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3\)"):
+    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4\)"):
         read_results(path)
     with pytest.raises(ValidationError, match="schema_version"):
-        RunResult.model_validate(edited(lambda d: d.update(schema_version="4")))
+        RunResult.model_validate(edited(lambda d: d.update(schema_version="5")))
 
 
 def test_reading_an_invalid_file_names_the_file_and_the_field(tmp_path: Path) -> None:
@@ -212,7 +212,8 @@ def with_probes() -> RunResult:
 
     result = make_result()
     # 7 test examples (as behaviour); the last row's class 2 never occurred in fit, so every probe has it wrong
-    section = probe_section({"depth": ("1101100", "0100100", [0, 1, 0, 1, 0, 1, 2], [0, 1, 1, 2, 4, 5, 6])}, n_test_examples=7)
+    section = probe_section({"depth": ("1101100", "0100100", [0, 1, 0, 1, 0, 1, 2], [0, 1, 1, 2, 4, 5, 6], "1000000", "1100100")},
+                            n_test_examples=7)
     latent = section.latents["depth"]
     latent.mlp = MLPReadout(site=SITE, hidden=64, test=Readout.from_correct([True] * 6 + [False]), gap=6 / 7 - 4 / 7)
     latent.transfer = {"ood/long_body/2": Transfer(n=3, accuracy=1 / 3, n_unseen=1, correct="100", unseen="001")}
@@ -246,7 +247,7 @@ SITE_PATH = "depth.sites.`blocks.0.hook_resid_post`"  # pydantic quotes keys hol
         (lambda d: d["sites"]["blocks.0.hook_resid_post"]["validation"].update(correct="11x"), f"{SITE_PATH}.validation.correct",
          "String should match pattern"),
         (lambda d: d.update(chance=0.5), "depth", "chance is 0.5 but the 7 raw test_labels give 0.42857142857142855"),
-        (lambda d: d["lexical"].update(accuracy=0.5), "depth.lexical", "accuracy is 0.5 but the 7 raw correct flags give 0.0"),
+        (lambda d: d["lexical"].update(accuracy=0.5), "depth.lexical", "accuracy is 0.5 but the 7 raw correct flags give 0.14285714285714285"),
         (lambda d: d["lexical"].update(correct="1101101", accuracy=5 / 7), "depth",
          "lexical.correct[6] is '1' but that row's label never occurred in the fit rows"),
         (lambda d: d["lexical"].update(correct="110", accuracy=2 / 3), "depth", "lexical has 3 rows for 7 test_labels"),
@@ -292,6 +293,28 @@ def test_probe_rows_must_belong_to_the_recorded_examples() -> None:
 
 def without_circuits(d: dict) -> None:
     d["tasks"]["quote_close"]["circuits"] = None
+
+
+def test_version_3_files_carry_no_untrained_twin_baseline(tmp_path: Path) -> None:
+    path = tmp_path / "v3.json"
+    data = with_probes().model_dump(mode="json")
+    data["schema_version"] = "3"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="schema_version 3 has no untrained-twin baseline, but task 'quote_close' has one"):
+        read_results(path)
+    data["tasks"]["quote_close"]["probes"]["latents"]["depth"]["untrained"] = None
+    path.write_text(json.dumps(data))
+    assert read_results(path).tasks["quote_close"].probes.latents["depth"].untrained is None
+
+
+def test_the_untrained_twin_baseline_has_one_flag_per_test_row_and_is_wrong_on_unseen_classes() -> None:
+    data = with_probes().model_dump(mode="json")
+    data["tasks"]["quote_close"]["probes"]["latents"]["depth"]["untrained"]["test"] = {"accuracy": 1.0, "correct": "1111111"}
+    with pytest.raises(ValidationError, match="untrained.test.correct"):
+        RunResult.model_validate(data)
+    data["tasks"]["quote_close"]["probes"]["latents"]["depth"]["untrained"]["test"] = {"accuracy": 1.0, "correct": "11"}
+    with pytest.raises(ValidationError, match="untrained.test has 2 rows for 7 test_labels"):
+        RunResult.model_validate(data)
 
 
 def test_version_2_files_carry_no_circuit_sections(tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def test_run_writes_a_complete_results_file(tmp_path: Path, tiny_zoo: Path, tiny
     assert read_results(path) == result
     for task in result.tasks.values():
         assert task.probes is not None and task.n_examples["train"] == 24
-        assert task.circuits is not None and task.circuits.n_search_examples == 24 and task.sparsity is not None
+        assert task.circuits is not None and task.circuits.n_search_examples == 12 and task.sparsity is not None
         assert task.scores is not None and task.scores.verdict == "does not decode"  # the untrained tiny model
     assert set(result.specificity) <= {"quote_close", "copy_name"}
     assert list(result.tasks) == ["quote_close", "copy_name"]

@@ -15,6 +15,8 @@ def test_d_is_the_accuracy_normalized_above_the_larger_of_chance_and_the_lexical
     assert latent_d(0.7, 0.5, 0.8) == 0.0  # below what the token alone predicts: clipped at 0
     assert latent_d(1.0, 0.5, 1.0) == 0.0  # the token determines the latent: a perfect probe shows nothing
     assert latent_d(1.0, 1.0, 0.0) == 0.0  # test rows of a single class show nothing above chance
+    assert latent_d(0.9, 0.5, 0.6, 0.8) == pytest.approx(0.5)  # floor = the untrained twin's probe: (0.9 - 0.8) / 0.2
+    assert latent_d(0.8, 0.5, 0.6, 0.85) == 0.0  # no better than the architecture untrained: nothing training put there
     assert selectivity(0.9, 0.6) == pytest.approx(0.3)  # Hewitt & Liang's, a diagnostic
 
 
@@ -36,10 +38,21 @@ def test_D_is_the_mean_of_the_latents_d_recomputed_from_the_raw_flags() -> None:
     assert a.d.value == pytest.approx(0.5) and b.d.value == pytest.approx(0.5) and b.floor == 6 / 8
     assert a.control_accuracy.value == 1.0 and a.selectivity.value == pytest.approx(-1 / 8)
     assert b.control_accuracy.value == 0.0 and b.selectivity.value == pytest.approx(7 / 8)
-    assert score.D.value == pytest.approx(0.5) and score.version == "1"
+    assert score.D.value == pytest.approx(0.5) and score.version == "2"
     for e in [score.D, *(lat.d for lat in score.latents.values()), *(lat.accuracy for lat in score.latents.values()),
               *(lat.lexical for lat in score.latents.values())]:
         assert 0 <= e.low <= e.value <= e.high <= 1
+
+
+def test_an_untrained_twin_that_decodes_as_well_as_the_model_leaves_nothing_to_credit() -> None:
+    # the random-init control: the twin's probe is right on the same rows as the model's, so d = 0 in every replicate
+    section = probe_section({"a": ("11111110", "00000000", [0, 1] * 4, [0, 0, 1, 1, 2, 2, 3, 3], "10101010", "11111110")},
+                            n_test_examples=4)
+    latent = decodability(section).latents["a"]
+    assert latent.untrained.value == latent.accuracy.value == 7 / 8 and latent.floor == 7 / 8
+    assert latent.d.value == latent.d.high == 0.0
+    without = probe_section({"a": ("11111110", "00000000", [0, 1] * 4, [0, 0, 1, 1, 2, 2, 3, 3], "10101010")}, n_test_examples=4)
+    assert decodability(without).latents["a"].untrained is None and decodability(without).latents["a"].d.value == pytest.approx(0.75)
 
 
 def test_the_bootstrap_is_deterministic_and_seeded() -> None:

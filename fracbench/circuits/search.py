@@ -78,8 +78,11 @@ def search_circuit(
     seed: int = 0,
     progress: bool = False,
     desc: str = "circuit",
+    held_out: PromptBatches | None = None,
 ) -> Circuit:
-    """The smallest top-ranked node set whose circuit reaches ``target`` sufficiency on ``batches``."""
+    """The smallest top-ranked node set whose circuit reaches ``target`` sufficiency. The masks are learned
+    on ``batches``; the bisection measures sufficiency on ``held_out`` prompts (default: ``batches``), so
+    that the target is met on prompts the ranking was not fitted to."""
     if not 0 < target <= 1:
         raise ValueError(f"target (the circuit's sufficiency) must be in (0, 1], got {target}")
     if steps < 0:
@@ -109,7 +112,10 @@ def search_circuit(
         loss.backward()
         optimizer.step()
     ranking = {name: s.detach() for name, s in scores.items()}
-    return _bisect(adapter, sites, batches, means, ranking, target, n_total, full_mean, empty_mean)
+    if held_out is not None:
+        full_mean = float(logit_diffs_under(adapter, held_out).mean())
+        empty_mean = float(logit_diffs_under(adapter, held_out, ablation_interventions(sites, nothing, means)).mean())
+    return _bisect(adapter, sites, held_out or batches, means, ranking, target, n_total, full_mean, empty_mean)
 
 
 def _per_batch(batches: PromptBatches, per_example: torch.Tensor, device: torch.device) -> list[torch.Tensor]:

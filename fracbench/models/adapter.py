@@ -111,6 +111,12 @@ class ModelAdapter(ABC):
         Adapters that do not expose their weights this way raise ``NotImplementedError``."""
         raise NotImplementedError(f"{self.info.name} does not expose weight links: circuit edges and weight noise are unavailable")
 
+    def untrained_twin(self, seed: int) -> ModelAdapter:
+        """The same architecture and tokenizer with freshly initialized weights (its own init scheme, seeded).
+        Decodability measures what training added above it; adapters that cannot build one raise
+        ``NotImplementedError`` and D falls back to the model-free floor (docs/metrics.md)."""
+        raise NotImplementedError(f"{self.info.name} cannot build an untrained twin")
+
     # -- shared checks ---------------------------------------------------------------
     def check_sites(self, names: Iterable[str]) -> None:
         from ..registry import unknown_name_message

@@ -152,6 +152,14 @@ class HFAdapter(ModelAdapter):
             )
         return cls(model, tokenizer, name=f"hf:{path}", device=device)
 
+    def untrained_twin(self, seed: int) -> HFAdapter:
+        """The model class built from its config (HuggingFace's own initialization), in the model's dtype."""
+        dtype = next(self.model.parameters()).dtype
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            twin = type(self.model)(self.model.config).to(dtype)
+        return HFAdapter(twin, self.tokenizer, name=f"{self.info.name} (untrained twin)", device=str(self.device))
+
     # -- tokenization -------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> Encoding:
         if isinstance(texts, str) or not texts:

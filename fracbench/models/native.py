@@ -30,6 +30,12 @@ class NativeAdapter(ModelAdapter):
         self._hooks = model.hook_points()
         self._site_shapes = self._probe_site_shapes()
 
+    def untrained_twin(self, seed: int) -> NativeAdapter:
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            twin = Transformer(self.model.cfg)
+        return NativeAdapter(twin, f"{self.info.name} (untrained twin)", self.tokenizer, str(self.device))
+
     def encode(self, texts: Sequence[str]) -> Encoding:
         rows = [self.tokenizer.encode(t) for t in texts]
         T = max(len(r) for r in rows)

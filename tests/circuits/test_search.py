@@ -79,3 +79,12 @@ def test_bad_targets_and_steps_are_refused(dense_bracket) -> None:
         search_circuit(adapter, sites, search, stats.means, target=1.5)
     with pytest.raises(ValueError, match="steps must be >= 0"):
         search_circuit(adapter, sites, search, stats.means, steps=-1)
+
+
+def test_bisection_on_held_out_prompts_meets_the_target_there(dense_bracket) -> None:
+    adapter, sites, search, stats, _, _ = dense_bracket
+    task = get_task("bracket_depth")
+    held_out = PromptBatches.build(adapter, task, task.examples("train", 2 * N, 0)[N:], 64)
+    circuit = search_circuit(adapter, sites, search, stats.means, steps=STEPS, seed=0, held_out=held_out)
+    there = measure_conditions(adapter, sites, held_out, stats.means, circuit.kept).sufficiency
+    assert there == pytest.approx(circuit.search_sufficiency, abs=1e-6) and there >= circuit.target

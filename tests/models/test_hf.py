@@ -372,3 +372,15 @@ def test_circuits_reach_every_family_through_heads_and_neurons(adapters, family)
     section, curves, _, _ = measure_coherence(adapter, task, full, n_test=6, seed=0, batch_size=3, n_search=8, steps=5)
     assert section.n_edges is None and section.edge_slots is None
     assert curves is None or curves.weight_noise is None
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_untrained_twin_is_the_same_architecture_freshly_initialized_and_seeded(adapters, family):
+    adapter = adapters[family]
+    before = torch.random.get_rng_state()
+    twin, again = adapter.untrained_twin(7), adapter.untrained_twin(7)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's random stream is untouched
+    assert twin.sites() == adapter.sites() and twin.info.n_params == adapter.info.n_params
+    assert twin.info.weights_sha256 == again.info.weights_sha256 != adapter.info.weights_sha256
+    assert twin.info.weights_sha256 != adapter.untrained_twin(8).info.weights_sha256
+    assert next(twin.model.parameters()).dtype == next(adapter.model.parameters()).dtype
