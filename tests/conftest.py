@@ -72,3 +72,15 @@ def probe_section(latents: dict[str, tuple], n_test_examples: int, majority: int
         kind="ridge", alphas=[1.0, 10.0], max_train_rows=4096, max_test_rows=2048,
         n_fit_examples=8, n_validation_examples=2, n_test_examples=n_test_examples, latents=built, skipped={},
     )
+
+
+def check_untrained_twin(adapter) -> None:
+    """An adapter's untrained twin: the same architecture and sites, fresh weights, a function of the seed
+    alone, built without touching the caller's random stream."""
+    before = torch.random.get_rng_state()
+    twin, again = adapter.untrained_twin(7), adapter.untrained_twin(7)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert twin.sites() == adapter.sites() and twin.info.n_params == adapter.info.n_params
+    assert twin.info.weights_sha256 == again.info.weights_sha256 != adapter.info.weights_sha256
+    assert twin.info.weights_sha256 != adapter.untrained_twin(8).info.weights_sha256
+    assert next(twin.model.parameters()).dtype == next(adapter.model.parameters()).dtype

@@ -24,6 +24,7 @@ from fracbench.behaviour import logit_diffs
 from fracbench.models.adapter import weights_sha256
 from fracbench.models.hf import HFAdapter, disjoint_spans
 from fracbench.tasks import TASKS
+from tests.conftest import check_untrained_twin
 
 FAMILIES = ["gpt2", "gpt_neox", "llama"]
 N_CTX = 128
@@ -376,11 +377,4 @@ def test_circuits_reach_every_family_through_heads_and_neurons(adapters, family)
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_the_untrained_twin_is_the_same_architecture_freshly_initialized_and_seeded(adapters, family):
-    adapter = adapters[family]
-    before = torch.random.get_rng_state()
-    twin, again = adapter.untrained_twin(7), adapter.untrained_twin(7)
-    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's random stream is untouched
-    assert twin.sites() == adapter.sites() and twin.info.n_params == adapter.info.n_params
-    assert twin.info.weights_sha256 == again.info.weights_sha256 != adapter.info.weights_sha256
-    assert twin.info.weights_sha256 != adapter.untrained_twin(8).info.weights_sha256
-    assert next(twin.model.parameters()).dtype == next(adapter.model.parameters()).dtype
+    check_untrained_twin(adapters[family])
