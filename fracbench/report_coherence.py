@@ -42,7 +42,7 @@ def coherence_table(result: RunResult) -> str:
         f"C: geometric mean of the components (scores version {SCORES_VERSION}); F = D - C; "
         f"FRACTURED: D >= {D_HIGH} and C < {C_LOW} (docs/metrics.md)",
         "faith = sqrt(sufficiency x necessity); compact = 1 - log(1 + edges) / log(1 + weight slots); specif = own drop - largest other;",
-        "stress, ood: accuracy kept above chance under perturbation and shift (with the circuit's faithfulness out of distribution)",
+        "stress: the share of the full model's robustness the circuit alone keeps; ood: accuracy kept above chance under shift x the circuit's faithfulness there",
     ]
     return "\n".join(lines)
 
