@@ -78,7 +78,10 @@ def plot_coherence(result: RunResult, path: str | Path, format: str | None = Non
         ax = axes[r, -1]
         splits = sorted(t.circuits.ood, key=lambda s: (t.behaviour[s].ood_axis, t.behaviour[s].level))
         ax.plot(range(len(splits)), [t.behaviour[s].accuracy for s in splits], ls="--", marker="o", ms=3, label="model accuracy")
-        ax.plot(range(len(splits)), [_recovered(t, s) for s in splits], marker="o", ms=3, label="circuit faithfulness")
+        faithful = [_recovered(t, s) for s in splits]
+        ax.plot(range(len(splits)), faithful, marker="o", ms=3, label="circuit faithfulness")
+        undefined = [i for i, f in enumerate(faithful) if math.isnan(f)]
+        ax.scatter(undefined, [0.0] * len(undefined), marker="x", color="grey", s=12, label="no behaviour there (scored 0)")
         ax.set_xticks(range(len(splits)), [s.removeprefix("ood/") for s in splits], rotation=60, ha="right", fontsize=6)
         ax.set_ylim(0, 1.02)
         ax.set_title(f"{name}: OOD", fontsize=8)
@@ -107,8 +110,7 @@ def plot_coherence(result: RunResult, path: str | Path, format: str | None = Non
 
 
 def _recovered(task, split: str) -> float:
-    """The in-distribution circuit's sufficiency on an OOD split (0 where the model shows no behaviour there)."""
+    """The in-distribution circuit's sufficiency on an OOD split (NaN where the model shows no behaviour there)."""
     full = float(np.mean(task.behaviour[split].logit_diffs))
     circ = task.circuits.ood[split]
-    value = recovered(float(np.mean(circ.circuit)), float(np.mean(circ.empty)), full)
-    return 0.0 if math.isnan(value) else value
+    return recovered(float(np.mean(circ.circuit)), float(np.mean(circ.empty)), full)
