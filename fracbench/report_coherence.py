@@ -23,21 +23,23 @@ def run_verdicts(result: RunResult) -> dict[str, Verdict]:
 
 
 def coherence_table(result: RunResult) -> str:
-    """One row per task: circuit size, the components of C, D, C, F and the verdict with its reasons."""
+    """One row per task: circuit size (nodes, their share of all nodes, edges), the components of C, D, C, F and
+    the verdict with its reasons."""
     verdicts = run_verdicts(result)
     name_w = max([len("task"), *map(len, result.tasks)])
     comp = "".join(f"{SHORT[c]:>8}" for c in COMPONENTS)
-    lines = [f"{'task':<{name_w}}  {'nodes':>6} {'edges':>7}{comp}  {'D':>5} {'C [95% CI]':<17} {'F':>6}  verdict"]
+    lines = [f"{'task':<{name_w}}  {'nodes':>6} {'frac':>5} {'edges':>7}{comp}  {'D':>5} {'C [95% CI]':<17} {'F':>6}  verdict"]
     for name, v in verdicts.items():
         c = result.tasks[name].circuits
         nodes = "-" if c is None else str(c.n_nodes)
+        frac = "-" if c is None else f"{c.n_nodes / sum(c.node_sites.values()):.2f}"
         edges = "-" if c is None or c.n_edges is None else str(c.n_edges)
         cells = "".join(f"{'-' if v.components[k] is None else f'{v.components[k]:.2f}':>8}" for k in COMPONENTS)
         D = "-" if v.D is None else f"{v.D.value:.2f}"
         C = "-" if v.C is None else f"{v.C.value:.2f} [{v.C.low:.2f},{v.C.high:.2f}]"
         F = "-" if v.F is None else f"{v.F.value:+.2f}"
         reasons = f" ({', '.join(v.reasons)})" if v.reasons else ""
-        lines.append(f"{name:<{name_w}}  {nodes:>6} {edges:>7}{cells}  {D:>5} {C:<17} {F:>6}  {v.verdict}{reasons}")
+        lines.append(f"{name:<{name_w}}  {nodes:>6} {frac:>5} {edges:>7}{cells}  {D:>5} {C:<17} {F:>6}  {v.verdict}{reasons}")
     lines += [
         f"C: geometric mean of the components (scores version {SCORES_VERSION}); F = D - C; "
         f"FRACTURED: D >= {D_HIGH} and C < {C_LOW} (docs/metrics.md)",
