@@ -39,8 +39,9 @@ from tests.conftest import probe_section
 N = 4  # test prompts
 FULL = [4.0, 4.0, 4.0, 4.0]  # behaviour: m(M) = 4
 EMPTY = [0.0, 0.0, 0.0, 0.0]  # m(empty) = 0
-PERFECT_PROBES = ("1111", "0000", [0, 1, 0, 1], [0, 1, 2, 3])  # d = 1: D = 1
-USELESS_PROBES = ("1010", "0000", [0, 1, 0, 1], [0, 1, 2, 3])  # accuracy at chance: D = 0
+# Two rows per test prompt, one of each class, so every bootstrap resample keeps chance at 0.5
+PERFECT_PROBES = ("11111111", "00000000", [0, 1] * 4, [0, 0, 1, 1, 2, 2, 3, 3])  # d = 1 in every replicate: D = 1 [1, 1]
+USELESS_PROBES = ("10101010", "00000000", [0, 1] * 4, [0, 0, 1, 1, 2, 2, 3, 3])  # accuracy at chance: D = 0
 
 
 def curve(levels, circuit_rows) -> Curve:
@@ -126,6 +127,13 @@ def test_high_d_and_low_c_is_fractured_naming_the_failing_components() -> None:
 def test_a_model_that_does_not_decode_is_not_flagged() -> None:
     v = verdict(run({"a": task(probes=USELESS_PROBES)}), "a")
     assert v.verdict == "does not decode" and v.D.value < D_HIGH
+
+
+def test_a_d_whose_interval_reaches_below_the_threshold_does_not_show_decoding() -> None:
+    # 3 of 4 rows right at chance 0.5: d = 0.5 exactly, but a resample of 4 examples often reads less
+    v = verdict(run({"a": task(probes=("1110", "0000", [0, 1, 0, 1], [0, 1, 2, 3]))}), "a")
+    assert v.D.value == pytest.approx(D_HIGH) and v.D.low < D_HIGH
+    assert v.verdict == "does not decode" and "not all above 0.5" in v.reasons[0]
 
 
 def test_no_behaviour_to_explain_means_no_coherence() -> None:
