@@ -12,7 +12,7 @@ import numpy as np
 
 from .report import save_figure
 from .results import RunResult, accuracy_of
-from .scoring import C_LOW, COMPONENTS, D_HIGH, SCORES_VERSION, Verdict, recovered, verdict
+from .scoring import C_LOW, COMPONENTS, D_HIGH, SCORES_VERSION, Verdict, recovered, specificity_drops, verdict
 
 STRESS_KINDS = ("activation_noise", "weight_noise", "dropout", "distractors")
 SHORT = {"faithfulness": "faith", "compactness": "compact", "specificity": "specif", "stress": "stress", "ood": "ood"}
@@ -46,7 +46,22 @@ def coherence_table(result: RunResult) -> str:
         "faith = sqrt(sufficiency x necessity); compact = 1 - log(1 + edges) / log(1 + weight slots); specif = own drop - largest other;",
         "stress: the share of the full model's robustness the circuit alone keeps; ood: accuracy kept above chance under shift x the circuit's faithfulness there",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + specificity_matrix(result))
+
+
+def specificity_matrix(result: RunResult) -> list[str]:
+    """Lines of Break It Down's matrix (row: the circuit ablated; column: the task measured), empty without one."""
+    drops = specificity_drops(result)
+    if not drops:
+        return []
+    names = list(result.tasks)
+    width = max(len(n) for n in names)
+    lines = ["", "specificity: share of each task's logit difference removed by ablating a circuit (row: circuit, column: task)",
+             f"{'':<{width}}  " + " ".join(f"{n[:8]:>8}" for n in names)]
+    for a in names:
+        if a in drops:
+            lines.append(f"{a:<{width}}  " + " ".join(f"{drops[a][b]:>8.2f}" if b in drops[a] else f"{'-':>8}" for b in names))
+    return lines
 
 
 def plot_coherence(result: RunResult, path: str | Path, format: str | None = None) -> Path:

@@ -292,6 +292,20 @@ def stress_robustness(t: TaskResult, items: _Items) -> np.ndarray | None:
     return np.nanmean(np.vstack(per_kind), axis=0)
 
 
+def specificity_drops(result: RunResult) -> dict[str, dict[str, float]]:
+    """Break It Down's matrix: drop[A][B] = 1 - recovered(task B's mean logit difference with A's circuit ablated),
+    point estimates; the diagonal is each task's own drop (its necessity). Empty without ``result.specificity``;
+    a task with no behaviour to normalize by (as B) is left out."""
+    out: dict[str, dict[str, float]] = {}
+    for a, row in (result.specificity or {}).items():
+        for b, diffs in {a: result.tasks[a].circuits.test.complement, **row}.items():
+            t = result.tasks[b]
+            value = recovered(float(np.mean(diffs)), float(np.mean(t.circuits.test.empty)), float(np.mean(t.behaviour["test"].logit_diffs)))
+            if not np.isnan(value):
+                out.setdefault(a, {})[b] = 1 - value
+    return out
+
+
 def coherence(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> Coherence:
     """C = geometric mean of the defined components in ``IN_C`` (each in [0, 1]), with its bootstrap interval."""
     parts = coherence_components(result, task, n_bootstrap, seed)
@@ -353,6 +367,7 @@ __all__ = [
     "retention",
     "recovered",
     "coherence_components",
+    "specificity_drops",
     "coherence",
     "verdict",
 ]

@@ -32,6 +32,7 @@ from fracbench.scoring import (
     coherence,
     recovered,
     retention,
+    specificity_drops,
     verdict,
 )
 from tests.conftest import probe_section
@@ -94,6 +95,17 @@ def test_each_component_follows_its_definition() -> None:
     # OOD: accuracy 0.5 keeps none of the margin over chance -> 0, whatever the circuit recovers
     assert parts["ood"] == 0.0
     assert coherence(result, "b").components["specificity"] == pytest.approx(0.75)  # a keeps all of its behaviour under b's circuit
+
+
+def test_the_specificity_matrix_holds_each_circuit_s_drop_on_every_task_and_is_reported() -> None:
+    from fracbench.report_coherence import coherence_table
+
+    result = run({"a": task(), "b": task()}, specificity={"a": {"b": [3.0] * 4}, "b": {"a": [4.0] * 4}})
+    # the diagonal is each task's own drop (complement 1 of 4 -> 0.75); a's circuit takes 1/4 of b's; b's none of a's
+    assert specificity_drops(result) == {"a": {"a": 0.75, "b": 0.25}, "b": {"b": 0.75, "a": 0.0}}
+    table = coherence_table(result)
+    assert "specificity: share of each task's logit difference removed" in table and table.rstrip().endswith("0.00     0.75")
+    assert "specificity:" not in coherence_table(run({"a": task()}))
 
 
 def test_stress_is_the_share_of_the_full_model_s_robustness_the_circuit_keeps() -> None:
