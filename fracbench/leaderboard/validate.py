@@ -1,0 +1,126 @@
+"""Validating a submitted results file: the schema, the suite and task versions, and every score recomputed.
+
+A board that believes submitted numbers can be gamed; this one recomputes D, C, F, the components and
+the verdict of every task from the file's raw per-item numbers with fracbench's own scoring code and
+refuses any stored value that differs by more than ``TOLERANCE``, naming the field. The document is
+data only: nothing in it is executed or used as a path. The same function serves the submitter and
+the board, so a submitter sees exactly the reasons the board would give.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from ..results import SCHEMA_VERSION, RunResult
+from ..scoring import SCORES_VERSION, Estimate, verdict
+from ..tasks import SUITE_VERSION, TASKS
+
+MAX_SUBMISSION_BYTES = 64 * 2**20  # a full zoo run is about 7.5 MB
+TOLERANCE = 1e-6  # the largest difference allowed between a stored score and its recomputation
+REQUIRED_SECTIONS = ("probes", "circuits", "scores")  # per task: what D, C and the verdict are recomputed from
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a submission is refused: where (a dotted field path) and what to fix."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Validation:
+    result: RunResult | None  # the parsed document, None when it could not be parsed
+    problems: list[Problem] = field(default_factory=list)
+    partial: bool = False  # a subset of the suite's tasks (ranked separately)
+
+    @property
+    def accepted(self) -> bool:
+        return self.result is not None and not self.problems
+
+
+def validate_submission(raw: bytes) -> Validation:
+    """Every check, in order; a later check runs only on what the earlier ones let through."""
+    if len(raw) > MAX_SUBMISSION_BYTES:
+        return Validation(None, [Problem("<file>", f"is {len(raw):,} bytes; the board takes at most {MAX_SUBMISSION_BYTES:,}")])
+    try:
+        data = json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError) as err:
+        return Validation(None, [Problem("<file>", f"is not JSON: {err}")])
+    if not isinstance(data, dict):
+        return Validation(None, [Problem("<file>", f"holds a JSON {type(data).__name__}; a results file is an object")])
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        return Validation(None, [Problem("schema_version", f"is {version!r}; the board takes schema_version {SCHEMA_VERSION!r} "
+                                         "(rerun with this fracbench, or read the file with it and write it again)")])
+    try:
+        result = RunResult.model_validate(data)
+    except ValidationError as err:
+        return Validation(None, [Problem(".".join(map(str, e["loc"])) or "<document>", e["msg"]) for e in err.errors()])
+    problems = _versions(result) + _sections(result)
+    if not problems:
+        problems = _recomputed(result)
+    return Validation(result, problems, partial=set(result.tasks) != set(TASKS.names()))
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number the board takes (NaN and infinities are refused)")
+
+
+def _versions(result: RunResult) -> list[Problem]:
+    problems = []
+    if result.suite_version != SUITE_VERSION:
+        problems.append(Problem("suite_version", f"is {result.suite_version!r}; the board ranks suite {SUITE_VERSION!r}"))
+    for name, task in result.tasks.items():
+        if name not in TASKS:
+            problems.append(Problem(f"tasks.{name}", f"is not a task of suite {SUITE_VERSION}: {', '.join(TASKS.names())}"))
+        elif task.version != TASKS[name].version:
+            problems.append(Problem(f"tasks.{name}.version", f"is {task.version!r}; suite {SUITE_VERSION} has version {TASKS[name].version!r}"))
+    if not result.tasks:
+        problems.append(Problem("tasks", "is empty; submit at least one task"))
+    return problems
+
+
+def _sections(result: RunResult) -> list[Problem]:
+    return [Problem(f"tasks.{name}.{section}", "is missing; run without --no-probes and --no-circuits")
+            for name, task in result.tasks.items() for section in REQUIRED_SECTIONS if getattr(task, section) is None]
+
+
+def _recomputed(result: RunResult) -> list[Problem]:
+    problems = []
+    for name, task in result.tasks.items():
+        stored, where = task.scores, f"tasks.{name}.scores"
+        if stored.version != SCORES_VERSION:
+            problems.append(Problem(f"{where}.version", f"is {stored.version!r}; the board scores with version {SCORES_VERSION!r}"))
+            continue
+        v = verdict(result, name)
+        for key, mine in (("D", v.D), ("C", v.C), ("F", v.F)):
+            problems += _compare_estimate(f"{where}.{key}", getattr(stored, key), mine)
+        for key, mine in v.components.items():
+            problems += _compare_number(f"{where}.components.{key}", stored.components.get(key), mine)
+        if stored.verdict != v.verdict or stored.reasons != v.reasons:
+            problems.append(Problem(f"{where}.verdict", f"is {stored.verdict!r} {stored.reasons}; recomputed: {v.verdict!r} {v.reasons}"))
+    return problems
+
+
+def _compare_estimate(where: str, stored, mine: Estimate | None) -> list[Problem]:
+    if (stored is None) != (mine is None):
+        return [Problem(where, f"is {'missing' if stored is None else 'present'}; recomputed: {mine if mine is not None else None}")]
+    if stored is None:
+        return []
+    return [p for key in ("value", "low", "high") for p in _compare_number(f"{where}.{key}", getattr(stored, key), getattr(mine, key))]
+
+
+def _compare_number(where: str, stored: float | None, mine: float | None) -> list[Problem]:
+    if stored is None and mine is None:
+        return []
+    if stored is None or mine is None or not math.isclose(stored, mine, rel_tol=0.0, abs_tol=TOLERANCE):
+        return [Problem(where, f"is {stored}; recomputed from the file's raw numbers: {mine}")]
+    return []
