@@ -1,0 +1,69 @@
+"""The board's storage: content-addressed, append-only, atomic, safe under concurrent submitters."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from fracbench.leaderboard import Refused, check_board, entries, submission_name, submit
+from fracbench.runner import run
+
+
+@pytest.fixture
+def raw(tmp_path: Path, tiny_zoo: Path) -> bytes:
+    _, path = run("zoo:dense", tasks=["quote_close"], out_dir=tmp_path / "out", n_test=3, n_train=24, seed=7, progress=False)
+    return path.read_bytes()
+
+
+def variant(raw: bytes, i: int) -> bytes:
+    """The same valid run, written at another time: different bytes, the same scores."""
+    data = json.loads(raw)
+    data["created"] = f"2026-01-01T00:00:{i:02d}Z"
+    return json.dumps(data).encode()
+
+
+def test_an_accepted_submission_is_stored_under_its_content_hash(tmp_path: Path, raw: bytes) -> None:
+    path, validation = submit(raw, tmp_path / "board")
+    assert validation.accepted and path.name == submission_name(raw) and path.read_bytes() == raw
+    assert entries(tmp_path / "board") == [path] and check_board(tmp_path / "board") == {}
+
+
+def test_a_duplicate_or_invalid_submission_leaves_the_board_as_it_was(tmp_path: Path, raw: bytes) -> None:
+    board = tmp_path / "board"
+    path, _ = submit(raw, board)
+    before = sorted(p.name for p in (board / "submissions").iterdir())
+    with pytest.raises(Refused, match="already on the board"):
+        submit(raw, board)
+    tampered = json.loads(raw)
+    tampered["tasks"]["quote_close"]["scores"]["D"]["value"] += 0.5
+    with pytest.raises(Refused, match=r"tasks\.quote_close\.scores\.D\.value"):
+        submit(json.dumps(tampered).encode(), board)
+    assert sorted(p.name for p in (board / "submissions").iterdir()) == before and path.read_bytes() == raw
+
+
+def test_the_board_check_names_an_entry_edited_in_place_and_ignores_interrupted_writes(tmp_path: Path, raw: bytes) -> None:
+    board = tmp_path / "board"
+    path, _ = submit(raw, board)
+    (board / "submissions" / ".incoming-x.tmp").write_bytes(raw[: len(raw) // 2])  # a submitter killed mid-write
+    assert check_board(board) == {}
+    data = json.loads(raw)
+    data["tasks"]["quote_close"]["scores"]["verdict"] = "coherent"
+    path.write_text(json.dumps(data))
+    problems = [str(p) for p in check_board(board)[path.name]]
+    assert any("scores.verdict" in p for p in problems) and any("its content hashes to" in p for p in problems)
+
+
+def _submit_one(args: tuple[bytes, str]) -> str:
+    return submit(*args)[0].name
+
+
+def test_concurrent_submitters_all_land_and_nothing_is_corrupt(tmp_path: Path, raw: bytes) -> None:
+    board = tmp_path / "board"
+    payloads = [variant(raw, i) for i in range(6)]
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        names = pool.map(_submit_one, [(p, str(board)) for p in payloads])
+    assert sorted(names) == sorted(submission_name(p) for p in payloads)
+    assert [p.name for p in entries(board)] == sorted(names) and check_board(board) == {}
