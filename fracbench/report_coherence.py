@@ -42,7 +42,7 @@ def coherence_table(result: RunResult) -> str:
         lines.append(f"{name:<{name_w}}  {nodes:>6} {frac:>5} {edges:>7}{cells}  {D:>5} {C:<17} {F:>6}  {v.verdict}{reasons}")
     lines += [
         f"C: geometric mean of the components (scores version {SCORES_VERSION}); F = D - C; "
-        f"FRACTURED: D >= {D_HIGH} and C < {C_LOW} (docs/metrics.md)",
+        f"FRACTURED: D's 95% lower bound >= {D_HIGH} and C < {C_LOW} (docs/metrics.md)",
         "faith = sqrt(sufficiency x necessity); compact = 1 - log(1 + edges) / log(1 + weight slots); specif = own drop - largest other;",
         "stress: the share of the full model's robustness the circuit alone keeps; ood: accuracy kept above chance under shift x the circuit's faithfulness there",
     ]

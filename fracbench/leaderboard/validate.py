@@ -54,6 +54,8 @@ def validate_submission(raw: bytes) -> Validation:
         data = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as err:
         return Validation(None, [Problem("<file>", f"is not JSON: {err}")])
+    except RecursionError:
+        return Validation(None, [Problem("<file>", "nests too deeply to be a results file")])
     if not isinstance(data, dict):
         return Validation(None, [Problem("<file>", f"holds a JSON {type(data).__name__}; a results file is an object")])
     version = data.get("schema_version")
@@ -66,7 +68,10 @@ def validate_submission(raw: bytes) -> Validation:
         return Validation(None, [Problem(".".join(map(str, e["loc"])) or "<document>", e["msg"]) for e in err.errors()])
     problems = _versions(result) + _sections(result)
     if not problems:
-        problems = _recomputed(result)
+        try:
+            problems = _recomputed(result)
+        except (ArithmeticError, ValueError, KeyError, IndexError) as err:  # a schema-valid file scoring cannot read
+            problems = [Problem("<document>", f"could not be scored ({type(err).__name__}: {err}); rerun fracbench on the model")]
     return Validation(result, problems, partial=set(result.tasks) != set(TASKS.names()))
 
 

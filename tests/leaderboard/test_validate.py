@@ -82,9 +82,21 @@ def test_a_mismatched_or_malformed_document_is_refused_naming_the_field(submissi
         (b'{"schema_version": "4", "x": NaN}', "NaN and infinities are refused"),
         (b"\xff\xfe", "is not JSON"),
         (b" " * (MAX_SUBMISSION_BYTES + 1), "the board takes at most"),
+        (b"[" * 200_000, "nests too deeply"),
+        (b'{"schema_version": "4", "tasks": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nests too deeply"),
     ],
 )
 def test_hostile_bytes_get_a_message_not_a_crash(raw: bytes, message: str) -> None:
     validation = validate_submission(raw)
     assert not validation.accepted and validation.result is None
     assert len(validation.problems) == 1 and message in str(validation.problems[0])
+
+
+def test_a_schema_valid_file_that_scoring_cannot_read_is_refused_not_raised(submission: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fracbench.leaderboard.validate as validate
+
+    def broken(result, task):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(validate, "verdict", broken)
+    assert submit(submission) == ["<document>: could not be scored (ZeroDivisionError: division by zero); rerun fracbench on the model"]
