@@ -1,4 +1,4 @@
-"""The ``fracbench`` command: run the suite, inspect tasks, manage the zoo.
+"""The ``fracbench`` command: run the suite, inspect tasks, manage the zoo (the leaderboard's commands: :mod:`.cli_board`).
 
 Bad input (an unknown name, an unwritable directory, a missing file, ...) ends with
 one line on stderr starting ``fracbench: error:`` and exit status 2, no traceback.
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from . import cli_board
 from .models import DTYPES, check_device, resolve_model, zoo
 from .report import behaviour_markdown, behaviour_table, decodability_table, plot_behaviour
 from .report_coherence import coherence_table
@@ -54,7 +55,7 @@ def _message(err: BaseException) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fracbench", description="Decodability vs coherent organization: a benchmark suite for interpretability.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,report,tasks,zoo}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,report,tasks,zoo,submit,leaderboard,verify}")
 
     p = sub.add_parser("run", help="evaluate models on the suite and write one results file per model")
     p.add_argument("--model", action="append", metavar="SPEC",
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--out", type=Path, metavar="PATH", help="checkpoint file or directory (default: the package's checkpoints)")
     z.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     z.set_defaults(func=cmd_zoo_train)
+    cli_board.add_commands(sub)
     return parser
 
 

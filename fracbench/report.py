@@ -198,8 +198,8 @@ def plot_decodability(result: RunResult, path: str | Path, format: str | None = 
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("test probe accuracy")
-    fig.suptitle(f"{result.model.name}: real probe (solid), control (dashed), max(chance, lexical) (dotted), best site (star)",
-                 fontsize=9)
+    fig.suptitle(f"{result.model.name}: real probe (solid), control (dashed), "
+                 "floor max(chance, lexical, untrained twin) (dotted), best site (star)", fontsize=9)
     return save_figure(fig, path, format)
 
 

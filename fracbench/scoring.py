@@ -195,6 +195,8 @@ class Verdict:
     components: dict[str, float | None]
     verdict: str  # "FRACTURED", "coherent", "does not decode", "not scored"
     reasons: list[str]
+    # "D", "C", "F" -> [B] bootstrap replicates, paired (the same test-example draws); NaN where a replicate was dropped
+    replicates: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
 
 def retention(accuracy, clean):
@@ -324,24 +326,79 @@ def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: 
     dec = decodability(t.probes, n_bootstrap, seed) if t.probes is not None else None
     D = dec.D if dec is not None else None
     coh = coherence(result, task, n_bootstrap, seed) if t.circuits is not None else Coherence(None, dict.fromkeys(COMPONENTS))
-    F = None
+    F, reps = None, {}
+    if dec is not None:
+        reps["D"] = dec.replicates
+    if coh.C is not None:
+        reps["C"] = coh.replicates
     if dec is not None and coh.C is not None:
         # D and C resample the same test examples in each replicate (same seed, same n_test): F's interval is joint
         paired = dec.replicates - coh.replicates if len(dec.replicates) == len(coh.replicates) else np.zeros(0)
         F = _estimate(D.value - coh.C.value, paired[~np.isnan(paired)])
+        reps["F"] = paired
+    scored = dict(D=D, C=coh.C, F=F, components=coh.components, replicates=reps)
     if D is None:
-        return Verdict(D, coh.C, F, coh.components, "not scored", ["no probes (run without --no-probes)"])
+        return Verdict(**scored, verdict="not scored", reasons=["no probes (run without --no-probes)"])
     if D.low < D_HIGH:  # decoding must be shown: D's normalization above a high floor amplifies the test sample's noise
-        return Verdict(D, coh.C, F, coh.components, "does not decode",
-                       [f"D {D.value:.2f}, 95% interval [{D.low:.2f}, {D.high:.2f}]: not all above {D_HIGH}"])
+        return Verdict(**scored, verdict="does not decode",
+                       reasons=[f"D {D.value:.2f}, 95% interval [{D.low:.2f}, {D.high:.2f}]: not all above {D_HIGH}"])
     if coh.C is None:
         reason = "no circuit (run without --no-circuits)" if t.circuits is None else "no behaviour for a circuit to explain"
-        return Verdict(D, coh.C, F, coh.components, "not scored", [reason])
+        return Verdict(**scored, verdict="not scored", reasons=[reason])
     failing = sorted((v, k) for k, v in coh.components.items() if k in IN_C and v is not None and v < COMPONENT_LOW)
     low = [f"{k} {v:.2f}" for v, k in failing]  # the weakest first: the verdict's main cause leads
     if coh.C.value < C_LOW:
-        return Verdict(D, coh.C, F, coh.components, "FRACTURED", low or [f"C {coh.C.value:.2f} < {C_LOW}"])
-    return Verdict(D, coh.C, F, coh.components, "coherent", low)
+        return Verdict(**scored, verdict="FRACTURED", reasons=low or [f"C {coh.C.value:.2f} < {C_LOW}"])
+    return Verdict(**scored, verdict="coherent", reasons=low)
+
+
+# -- a model over the suite -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    """A model's scores over the tasks of one results file: each the mean of the task scores where they are defined,
+    with a bootstrap interval; the verdict names the tasks it fractures on."""
+
+    D: Estimate | None  # mean over tasks with D
+    C: Estimate | None  # mean over tasks with C
+    F: Estimate | None  # mean over tasks with both
+    verdict: str  # "FRACTURED" (on at least one task), "coherent", "does not decode" (on every task), "not scored"
+    reasons: list[str]
+    tasks: dict[str, Verdict]
+
+
+def model_scores(result: RunResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED,
+                 verdicts: dict[str, Verdict] | None = None) -> ModelScores:
+    """The model-level means and verdict. The tasks' test sets are independent samples, so a model-level replicate
+    combines independent draws, one per task: each task's (paired D, C, F) replicates are shuffled by a permutation
+    seeded by ``seed`` and the task's position in name order, then averaged replicate by replicate."""
+    verdicts = verdicts if verdicts is not None else {name: verdict(result, name, n_bootstrap, seed) for name in result.tasks}
+    names = sorted(verdicts)
+    order = {name: np.random.default_rng((seed, 7919, i)).permutation(n_bootstrap) for i, name in enumerate(names)}
+    means = {}
+    for key in ("D", "C", "F"):
+        having = [n for n in names if getattr(verdicts[n], key) is not None]
+        if not having:
+            means[key] = None
+            continue
+        point = float(np.mean([getattr(verdicts[n], key).value for n in having]))
+        reps = [verdicts[n].replicates.get(key, np.zeros(0)) for n in having]
+        if all(len(r) == n_bootstrap for r in reps):
+            combined = np.mean([r[order[n]] for n, r in zip(having, reps)], axis=0)
+            means[key] = _estimate(point, combined[~np.isnan(combined)])
+        else:
+            means[key] = Estimate(point, point, point)  # replicates not available: no interval
+    by = {label: [n for n in names if verdicts[n].verdict == label] for label in ("FRACTURED", "coherent", "does not decode", "not scored")}
+    if by["FRACTURED"]:
+        label, reasons = "FRACTURED", [f"{n}: {', '.join(verdicts[n].reasons)}" for n in by["FRACTURED"]]
+    elif by["coherent"]:
+        label, reasons = "coherent", [f"{n}: {verdicts[n].verdict}" for n in names if verdicts[n].verdict != "coherent"]
+    elif by["does not decode"] and len(by["does not decode"]) == len(names):
+        label, reasons = "does not decode", [f"on all {len(names)} tasks"]
+    else:
+        label, reasons = "not scored", [f"{n}: {', '.join(verdicts[n].reasons)}" for n in names]
+    return ModelScores(means["D"], means["C"], means["F"], label, reasons, verdicts)
 
 
 __all__ = [
@@ -370,4 +427,6 @@ __all__ = [
     "specificity_drops",
     "coherence",
     "verdict",
+    "ModelScores",
+    "model_scores",
 ]

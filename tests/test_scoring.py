@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from fracbench.scoring import decodability, latent_d, normalized, run_decodability, selectivity
+from fracbench.scoring import Estimate, Verdict, decodability, latent_d, model_scores, normalized, run_decodability, selectivity
 from tests.conftest import probe_section
 
 
@@ -92,3 +93,33 @@ def test_run_decodability_skips_tasks_without_probes(tmp_path) -> None:
 def test_bad_bootstrap_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="n_bootstrap must be at least 1"):
         decodability(probe_section({"a": ("10", "00", [0, 1], [0, 1])}, n_test_examples=2), n_bootstrap=0)
+
+
+def _task(verdict: str, D: float, C: float | None, offset: float) -> Verdict:
+    """A task's verdict with 1000 replicates spread around its point estimates."""
+    spread = np.linspace(-0.05, 0.05, 1000) + offset
+    est = (lambda v: None if v is None else Estimate(v, v - 0.05, v + 0.05))
+    reps = {"D": D + spread} | ({} if C is None else {"C": C + spread[::-1], "F": D - C + 2 * spread})
+    return Verdict(est(D), est(C), None if C is None else est(D - C), {}, verdict, [f"{verdict} reason"], reps)
+
+
+def test_model_scores_are_task_means_with_an_interval_from_independent_task_draws() -> None:
+    verdicts = {"a": _task("coherent", 0.9, 0.7, 0.0), "b": _task("FRACTURED", 0.8, 0.3, 0.0), "c": _task("does not decode", 0.1, None, 0.0)}
+    scores = model_scores(None, verdicts=verdicts)
+    assert scores.D.value == pytest.approx(0.6) and scores.C.value == pytest.approx(0.5)  # C over the tasks that have it
+    assert scores.F.value == pytest.approx(0.35)  # F over the tasks with both: (0.2 + 0.5) / 2
+    assert scores.D.low < scores.D.value < scores.D.high
+    # the tasks' replicates are shuffled independently: a mean of 2 is narrower than either task's own +-0.05
+    assert scores.C.high - scores.C.low < 0.095
+    assert model_scores(None, verdicts=verdicts) == scores  # seeded: the same numbers every time
+    assert scores.verdict == "FRACTURED" and scores.reasons == ["b: FRACTURED reason"]
+
+
+@pytest.mark.parametrize("labels, expected", [
+    (["coherent", "does not decode"], "coherent"),
+    (["does not decode", "does not decode"], "does not decode"),
+    (["does not decode", "not scored"], "not scored"),
+])
+def test_the_model_verdict_is_fractured_on_any_task_else_coherent_on_any(labels: list[str], expected: str) -> None:
+    verdicts = {f"t{i}": _task(label, 0.9, 0.7, 0.0) for i, label in enumerate(labels)}
+    assert model_scores(None, verdicts=verdicts).verdict == expected

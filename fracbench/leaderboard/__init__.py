@@ -1,6 +1,8 @@
-"""The leaderboard: submissions are validated by recomputing every score, then stored and published."""
+"""The leaderboard: submissions are validated by recomputing every score, then stored, ranked and published."""
 
-from .store import Refused, check_board, entries, submission_name, submit
+from .site import SITE, build_site
+from .store import Refused, check_board, claim_of, entries, submission_name, submit
+from .table import Entry, leaderboard_json, leaderboard_markdown, load_board
 from .validate import MAX_SUBMISSION_BYTES, TOLERANCE, Problem, Validation, validate_submission
 
 __all__ = [
@@ -12,6 +14,13 @@ __all__ = [
     "Refused",
     "submit",
     "check_board",
+    "claim_of",
     "entries",
     "submission_name",
+    "Entry",
+    "load_board",
+    "leaderboard_json",
+    "leaderboard_markdown",
+    "SITE",
+    "build_site",
 ]

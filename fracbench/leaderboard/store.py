@@ -5,19 +5,22 @@ anything in the document, so no model name can reach a path. A submission is wri
 temporary file, flushed, and hard-linked into place, which fails rather than overwrites if the
 name exists; an exclusive lock (``<board>/.lock``) serializes submitters; a crash at any point
 leaves at most a stray temporary file, which readers ignore. Accepted entries are never
-rewritten or deleted.
+rewritten or deleted. The board keeps one entry per claim: a model's weights (their sha256) on a set of tasks;
+the same claim again, even rerun at another time, is a duplicate.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..results import RunResult
 from .validate import Problem, Validation, validate_submission
 
 SUBMISSIONS = "submissions"
@@ -47,6 +50,11 @@ def submit(raw: bytes, board: str | Path) -> tuple[Path, Validation]:
     with _locked(Path(board)):
         if target.exists():
             raise Refused([Problem("<file>", f"is already on the board as {target.name}")])
+        claim = claim_of(validation.result)
+        for path in entries(board):
+            if _claim_on_disk(path) == claim:
+                raise Refused([Problem("model.weights_sha256", f"these weights are already on the board for the same tasks, as "
+                                       f"{path.name}; the board keeps one entry per model and task set")])
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".incoming-", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -71,7 +79,28 @@ def check_board(board: str | Path) -> dict[str, list[Problem]]:
             problems.append(Problem("<file>", f"is named {path.name} but its content hashes to {submission_name(raw)}"))
         if problems:
             out[path.name] = problems
+    claims: dict[tuple, list[str]] = {}
+    for path in entries(board):
+        claims.setdefault(_claim_on_disk(path), []).append(path.name)
+    for claim, names in claims.items():
+        for name in names if claim is not None and len(names) > 1 else []:
+            others = ", ".join(n for n in names if n != name)
+            out.setdefault(name, []).append(Problem("model.weights_sha256", f"the same weights and tasks as {others}: one entry per claim"))
     return out
+
+
+def claim_of(result: RunResult) -> tuple[str, tuple[str, ...]]:
+    """What an entry claims: the model's weights (by hash) and the tasks it was scored on."""
+    return result.model.weights_sha256, tuple(sorted(result.tasks))
+
+
+def _claim_on_disk(path: Path) -> tuple[str, tuple[str, ...]] | None:
+    """An entry's claim, read without validating it (None when the file does not say)."""
+    try:
+        data = json.loads(path.read_bytes())
+        return str(data["model"]["weights_sha256"]), tuple(sorted(data["tasks"]))
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None
 
 
 def entries(board: str | Path) -> list[Path]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from ..results import SCHEMA_VERSION, RunResult
-from ..scoring import SCORES_VERSION, Estimate, verdict
+from ..scoring import SCORES_VERSION, Estimate, Verdict, verdict
 from ..tasks import SUITE_VERSION, TASKS
 
 MAX_SUBMISSION_BYTES = 64 * 2**20  # a full zoo run is about 7.5 MB
@@ -40,6 +40,7 @@ class Validation:
     result: RunResult | None  # the parsed document, None when it could not be parsed
     problems: list[Problem] = field(default_factory=list)
     partial: bool = False  # a subset of the suite's tasks (ranked separately)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)  # task -> its recomputed scores (empty until recomputed)
 
     @property
     def accepted(self) -> bool:
@@ -48,8 +49,8 @@ class Validation:
 
 def validate_submission(raw: bytes) -> Validation:
     """Every check, in order; a later check runs only on what the earlier ones let through."""
-    if len(raw) > MAX_SUBMISSION_BYTES:
-        return Validation(None, [Problem("<file>", f"is {len(raw):,} bytes; the board takes at most {MAX_SUBMISSION_BYTES:,}")])
+    if size_problems(len(raw)):
+        return Validation(None, size_problems(len(raw)))
     try:
         data = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as err:
@@ -63,16 +64,25 @@ def validate_submission(raw: bytes) -> Validation:
         return Validation(None, [Problem("schema_version", f"is {version!r}; the board takes schema_version {SCHEMA_VERSION!r} "
                                          "(rerun with this fracbench, or read the file with it and write it again)")])
     try:
-        result = RunResult.model_validate(data)
+        result = RunResult.model_validate_json(raw, strict=True)  # strict: no true for a number, no "1" for an int
     except ValidationError as err:
         return Validation(None, [Problem(".".join(map(str, e["loc"])) or "<document>", e["msg"]) for e in err.errors()])
-    problems = _versions(result) + _sections(result)
+    problems, verdicts = _versions(result) + _sections(result), {}
     if not problems:
         try:
-            problems = _recomputed(result)
+            verdicts = {name: verdict(result, name) for name in result.tasks}
+            problems = _recomputed(result, verdicts)
         except (ArithmeticError, ValueError, KeyError, IndexError) as err:  # a schema-valid file scoring cannot read
             problems = [Problem("<document>", f"could not be scored ({type(err).__name__}: {err}); rerun fracbench on the model")]
-    return Validation(result, problems, partial=set(result.tasks) != set(TASKS.names()))
+    return Validation(result, problems, partial=set(result.tasks) != set(TASKS.names()), verdicts=verdicts)
+
+
+def size_problems(size: int) -> list[Problem]:
+    """The refusal of a file of ``size`` bytes, if it is over the limit (checkable before reading the file)."""
+    if size > MAX_SUBMISSION_BYTES:
+        return [Problem("<file>", f"is {size:,} bytes; the board takes at most {MAX_SUBMISSION_BYTES:,} "
+                        f"(a full run at the default --n 512 is about 8 MB)")]
+    return []
 
 
 def _refuse_constant(name: str) -> float:
@@ -98,14 +108,14 @@ def _sections(result: RunResult) -> list[Problem]:
             for name, task in result.tasks.items() for section in REQUIRED_SECTIONS if getattr(task, section) is None]
 
 
-def _recomputed(result: RunResult) -> list[Problem]:
+def _recomputed(result: RunResult, verdicts: dict[str, Verdict]) -> list[Problem]:
     problems = []
     for name, task in result.tasks.items():
         stored, where = task.scores, f"tasks.{name}.scores"
         if stored.version != SCORES_VERSION:
             problems.append(Problem(f"{where}.version", f"is {stored.version!r}; the board scores with version {SCORES_VERSION!r}"))
             continue
-        v = verdict(result, name)
+        v = verdicts[name]
         for key, mine in (("D", v.D), ("C", v.C), ("F", v.F)):
             problems += _compare_estimate(f"{where}.{key}", getattr(stored, key), mine)
         for key, mine in v.components.items():

@@ -19,9 +19,9 @@ def raw(tmp_path: Path, tiny_zoo: Path) -> bytes:
 
 
 def variant(raw: bytes, i: int) -> bytes:
-    """The same valid run, written at another time: different bytes, the same scores."""
+    """Another model's valid run: the same scores, other weights."""
     data = json.loads(raw)
-    data["created"] = f"2026-01-01T00:00:{i:02d}Z"
+    data["model"]["weights_sha256"] = f"{i:064x}"
     return json.dumps(data).encode()
 
 
@@ -54,6 +54,19 @@ def test_the_board_check_names_an_entry_edited_in_place_and_ignores_interrupted_
     path.write_text(json.dumps(data))
     problems = [str(p) for p in check_board(board)[path.name]]
     assert any("scores.verdict" in p for p in problems) and any("its content hashes to" in p for p in problems)
+
+
+def test_the_same_model_rerun_on_the_same_tasks_is_a_duplicate(tmp_path: Path, raw: bytes) -> None:
+    board = tmp_path / "board"
+    submit(raw, board)
+    rerun = json.loads(raw)
+    rerun["created"] = "2026-01-01T00:00:00Z"  # other bytes, the same claim
+    with pytest.raises(Refused, match=r"model\.weights_sha256: these weights are already on the board for the same tasks"):
+        submit(json.dumps(rerun).encode(), board)
+    copy = json.dumps(rerun).encode()  # a pull request that adds it by hand is caught by the board's check
+    (board / "submissions" / submission_name(copy)).write_bytes(copy)
+    assert all(any("one entry per claim" in str(p) for p in problems) for problems in check_board(board).values())
+    assert len(check_board(board)) == 2
 
 
 def _submit_one(args: tuple[bytes, str]) -> str:

@@ -1,0 +1,103 @@
+"""Verifying a claim: rerun a seeded sample of a results file's tasks on the named model with the file's own
+settings, and check, per task and metric, that the rerun lands inside the claim's 95% interval.
+
+A leaderboard recomputes scores from the submitted raw numbers; that proves the numbers are consistent, not
+that the model produced them. This is the second half: anyone holding the weights can rerun the claim.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .models import resolve_model
+from .results import RunResult
+from .runner import run
+from .scoring import Estimate, verdict
+
+METRICS = ("D", "C", "F")
+SLACK = 1e-6  # the interval is widened by this much (the board's recomputation tolerance)
+DEFAULT_SAMPLE = 2  # tasks rerun when none are named
+
+
+@dataclass(frozen=True)
+class Check:
+    """One claimed number (or the verdict) against its rerun."""
+
+    task: str
+    metric: str  # "D", "C", "F" or "verdict"
+    claimed: str  # as printed: "0.83 [0.80, 0.86]" or the verdict
+    measured: str
+    reproduced: bool  # the rerun is inside the claim's interval (the verdict: the same)
+    exact: bool  # the rerun equals the claim within SLACK: expected with the same seed, code and device
+
+
+@dataclass(frozen=True)
+class Verification:
+    model: str  # the spec that was rerun
+    weights_match: bool  # the spec's weights hash to the claim's model.weights_sha256
+    tasks: list[str]  # the tasks rerun
+    checks: list[Check]
+    rerun: Path | None  # the rerun's results file (None when nothing was rerun)
+
+    @property
+    def reproduced(self) -> bool:
+        return self.weights_match and bool(self.checks) and all(c.reproduced for c in self.checks)
+
+
+def sample_tasks(claim: RunResult, k: int, seed: int) -> list[str]:
+    """``k`` of the claim's tasks, drawn with ``seed`` (all of them when ``k`` is at least their number), in name order."""
+    names = sorted(claim.tasks)
+    if k < 1:
+        raise ValueError(f"--sample must be at least 1, not {k}")
+    return sorted(random.Random(seed).sample(names, min(k, len(names))))
+
+
+def verify(claim: RunResult, model_spec: str, tasks: list[str] | None = None, sample: int = DEFAULT_SAMPLE, sample_seed: int = 0,
+           device: str = "cpu", out_dir: str | Path | None = None, progress: bool = True) -> Verification:
+    """Rerun ``tasks`` (default: a seeded sample of ``sample`` of the claim's tasks) of ``claim`` on ``model_spec``."""
+    chosen = sample_tasks(claim, sample, sample_seed) if tasks is None else tasks
+    unknown = [t for t in chosen if t not in claim.tasks]
+    if unknown:
+        raise KeyError(f"the claim has no task {unknown[0]!r}; it has: {', '.join(sorted(claim.tasks))}")
+    missing = [t for t in chosen if claim.tasks[t].probes is None or claim.tasks[t].circuits is None]
+    if missing:
+        raise ValueError(f"task {missing[0]!r} of the claim has no probes or circuits: there are no D and C to verify")
+    spec = resolve_model(model_spec, claim.provenance.dtype)
+    weights = spec.load(device).info.weights_sha256
+    if weights != claim.model.weights_sha256:
+        return Verification(model_spec, False, chosen, [], None)
+    first = claim.tasks[chosen[0]]
+    settings = dict(n_test=first.behaviour["test"].n, n_train=first.n_examples["train"], seed=claim.provenance.seeds["examples"],
+                    batch_size=claim.provenance.batch_size, dtype=claim.provenance.dtype)
+    for name in chosen:  # one run: every task must share the settings
+        t = claim.tasks[name]
+        if (t.behaviour["test"].n, t.n_examples["train"]) != (settings["n_test"], settings["n_train"]):
+            raise ValueError(f"task {name!r} was run with other example counts than {chosen[0]!r}; verify them separately (--tasks)")
+    with tempfile.TemporaryDirectory() as scratch:
+        rerun, path = run(model_spec, tasks=chosen, out_dir=out_dir if out_dir is not None else scratch, device=device,
+                          progress=progress, command=["fracbench", "verify"], **settings)
+        kept = path if out_dir is not None else None
+    checks = []
+    for name in chosen:
+        mine, theirs = verdict(rerun, name), verdict(claim, name)
+        for metric in METRICS:
+            checks.append(compare(name, metric, getattr(theirs, metric), getattr(mine, metric)))
+        same = theirs.verdict == mine.verdict and theirs.reasons == mine.reasons
+        checks.append(Check(name, "verdict", theirs.verdict, mine.verdict, theirs.verdict == mine.verdict, same))
+    return Verification(model_spec, True, chosen, checks, kept)
+
+
+def compare(task: str, metric: str, claimed: Estimate | None, measured: Estimate | None) -> Check:
+    """Reproduced: both undefined, or the rerun's point estimate inside the claim's interval."""
+    if claimed is None or measured is None:
+        both = claimed is None and measured is None
+        return Check(task, metric, _show(claimed), _show(measured), both, both)
+    inside = claimed.low - SLACK <= measured.value <= claimed.high + SLACK
+    return Check(task, metric, _show(claimed), f"{measured.value:.4f}", inside, abs(measured.value - claimed.value) <= SLACK)
+
+
+def _show(e: Estimate | None) -> str:
+    return "undefined" if e is None else f"{e.value:.4f} [{e.low:.4f}, {e.high:.4f}]"
