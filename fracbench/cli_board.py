@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .leaderboard import (MAX_SUBMISSION_BYTES, SITE, Problem, Refused, Validation, build_site, check_board, entries,
-                          submit, validate_submission)
+                          interrupted, submit, validate_submission)
 from .leaderboard.table import estimate_json, task_json, with_ci
 from .leaderboard.validate import size_problems
 from .results import read_results
@@ -131,7 +131,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no board at {args.board}: pass the board directory")
     bad = check_board(args.board)
     listed = entries(args.board)
-    stray = sorted(p.name for p in (args.board / "submissions").glob(".incoming-*")) if listed or bad else []
+    stray = [p.name for p in interrupted(args.board)]
     if args.json:
         print(json.dumps({"board": str(args.board), "entries": len(listed), "valid": not bad, "ignored": stray,
                           "problems": {n: [{"field": p.field, "message": p.message} for p in ps] for n, ps in sorted(bad.items())}},

@@ -391,7 +391,8 @@ def model_scores(result: RunResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = 
             means[key] = Estimate(point, point, point)  # replicates not available: no interval
     by = {label: [n for n in names if verdicts[n].verdict == label] for label in ("FRACTURED", "coherent", "does not decode", "not scored")}
     if by["FRACTURED"]:
-        label, reasons = "FRACTURED", [f"{n}: {', '.join(verdicts[n].reasons)}" for n in by["FRACTURED"]]
+        label = "FRACTURED"
+        reasons = [f"on {len(by['FRACTURED'])} of {len(names)} tasks"] + [f"{n}: {', '.join(verdicts[n].reasons)}" for n in by["FRACTURED"]]
     elif by["coherent"]:
         label, reasons = "coherent", [f"{n}: {verdicts[n].verdict}" for n in names if verdicts[n].verdict != "coherent"]
     elif by["does not decode"] and len(by["does not decode"]) == len(names):

@@ -112,7 +112,7 @@ def test_model_scores_are_task_means_with_an_interval_from_independent_task_draw
     # the tasks' replicates are shuffled independently: a mean of 2 is narrower than either task's own +-0.05
     assert scores.C.high - scores.C.low < 0.095
     assert model_scores(None, verdicts=verdicts) == scores  # seeded: the same numbers every time
-    assert scores.verdict == "FRACTURED" and scores.reasons == ["b: FRACTURED reason"]
+    assert scores.verdict == "FRACTURED" and scores.reasons == ["on 1 of 3 tasks", "b: FRACTURED reason"]
 
 
 @pytest.mark.parametrize("labels, expected", [

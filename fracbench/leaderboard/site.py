@@ -138,10 +138,11 @@ def index_page(entries: list[Entry]) -> str:
             f"interval. <span class=\"flag\">FRACTURED</span>: on at least one task the features decode (D's lower bound ≥ {D_HIGH}) "
             f"but the circuit is not coherent (C &lt; {C_LOW}). Click a column's name to sort by it. "
             'Also as <a href="leaderboard.json">leaderboard.json</a> and <a href="leaderboard.md">leaderboard.md</a>.</p>',
-            '<figure><img src="scatter.svg" alt="Decodability D against coherence C, one point per submission; '
-            'fractured models marked with a red cross">'
-            "<figcaption>D against C per submission (means over tasks, 95% intervals). Red crosses: FRACTURED; "
-            "hollow markers: partial submissions.</figcaption></figure>"]
+            '<figure><img src="scatter.svg" alt="Decodability D against coherence C, per submission and per task; '
+            'fractured ones marked X">'
+            "<figcaption>D against C: left, per submission (means over tasks, 95% intervals); right, per task. "
+            "X: FRACTURED; hollow: partial submissions; submissions without C (no behaviour for a circuit to explain) "
+            "are not drawn.</figcaption></figure>"]
     for group, title in (("full", "Full suite"), ("partial", "Partial submissions")):
         rows = [e for e in entries if e.group == group]
         if not rows:
@@ -217,30 +218,37 @@ def model_figures(e: Entry, directory: Path) -> list[str]:
 
 
 def plot_scatter(entries: list[Entry], path: Path) -> Path:
-    """Mean D against mean C, one point per submission with its 95% intervals; FRACTURED marked, partial hollow."""
+    """D against C. Left: one point per submission (means over tasks, 95% intervals); right: one point per
+    (submission, task). FRACTURED marked X, partial submissions hollow; a legend names the submissions by color."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    drawn = [e for e in entries if e.scores.D is not None and e.scores.C is not None]
     with matplotlib.rc_context({"svg.hashsalt": SVG_SALT}):
-        fig, ax = plt.subplots(figsize=(6.4, 4.8))
-        for e in entries:
-            D, C = e.scores.D, e.scores.C
-            if D is None or C is None:
-                continue
-            fractured = e.scores.verdict == "FRACTURED"
-            color = "C3" if fractured else "C0"
-            ax.errorbar([C.value], [D.value], xerr=[[C.value - C.low], [C.high - C.value]], yerr=[[D.value - D.low], [D.high - D.value]],
-                        fmt="X" if fractured else "o", color=color, mfc="none" if e.partial else color, ms=8, capsize=2, lw=0.8)
-            ax.annotate(e.result.model.name, (C.value, D.value), xytext=(5, 4), textcoords="offset points", fontsize=7)
-        ax.axhline(D_HIGH, color="grey", lw=0.8, ls=":")
-        ax.axvline(C_LOW, color="grey", lw=0.8, ls=":")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("coherence C (mean over tasks)")
-        ax.set_ylabel("decodability D (mean over tasks)")
-        ax.set_title("fracbench: D vs C (X = FRACTURED on at least one task)", fontsize=9)
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6))
+        for i, e in enumerate(drawn):
+            color, D, C = f"C{i % 10}", e.scores.D, e.scores.C
+            face = "none" if e.partial else color
+            left.errorbar([C.value], [D.value], xerr=[[C.value - C.low], [C.high - C.value]], yerr=[[D.value - D.low], [D.high - D.value]],
+                          fmt="X" if e.scores.verdict == "FRACTURED" else "o", color=color, mfc=face, ms=9, capsize=2, lw=0.8,
+                          label=e.result.model.name + (" (partial)" if e.partial else ""))
+            for task, v in sorted(e.scores.tasks.items()):
+                if v.D is not None and v.C is not None:
+                    right.scatter([v.C.value], [v.D.value], marker="X" if v.verdict == "FRACTURED" else "o", s=45,
+                                  facecolors=face, edgecolors=color, linewidths=1)
+        for ax, title in ((left, "per submission: means over tasks"), (right, "per task (X = FRACTURED on that task)")):
+            ax.axhline(D_HIGH, color="grey", lw=0.8, ls=":")
+            ax.axvline(C_LOW, color="grey", lw=0.8, ls=":")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel("coherence C")
+            ax.set_title(title, fontsize=9)
+        left.set_ylabel("decodability D")
+        if drawn:
+            left.legend(fontsize=7, loc="lower left", frameon=False)
+        fig.suptitle("fracbench: decodable (top) but not coherent (left of C = 0.5) is FRACTURED", fontsize=10)
         fig.tight_layout()
         fig.savefig(path, format="svg", metadata={"Date": None})
         plt.close(fig)

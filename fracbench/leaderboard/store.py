@@ -70,23 +70,29 @@ def submit(raw: bytes, board: str | Path) -> tuple[Path, Validation]:
 
 def check_board(board: str | Path) -> dict[str, list[Problem]]:
     """Every entry re-validated (what the board's own CI runs): file name -> its problems, for the entries that
-    have any, including a name that is not the content's hash."""
+    have any, including a name that is not the content's hash and two entries of the same claim."""
+    return inspect_board(board)[1]
+
+
+def inspect_board(board: str | Path) -> tuple[dict[str, Validation], dict[str, list[Problem]]]:
+    """Every entry validated once: file name -> its validation, and file name -> its problems (entries with any)."""
+    validations: dict[str, Validation] = {}
     out: dict[str, list[Problem]] = {}
+    claims: dict[tuple, list[str]] = {}
     for path in entries(board):
         raw = path.read_bytes()
-        problems = list(validate_submission(raw).problems)
+        validations[path.name] = validation = validate_submission(raw)
+        problems = list(validation.problems)
         if path.name != submission_name(raw):
             problems.append(Problem("<file>", f"is named {path.name} but its content hashes to {submission_name(raw)}"))
         if problems:
             out[path.name] = problems
-    claims: dict[tuple, list[str]] = {}
-    for path in entries(board):
         claims.setdefault(_claim_on_disk(path), []).append(path.name)
     for claim, names in claims.items():
         for name in names if claim is not None and len(names) > 1 else []:
             others = ", ".join(n for n in names if n != name)
             out.setdefault(name, []).append(Problem("model.weights_sha256", f"the same weights and tasks as {others}: one entry per claim"))
-    return out
+    return validations, out
 
 
 def claim_of(result: RunResult) -> tuple[str, tuple[str, ...]]:
@@ -107,6 +113,11 @@ def entries(board: str | Path) -> list[Path]:
     """The accepted submissions, by name (temporary files of interrupted submitters are not entries)."""
     directory = Path(board) / SUBMISSIONS
     return sorted(p for p in directory.glob("*.json") if not p.name.startswith(".")) if directory.is_dir() else []
+
+
+def interrupted(board: str | Path) -> list[Path]:
+    """Temporary files of submitters that were killed mid-write: never entries, safe to delete."""
+    return sorted((Path(board) / SUBMISSIONS).glob(".incoming-*"))
 
 
 @contextmanager

@@ -14,8 +14,8 @@ from pathlib import Path
 from ..results import SCHEMA_VERSION, RunResult
 from ..scoring import SCORES_VERSION, Estimate, ModelScores, Verdict, model_scores
 from ..tasks import SUITE_VERSION
-from .store import Refused, check_board, entries
-from .validate import Problem, validate_submission
+from .store import Refused, inspect_board
+from .validate import Problem
 
 ID_LENGTH = 16  # hex digits of the submission's sha256 that name its page
 
@@ -46,14 +46,10 @@ class Entry:
 
 def load_board(board: str | Path) -> list[Entry]:
     """Every entry of ``board``, ranked; raises :class:`Refused` naming each bad entry when the board does not check."""
-    bad = check_board(board)
+    validations, bad = inspect_board(board)
     if bad:
         raise Refused([Problem(f"{name}:{p.field}", p.message) for name, problems in sorted(bad.items()) for p in problems])
-    loaded = []
-    for path in entries(board):
-        validation = validate_submission(path.read_bytes())
-        loaded.append(Entry(path.name, validation.result, model_scores(validation.result, verdicts=validation.verdicts), validation.partial))
-    return ranked(loaded)
+    return ranked([Entry(name, v.result, model_scores(v.result, verdicts=v.verdicts), v.partial) for name, v in validations.items()])
 
 
 def ranked(items: list[Entry]) -> list[Entry]:

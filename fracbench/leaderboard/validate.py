@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from ..results import SCHEMA_VERSION, RunResult
-from ..scoring import SCORES_VERSION, Estimate, Verdict, verdict
+from ..scoring import SCORES_VERSION, STRESS_KINDS, Estimate, Verdict, verdict
 from ..tasks import SUITE_VERSION, TASKS
 
 MAX_SUBMISSION_BYTES = 64 * 2**20  # a full zoo run is about 7.5 MB
@@ -104,8 +104,31 @@ def _versions(result: RunResult) -> list[Problem]:
 
 
 def _sections(result: RunResult) -> list[Problem]:
-    return [Problem(f"tasks.{name}.{section}", "is missing; run without --no-probes and --no-circuits")
-            for name, task in result.tasks.items() for section in REQUIRED_SECTIONS if getattr(task, section) is None]
+    """Everything the scores are computed from must be there: leaving out a hard latent, an OOD split or a stress
+    curve would otherwise drop it from D or C's mean and raise the score."""
+    problems = [Problem(f"tasks.{name}.{section}", "is missing; run without --no-probes and --no-circuits")
+                for name, task in result.tasks.items() for section in REQUIRED_SECTIONS if getattr(task, section) is None]
+    for name, t in result.tasks.items():
+        if name not in TASKS or problems:
+            continue
+        spec, where = TASKS[name], f"tasks.{name}"
+        ood = [s.name for s in spec.splits() if s.is_ood]
+        problems += [Problem(f"{where}.behaviour", f"has no split {s!r}; every split of the task is scored")
+                     for s in ["test", *ood] if s not in t.behaviour]
+        problems += [Problem(f"{where}.probes.latents", f"has no latent {lat.name!r} and it is not in probes.skipped; "
+                             "D is the mean over every latent of the task that can be probed")
+                     for lat in spec.latents if lat.name not in t.probes.latents and lat.name not in t.probes.skipped]
+        if t.circuits.search_sufficiency is None:
+            continue  # no behaviour to explain: no circuit, no stress, no OOD circuit tests
+        problems += [Problem(f"{where}.circuits.ood", f"has no split {s!r}; C's ood component covers every OOD split")
+                     for s in ood if s not in t.circuits.ood]
+        if t.stress is None:
+            problems.append(Problem(f"{where}.stress", "is missing, but a circuit was searched; C's stress component needs it"))
+        else:
+            optional = {"weight_noise"} if t.circuits.n_edges is None else set()  # an adapter without weights has no weight noise
+            problems += [Problem(f"{where}.stress.{kind}", "is missing; C's stress component averages every kind the model allows")
+                         for kind in STRESS_KINDS if getattr(t.stress, kind) is None and kind not in optional]
+    return problems
 
 
 def _recomputed(result: RunResult, verdicts: dict[str, Verdict]) -> list[Problem]:

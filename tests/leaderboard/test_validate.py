@@ -100,3 +100,16 @@ def test_a_schema_valid_file_that_scoring_cannot_read_is_refused_not_raised(subm
 
     monkeypatch.setattr(validate, "verdict", broken)
     assert submit(submission) == ["<document>: could not be scored (ZeroDivisionError: division by zero); rerun fracbench on the model"]
+
+
+
+@pytest.mark.parametrize("drop, field", [
+    (lambda t: t["probes"]["latents"].pop("quote_type"), "tasks.quote_close.probes.latents"),
+    (lambda t: t["behaviour"].pop("ood/long_body/1") and t["n_examples"].pop("ood/long_body/1") and
+     [lat["transfer"].pop("ood/long_body/1") for lat in t["probes"]["latents"].values()] and
+     t["circuits"]["ood"].pop("ood/long_body/1", None), "tasks.quote_close.behaviour"),
+])
+def test_leaving_out_what_a_score_averages_over_is_refused(submission: dict, drop, field: str) -> None:
+    """A dropped hard latent or OOD split would raise D or C's mean: the board requires every one."""
+    drop(submission["tasks"]["quote_close"])
+    assert any(p.startswith(field + ": has no") for p in submit(submission)), submit(submission)

@@ -1,0 +1,42 @@
+"""The project's own board (leaderboard/ at the repository root): every entry checks, and the committed site
+is what `fracbench leaderboard build leaderboard` makes from it now."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fracbench.leaderboard import build_site, check_board, entries, load_board, validate_submission
+from fracbench.models import zoo
+
+from .test_browser import BOARD
+
+TEXT = (".html", ".json", ".md")  # figures are compared by name only: their bytes depend on matplotlib's version
+
+
+def test_the_project_board_holds_every_zoo_model_and_checks(tmp_path: Path) -> None:
+    assert check_board(BOARD) == {}
+    board = load_board(BOARD)
+    assert len(entries(BOARD)) == len(zoo.RECIPES) == len(board)
+    assert sorted(e.result.model.name for e in board) == sorted(f"zoo:{n}" for n in zoo.RECIPES)
+    assert all(not e.partial for e in board)
+
+
+def test_the_committed_site_is_up_to_date(tmp_path: Path) -> None:
+    fresh = build_site(BOARD, tmp_path / "site")
+    committed = BOARD / "site"
+    names = sorted(str(p.relative_to(fresh)) for p in fresh.rglob("*") if p.is_file())
+    assert names == sorted(str(p.relative_to(committed)) for p in committed.rglob("*") if p.is_file())
+    stale = [n for n in names if n.endswith(TEXT) and (fresh / n).read_bytes() != (committed / n).read_bytes()]
+    assert not stale, f"rebuild the site: fracbench leaderboard build leaderboard (stale: {stale})"
+
+
+def test_dropping_a_stress_curve_or_an_ood_circuit_split_from_a_real_entry_is_refused() -> None:
+    """Either would drop a term from C's mean; the board requires every one a searched circuit has."""
+    dense = next(e for e in load_board(BOARD) if e.result.model.name == "zoo:dense")
+    data = json.loads((BOARD / "submissions" / dense.submission).read_bytes())
+    task = data["tasks"]["bracket_depth"]
+    task["stress"]["weight_noise"] = None  # the one kind the schema lets be missing (models without weights)
+    del task["circuits"]["ood"]["ood/deeper/1"]
+    fields = {p.field for p in validate_submission(json.dumps(data).encode()).problems}
+    assert fields == {"tasks.bracket_depth.stress.weight_noise", "tasks.bracket_depth.circuits.ood"}
