@@ -36,6 +36,8 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fracbench`` command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lm-eval"]:  # every argument is lm-eval's, options included: argparse would claim them
+        argv = ["lm-eval", "--", *argv[1:]]
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help (0) or a usage error (2), already printed
@@ -55,11 +57,13 @@ def _message(err: BaseException) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fracbench", description="Decodability vs coherent organization: a benchmark suite for interpretability.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,report,tasks,zoo,submit,leaderboard,verify}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,report,tasks,zoo,submit,leaderboard,verify,lm-eval}")
 
     p = sub.add_parser("run", help="evaluate models on the suite and write one results file per model")
     p.add_argument("--model", action="append", metavar="SPEC",
                    help="zoo:NAME (or NAME), hf:PATH or hf:pretrained=PATH[,dtype=...]; repeatable (default: every zoo model)")
+    p.add_argument("--model_args", "--model-args", dest="model_args", metavar="ARGS",
+                   help="lm-eval style model arguments for `--model hf`: pretrained=PATH[,dtype=...]")
     p.add_argument("--tasks", default="all", help="'all' or comma-separated task names (default: all)")
     p.add_argument("--out", default="fracbench-results", type=Path, metavar="DIR", help="results directory (default: ./fracbench-results)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -100,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     z.set_defaults(func=cmd_zoo_train)
     cli_board.add_commands(sub)
+
+    p = sub.add_parser("lm-eval", add_help=False, help="lm-eval's command line, with the fracbench-hf model and fracbench's tasks "
+                       "(every argument goes to lm-eval; `fracbench lm-eval --help` is lm-eval's help)")
+    p.add_argument("lm_eval_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_lm_eval)
     return parser
 
 
@@ -107,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    specs = args.model or [f"zoo:{name}" for name in zoo.RECIPES.names()]
+    specs = model_specs(args.model, args.model_args)
     # everything that can be checked is checked before the first (slow) evaluation
     check_device(args.device)
     check_settings(args.n, args.batch_size, None if args.no_probes else args.n_train)
@@ -145,6 +154,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_specs(models: list[str] | None, model_args: str | None) -> list[str]:
+    """The specs to run: ``--model`` as given (default: every zoo model), or lm-eval's ``--model hf --model_args ...``."""
+    if model_args is None:
+        return models or [f"zoo:{name}" for name in zoo.RECIPES.names()]
+    if models not in (["hf"], ["hf-auto"], ["fracbench-hf"]):
+        raise ValueError(f"--model_args goes with one `--model hf` (lm-eval's spelling), not {models}; "
+                         "or give the spec alone: --model hf:pretrained=PATH,dtype=float32")
+    return [f"hf:{model_args}"]
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     results = [read_results(path) for path in args.files]
     if args.markdown:
@@ -166,6 +185,12 @@ def _report(result: RunResult) -> str:
     if any(t.circuits is not None for t in result.tasks.values()):
         out += "\n\n" + coherence_table(result)
     return out
+
+
+def cmd_lm_eval(args: argparse.Namespace) -> int:
+    from .integrations.lm_eval.cli import main as lm_eval_main
+
+    return lm_eval_main([a for i, a in enumerate(args.lm_eval_args) if not (i == 0 and a == "--")])
 
 
 # -- tasks -------------------------------------------------------------------------

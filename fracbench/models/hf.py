@@ -10,7 +10,8 @@ Nothing here touches the network: every load is ``local_files_only``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -235,6 +236,19 @@ class HFAdapter(ModelAdapter):
         interventions = dict(interventions or {})
         self.check_sites([*capture, *interventions])
         return self._run(enc, capture, interventions)
+
+    @contextmanager
+    def capturing(self, sites: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
+        """Inside the block, every forward of ``self.model``, whoever calls it (lm-eval, say), leaves its activations at
+        ``sites`` in the yielded dict (the latest forward's, [B, T, ...] as :meth:`forward` captures them)."""
+        self.check_sites(sites)
+        store: dict[str, torch.Tensor] = {}
+        handles = [self._register(site, None, True, store) for site in dict.fromkeys(sites)]
+        try:
+            yield store
+        finally:
+            for h in handles:
+                h.remove()
 
     def _run(self, enc: Encoding, capture: Sequence[str], interventions: dict[str, Intervention]) -> ForwardOutput:
         """The forward with hooks on the (already checked) sites, removed whatever happens."""

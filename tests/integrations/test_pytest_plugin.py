@@ -1,0 +1,66 @@
+"""The pytest plugin, driven through pytester (runs that load a model in a subprocess: torch registers its
+operator libraries once per process): generated checks for a model that passes and one that fails, users'
+own checks through the fixtures and marker, the results file, and the options' help."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+OWN_CHECKS = """
+import pytest
+
+@pytest.mark.fracbench
+def test_dict_or_list_is_not_fractured(fracbench_results):
+    assert not fracbench_results.task("dict_or_list").fractured
+
+def test_the_model_is_loaded_behind_the_adapter(fracbench_model):
+    assert fracbench_model.info.n_layers >= 1
+"""
+FAST = ["--fracbench-tasks", "dict_or_list", "--fracbench-n", "64", "--fracbench-n-train", "128", "-p", "no:cacheprovider"]
+GENERATED = [f"*dict_or_list::{check}*" for check in ("behaviour", "decodability", "faithfulness", "stress", "ood", "verdict")]
+
+
+def test_options_show_under_a_fracbench_group(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["fracbench: decodability vs coherent organization of a model:", "*--fracbench-model=SPEC*",
+                                 "*--fracbench-tasks=NAMES*", "*--fracbench-out=FILE*"])
+
+
+def test_without_a_model_nothing_is_generated_and_marked_tests_skip(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(OWN_CHECKS)
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*needs a model: pytest --fracbench-model SPEC*"])
+
+
+@pytest.mark.slow
+def test_a_model_that_is_coherent_on_the_task_passes_every_check_and_the_results_are_written(pytester: pytest.Pytester) -> None:
+    """The shortcut model learned dict_or_list's real variable (the zoo's known answer): coherent there."""
+    pytester.makepyfile(OWN_CHECKS)
+    out = pytester.path / "results.json"
+    result = pytester.runpytest_subprocess("-v", "--fracbench-model", "zoo:shortcut", *FAST, "--fracbench-out", str(out))
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines(["fracbench: model zoo:shortcut, tasks dict_or_list, n 64, seed 0", *GENERATED], consecutive=False)
+    written = json.loads(out.read_text())
+    assert written["model"]["name"] == "zoo:shortcut" and list(written["tasks"]) == ["dict_or_list"]
+
+
+@pytest.mark.slow
+def test_the_random_model_fails_every_check_with_the_reason(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(OWN_CHECKS)
+    result = pytester.runpytest_subprocess("--fracbench-model", "zoo:random", *FAST)
+    result.assert_outcomes(failed=6, passed=2)  # its own checks: not FRACTURED (it does not decode), and it loads
+    result.stdout.fnmatch_lines(["*dict_or_list behaviour: test accuracy * is not above chance 0.5*",
+                                 "*dict_or_list decodability: D * below 0.5*",
+                                 "*dict_or_list faithfulness: no faithfulness score: the model shows no behaviour*",
+                                 "*dict_or_list verdict: does not decode*"], consecutive=False)
+
+
+def test_a_bad_option_stops_the_session_with_fracbench_s_message(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--fracbench-model", "zoo:nonesuch")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*fracbench: unknown zoo model 'nonesuch'*"])
