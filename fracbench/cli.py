@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"train examples the decodability probes are fitted on (default: {N_TRAIN})")
     p.add_argument("--no-probes", action="store_true", help="skip decodability (probes)")
     p.add_argument("--no-circuits", action="store_true", help="skip circuits, stress and OOD circuit tests, and sparsity")
+    p.add_argument("--lm-eval", action="store_true", help="also run lm-eval on fracbench's lm-eval tasks (same model, tasks, n, "
+                   "seed; hf models) and keep its results in the results file")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
 
@@ -139,8 +141,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             probes=not args.no_probes,
             n_train=args.n_train,
             circuits=not args.no_circuits,
+            lm_eval=args.lm_eval,
         )
         print(behaviour_table(result))
+        if args.lm_eval:
+            print("\n" + lm_eval_agreement(result))
         if not args.no_probes:
             print("\n" + decodability_table(result))
         if not args.no_circuits:
@@ -152,6 +157,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"wrote {figure_path(path, 'coherence')}")
         print()
     return 0
+
+
+def lm_eval_agreement(result: RunResult) -> str:
+    """One line: on how many splits lm-eval's acc equals fracbench's behaviour accuracy, and the ones that differ."""
+    from .integrations.lm_eval.harness import agreement
+
+    rows = agreement(result)
+    differ = [f"{task} {split}: fracbench {mine:.4f}, lm-eval {'missing' if theirs is None else f'{theirs:.4f}'}"
+              for task, split, mine, theirs in rows if theirs is None or abs(mine - theirs) > 1e-9]
+    head = f"lm-eval {result.lm_eval.lm_eval_version}: acc equals fracbench's behaviour accuracy on {len(rows) - len(differ)} of {len(rows)} splits"
+    return "\n".join([head, *(f"  differs: {d}" for d in differ)])
 
 
 def model_specs(models: list[str] | None, model_args: str | None) -> list[str]:

@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     NonNegativeFloat,
     NonNegativeInt,
     ValidationError,
@@ -28,12 +29,13 @@ from pydantic import (
 
 from .results_coherence import CircuitSection, SparsityAxis, StressSection, TaskScores
 
-SCHEMA_VERSION = "4"  # bump on any change a reader of the old schema would misread
+SCHEMA_VERSION = "5"  # bump on any change a reader of the old schema would misread
 # Versions read_results accepts. Version 1 had only behaviour, version 2 behaviour and probes:
 # their circuits and stress placeholders were null in every file fracbench wrote, so they
 # read as version 3 documents without those sections. Version 3 has no untrained-twin
-# baseline (probes.latents[*].untrained); version 4 adds it.
-READABLE_SCHEMA_VERSIONS = ("1", "2", "3", "4")
+# baseline (probes.latents[*].untrained); version 4 adds it. Version 5 adds the optional run-level
+# lm_eval section (lm-eval's results on the same model, tasks, n and seed); nothing else changed.
+READABLE_SCHEMA_VERSIONS = ("1", "2", "3", "4", "5")
 ID_SPLITS = ("train", "test")  # in-distribution split names; the rest are ood/<axis>/<level>
 AGGREGATE_TOLERANCE = 1e-9  # stored aggregates must match the recomputed ones this closely
 
@@ -362,10 +364,22 @@ class TaskResult(Strict):
                     raise ValueError(f"stress.{kind} has {len(curve.model[0])} prompts per level; behaviour['test'] has {n}")
 
 
+class LmEvalSection(Strict):
+    """lm-evaluation-harness run on the same model, through fracbench's lm-eval tasks (docs/integrations.md)."""
+
+    lm_eval_version: str
+    model_args: str  # as lm-eval was given them
+    n: int = Field(ge=1)  # fracbench_n: examples per split
+    seed: int  # fracbench_seed
+    results: dict[str, dict[str, JsonValue]]  # lm-eval's "results": task or group -> metric -> value (non-finite: null)
+    versions: dict[str, JsonValue]  # lm-eval's "versions"
+    n_samples: dict[str, JsonValue]  # lm-eval's "n-samples"
+
+
 class RunResult(Strict):
     """One model evaluated on (part of) the suite: the document a results file holds."""
 
-    schema_version: Literal["1", "2", "3", "4"]  # SCHEMA_VERSION when fracbench writes it; "1"-"3": older files
+    schema_version: Literal["1", "2", "3", "4", "5"]  # SCHEMA_VERSION when fracbench writes it; "1"-"4": older files
     fracbench_version: str  # the fracbench that wrote the file
     suite_version: str  # the task suite's version (fracbench.tasks.SUITE_VERSION)
     created: AwareDatetime  # when the run finished, ISO 8601 with a time zone (UTC when fracbench writes it)
@@ -377,9 +391,12 @@ class RunResult(Strict):
     # task's means). The diagonal is each task's own circuits.test.complement. None: fewer than
     # two tasks with circuits.
     specificity: dict[str, dict[str, list[float]]] | None = None
+    lm_eval: LmEvalSection | None = None  # lm-eval's results for the same model, tasks, n and seed (`run --lm-eval`)
 
     @model_validator(mode="after")
     def _sections_exist_in_version(self) -> RunResult:
+        if self.schema_version != "5" and self.lm_eval is not None:
+            raise ValueError(f"schema_version {self.schema_version} has no lm_eval section; schema_version 5 files carry it")
         if self.schema_version == "1":
             bad = [name for name, t in self.tasks.items() if t.probes is not None]
             if bad:
@@ -523,6 +540,7 @@ __all__ = [
     "LatentProbes",
     "ProbeSection",
     "TaskResult",
+    "LmEvalSection",
     "RunResult",
     "accuracy_of",
     "mean_of",

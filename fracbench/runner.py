@@ -105,19 +105,24 @@ def run(
     probes: bool = True,
     n_train: int = N_TRAIN,
     circuits: bool = True,
+    lm_eval: bool = False,
 ) -> tuple[RunResult, Path]:
     """Evaluate ``model_spec`` on ``tasks`` and write the results file; returns it and its path.
 
     With ``probes`` (the default) decodability is measured too, and a figure of it by
     layer is written next to the results file (:func:`figure_path`). Every input is
     checked before the model is evaluated, and the files are written atomically at the
-    end, so a failure anywhere leaves neither.
+    end, so a failure anywhere leaves neither. With ``lm_eval`` (hf models), lm-eval runs
+    fracbench's lm-eval tasks on the same model, n and seed, and its results go into the
+    file's ``lm_eval`` section.
     """
     start = time.perf_counter()
     check_settings(n_test, batch_size, n_train if probes else None)
     check_device(device)
     selected = resolve_tasks(tasks)
     spec = resolve_model(model_spec, dtype)  # the spec's own dtype (hf:...,dtype=) wins over the argument
+    if lm_eval and spec.kind != "hf":
+        raise ValueError(f"--lm-eval runs lm-eval's HuggingFace model; {model_spec} is a {spec.kind} model (give an hf: model)")
     out = check_writable(out_dir)
     adapter = spec.load(device)
     timings: dict[str, float] = {}
@@ -149,6 +154,11 @@ def run(
         tasks=results,
         specificity=specificity,
     )
+    if lm_eval:
+        from .integrations.lm_eval.harness import evaluate
+
+        section = evaluate(spec.target, spec.dtype, list(results), n_test, seed, str(adapter.device), batch_size)
+        result = result.model_copy(update={"lm_eval": section})
     result = with_scores(result)
     return result, write_outputs(result, results_path(out, adapter.info.name, created))
 

@@ -169,10 +169,22 @@ def test_an_unknown_field_is_refused_anywhere(where, path: str) -> None:
 def test_an_unknown_schema_version_is_refused_saying_which_are_read(tmp_path: Path) -> None:
     path = tmp_path / "future.json"
     path.write_text(json.dumps(edited(lambda d: d.update(schema_version="99"))))
-    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4\)"):
+    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4, 5\)"):
         read_results(path)
     with pytest.raises(ValidationError, match="schema_version"):
-        RunResult.model_validate(edited(lambda d: d.update(schema_version="5")))
+        RunResult.model_validate(edited(lambda d: d.update(schema_version="6")))
+
+
+LM_EVAL = {"lm_eval_version": "0.4.13", "model_args": "pretrained=/m,dtype=float32", "n": 3, "seed": 0,
+           "results": {"fracbench_quote_close_test": {"acc,none": 0.5, "acc_stderr,none": None, "alias": "test"}},
+           "versions": {"fracbench_quote_close_test": 1}, "n_samples": {"fracbench_quote_close_test": {"original": 3, "effective": 3}}}
+
+
+def test_lm_eval_s_results_round_trip_in_version_5_and_are_refused_before(tmp_path: Path) -> None:
+    result = RunResult.model_validate(edited(lambda d: d.update(lm_eval=LM_EVAL)))
+    assert read_results(write_results(result, tmp_path / "r.json")) == result
+    with pytest.raises(ValidationError, match="schema_version 4 has no lm_eval section"):
+        RunResult.model_validate(edited(lambda d: d.update(lm_eval=LM_EVAL, schema_version="4")))
 
 
 def test_reading_an_invalid_file_names_the_file_and_the_field(tmp_path: Path) -> None:

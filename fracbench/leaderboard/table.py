@@ -11,11 +11,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..results import SCHEMA_VERSION, RunResult
+from ..results import RunResult
 from ..scoring import SCORES_VERSION, Estimate, ModelScores, Verdict, model_scores
 from ..tasks import SUITE_VERSION
 from .store import Refused, inspect_board
-from .validate import Problem
+from .validate import BOARD_SCHEMA_VERSIONS, Problem
 
 ID_LENGTH = 16  # hex digits of the submission's sha256 that name its page
 
@@ -75,7 +75,7 @@ def leaderboard_json(board: list[Entry]) -> dict:
     """The whole board as one JSON document (what leaderboard.json holds): nothing time- or machine-dependent."""
     return {
         "suite_version": SUITE_VERSION,
-        "schema_version": SCHEMA_VERSION,
+        "schema_versions": list(BOARD_SCHEMA_VERSIONS),
         "scores_version": SCORES_VERSION,
         "ranking": "full-suite entries, then partial ones; each group by mean C, highest first",
         "entries": [{

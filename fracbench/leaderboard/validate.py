@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from ..results import SCHEMA_VERSION, RunResult
+from ..results import RunResult
 from ..scoring import SCORES_VERSION, STRESS_KINDS, Estimate, Verdict, verdict
 from ..tasks import SUITE_VERSION, TASKS
 
 MAX_SUBMISSION_BYTES = 64 * 2**20  # a full zoo run is about 7.5 MB
 TOLERANCE = 1e-6  # the largest difference allowed between a stored score and its recomputation
+BOARD_SCHEMA_VERSIONS = ("4", "5")  # 5 only adds the optional lm_eval section: every score reads the same in both
 REQUIRED_SECTIONS = ("probes", "circuits", "scores")  # per task: what D, C and the verdict are recomputed from
 
 
@@ -60,8 +61,8 @@ def validate_submission(raw: bytes) -> Validation:
     if not isinstance(data, dict):
         return Validation(None, [Problem("<file>", f"holds a JSON {type(data).__name__}; a results file is an object")])
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        return Validation(None, [Problem("schema_version", f"is {version!r}; the board takes schema_version {SCHEMA_VERSION!r} "
+    if version not in BOARD_SCHEMA_VERSIONS:
+        return Validation(None, [Problem("schema_version", f"is {version!r}; the board takes schema_version {' or '.join(BOARD_SCHEMA_VERSIONS)} "
                                          "(rerun with this fracbench, or read the file with it and write it again)")])
     try:
         result = RunResult.model_validate_json(raw, strict=True)  # strict: no true for a number, no "1" for an int

@@ -105,3 +105,18 @@ def test_run_takes_lm_eval_s_model_spelling(tiny_gpt2: Path, tmp_path: Path, cap
     assert written["model"]["name"] == f"hf:{tiny_gpt2.resolve()}" and written["provenance"]["dtype"] == "float32"
     assert main(["run", "--model", "zoo:dense", "--model_args", "pretrained=x", "--out", str(tmp_path)]) == 2
     assert "--model_args goes with one `--model hf`" in capsys.readouterr().err
+
+
+def test_a_run_can_carry_lm_eval_s_results_for_the_same_model_and_seed(tiny_gpt2: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    from fracbench.results import read_results
+
+    args = ["run", "--model", f"hf:{tiny_gpt2}", "--tasks", "quote_close,copy_name", "--n", "6", "--no-probes", "--no-circuits",
+            "--lm-eval", "--no-progress", "--out", str(tmp_path)]
+    assert main(args) == 0
+    assert "acc equals fracbench's behaviour accuracy on 14 of 14 splits" in capsys.readouterr().out
+    result = read_results(next(tmp_path.glob("*.json")))
+    assert result.schema_version == "5" and result.lm_eval.n == 6 and result.lm_eval.seed == 0
+    assert result.lm_eval.results["fracbench_copy_name_test"]["acc,none"] == pytest.approx(result.tasks["copy_name"].behaviour["test"].accuracy)
+    assert main(["run", "--model", "zoo:dense", "--lm-eval", "--out", str(tmp_path)]) == 2
+    assert "--lm-eval runs lm-eval's HuggingFace model" in capsys.readouterr().err
