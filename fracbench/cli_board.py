@@ -77,7 +77,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         problems = raw
     elif args.dry_run:
         validation = validate_submission(raw)
-        problems = validation.problems if validation.result is not None else validation.problems or [Problem("<file>", "unreadable")]
+        problems = validation.problems
     else:
         try:
             entry, validation = submit(raw, args.board)
