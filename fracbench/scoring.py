@@ -355,6 +355,9 @@ def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: 
 # -- a model over the suite -------------------------------------------------------------
 
 
+MODEL_SHUFFLE_SALT = 7919  # keeps the model-level shuffles apart from every task-level draw of the same seed
+
+
 @dataclass(frozen=True)
 class ModelScores:
     """A model's scores over the tasks of one results file: each the mean of the task scores where they are defined,
@@ -375,7 +378,7 @@ def model_scores(result: RunResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = 
     seeded by ``seed`` and the task's position in name order, then averaged replicate by replicate."""
     verdicts = verdicts if verdicts is not None else {name: verdict(result, name, n_bootstrap, seed) for name in result.tasks}
     names = sorted(verdicts)
-    order = {name: np.random.default_rng((seed, 7919, i)).permutation(n_bootstrap) for i, name in enumerate(names)}
+    order = {name: np.random.default_rng((seed, MODEL_SHUFFLE_SALT, i)).permutation(n_bootstrap) for i, name in enumerate(names)}
     means = {}
     for key in ("D", "C", "F"):
         having = [n for n in names if getattr(verdicts[n], key) is not None]

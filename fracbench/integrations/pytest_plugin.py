@@ -77,7 +77,10 @@ class FracbenchSession:
 
         opt = config.getoption
         self.spec: str | None = opt("--fracbench-model")
-        self.tasks = [t.name for t in resolve_tasks(opt("--fracbench-tasks"))]
+        try:
+            self.tasks = [t.name for t in resolve_tasks(opt("--fracbench-tasks"))]
+        except KeyError as err:
+            raise pytest.UsageError(f"fracbench: --fracbench-tasks: {err.args[0]}") from None
         self.n, self.seed, self.device = opt("--fracbench-n"), opt("--fracbench-seed"), opt("--fracbench-device")
         self.n_train = opt("--fracbench-n-train")
         self.out = Path(opt("--fracbench-out")) if opt("--fracbench-out") else None

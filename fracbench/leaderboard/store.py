@@ -52,7 +52,7 @@ def submit(raw: bytes, board: str | Path) -> tuple[Path, Validation]:
             raise Refused([Problem("<file>", f"is already on the board as {target.name}")])
         claim = claim_of(validation.result)
         for path in entries(board):
-            if _claim_on_disk(path) == claim:
+            if _claim_in(path.read_bytes()) == claim:
                 raise Refused([Problem("model.weights_sha256", f"these weights are already on the board for the same tasks, as "
                                        f"{path.name}; the board keeps one entry per model and task set")])
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".incoming-", suffix=".tmp")
@@ -87,7 +87,7 @@ def inspect_board(board: str | Path) -> tuple[dict[str, Validation], dict[str, l
             problems.append(Problem("<file>", f"is named {path.name} but its content hashes to {submission_name(raw)}"))
         if problems:
             out[path.name] = problems
-        claims.setdefault(_claim_on_disk(path), []).append(path.name)
+        claims.setdefault(claim_of(validation.result) if validation.result is not None else _claim_in(raw), []).append(path.name)
     for claim, names in claims.items():
         for name in names if claim is not None and len(names) > 1 else []:
             others = ", ".join(n for n in names if n != name)
@@ -100,10 +100,10 @@ def claim_of(result: RunResult) -> tuple[str, tuple[str, ...]]:
     return result.model.weights_sha256, tuple(sorted(result.tasks))
 
 
-def _claim_on_disk(path: Path) -> tuple[str, tuple[str, ...]] | None:
+def _claim_in(raw: bytes) -> tuple[str, tuple[str, ...]] | None:
     """An entry's claim, read without validating it (None when the file does not say)."""
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(raw)
         return str(data["model"]["weights_sha256"]), tuple(sorted(data["tasks"]))
     except (ValueError, KeyError, TypeError, RecursionError):
         return None

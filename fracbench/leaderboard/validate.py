@@ -50,8 +50,8 @@ class Validation:
 
 def validate_submission(raw: bytes) -> Validation:
     """Every check, in order; a later check runs only on what the earlier ones let through."""
-    if size_problems(len(raw)):
-        return Validation(None, size_problems(len(raw)))
+    if too_big := size_problems(len(raw)):
+        return Validation(None, too_big)
     try:
         data = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as err:

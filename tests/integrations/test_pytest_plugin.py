@@ -64,3 +64,6 @@ def test_a_bad_option_stops_the_session_with_fracbench_s_message(pytester: pytes
     result = pytester.runpytest_subprocess("--fracbench-model", "zoo:nonesuch")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*fracbench: unknown zoo model 'nonesuch'*"])
+    result = pytester.runpytest("--fracbench-tasks", "nonesuch")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*fracbench: --fracbench-tasks: unknown task 'nonesuch'*"])
