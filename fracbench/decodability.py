@@ -146,6 +146,7 @@ def measure_decodability(
         n_test_examples=n_test,
         latents={name: fits[name].result(spec.n_classes) for name, spec in zip(names, task.latents) if name in fits},
         skipped=skipped,
+        test_cue_agrees="".join("1" if ex.cue_agrees else "0" for ex in examples(task, "test", n_test, seed)),
     )
 
 
@@ -352,6 +353,8 @@ def stack(data: LatentData, sites: list[str], rows: torch.Tensor | None = None) 
 
 
 def examples(task: Task, split: str, n: int, seed: int) -> list[Example]:
+    """The split's examples with its own cue: random on train, test and OOD, so that no surface cue stands in
+    for a latent in the rows a probe is fitted or scored on (D version 3)."""
     exs = task.examples(split, n, seed)
     if not exs:
         raise ValueError(f"task {task.name!r} gave no examples for split {split!r} (asked for {n})")

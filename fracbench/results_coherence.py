@@ -143,6 +143,13 @@ class ScoreEstimate(Strict):
     high: float  # 97.5th
 
 
+# Every verdict label, in one place. A task's: FRACTURED / coherent / inconclusive are decided from C's interval
+# (D's interval above D_HIGH); the rest say why there is no such verdict. A model's takes the same labels
+# (docs/metrics.md, "Verdict").
+VerdictLabel = Literal["FRACTURED", "coherent", "inconclusive", "does not decode", "no behaviour", "not scored"]
+FRACTURED, COHERENT, INCONCLUSIVE, DOES_NOT_DECODE, NO_BEHAVIOUR, NOT_SCORED = VerdictLabel.__args__
+
+
 class TaskScores(Strict):
     """Scores as fracbench.scoring computed them from this file's raw numbers (readers recompute)."""
 
@@ -151,5 +158,7 @@ class TaskScores(Strict):
     C: ScoreEstimate | None  # None without a circuit (or when the model shows no behaviour to explain)
     F: ScoreEstimate | None  # D - C
     components: dict[str, float | None]  # faithfulness, compactness, specificity, stress, ood
-    verdict: Literal["FRACTURED", "coherent", "does not decode", "not scored"]
-    reasons: list[str]  # the failing components, or why there is no verdict
+    verdict: VerdictLabel
+    reasons: list[str]  # cue reliance when shown, the failing components, or why there is no verdict
+    cue_reliance: ScoreEstimate | None = None  # accuracy with the cue agreeing minus flipped; None without the cue splits
+    relies_on_cue: bool = False  # cue_reliance's 95% lower bound above scoring.CUE_RELIANCE_MIN

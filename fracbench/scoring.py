@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .results import LatentProbes, ProbeSection, RunResult, TaskResult
+from .results_coherence import COHERENT, DOES_NOT_DECODE, FRACTURED, INCONCLUSIVE, NO_BEHAVIOUR, NOT_SCORED, VerdictLabel
 
-D_VERSION = "2"  # the definition of D: 0 = DESIGN.md's v0 (control-task subtraction), 1 = above max(chance, lexical),
-# 2 = above max(chance, lexical, the untrained twin's probe) (docs/metrics.md, "Decodability D")
+D_VERSION = "3"  # the definition of D: 0 = DESIGN.md's v0 (control-task subtraction), 1 = above max(chance, lexical),
+# 2 = above max(chance, lexical, the untrained twin's probe), 3 = 2 on cue-random fit and test rows, with D per
+# cue stratum (docs/metrics.md, "Decodability D")
 N_BOOTSTRAP = 1000  # bootstrap replicates for every confidence interval
 BOOTSTRAP_SEED = 0  # seed of the resampling: every reader draws the same replicates
 CI_PERCENTILES = (2.5, 97.5)  # a 95% percentile interval
@@ -60,6 +62,9 @@ class Decodability:
     seed: int
     version: str = D_VERSION  # the definition of D that computed it
     replicates: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)  # [B] D per replicate, NaN where dropped
+    # D on the test examples whose spurious cue agreed with the answer / did not ("cue agrees", "cue disagrees"):
+    # a diagnostic; a gap says the probe reads the cue. Empty when the file does not record the cue.
+    strata: dict[str, Estimate] = field(default_factory=dict)
 
 
 def normalized(accuracy, floor):
@@ -91,29 +96,54 @@ def decodability(section: ProbeSection, n_bootstrap: int = N_BOOTSTRAP, seed: in
     Each replicate resamples the ``n_test_examples`` test examples with replacement and
     takes every row of each drawn example (rows of one example are correlated), the same
     draw for every latent, so D's interval is joint. Replicates in which some latent has
-    no rows are dropped (possible only with very few examples).
+    no rows are dropped (possible only with very few examples). Where the file records each
+    test example's cue, D is also computed on each cue stratum (the same draws, the other
+    stratum's examples weighted 0).
     """
     if n_bootstrap < 1:
         raise ValueError(f"n_bootstrap must be at least 1, got {n_bootstrap}")
     n = section.n_test_examples
-    draws = np.random.default_rng(seed).integers(0, n, size=(n_bootstrap, n))
-    weights = np.bincount((draws + n * np.arange(n_bootstrap)[:, None]).ravel(), minlength=n_bootstrap * n).reshape(n_bootstrap, n)
-    per_latent = {name: _replicates(latent, weights, n) for name, latent in section.latents.items()}
-    valid = np.logical_and.reduce([r["valid"] for r in per_latent.values()]) if per_latent else np.ones(n_bootstrap, bool)
+    weights = _weights(n, n_bootstrap, seed)
+    D, latents, all_reps = _decodability_on(section, weights, n)
+    strata = {}
+    if section.test_cue_agrees is not None:
+        agrees = np.frombuffer(section.test_cue_agrees.encode("ascii"), dtype=np.uint8) == ord("1")
+        for name, members in (("cue agrees", agrees), ("cue disagrees", ~agrees)):
+            if members.any():
+                mask = members.astype(np.int64)
+                stratum, _, _ = _decodability_on(section, np.vstack([mask, weights * mask]), n, point_row=True)
+                strata[name] = stratum
+    return Decodability(D=D, latents=latents, n_bootstrap=n_bootstrap, seed=seed, replicates=all_reps, strata=strata)
 
+
+def _decodability_on(section: ProbeSection, weights: np.ndarray, n: int,
+                     point_row: bool = False) -> tuple[Estimate, dict[str, LatentDecodability], np.ndarray]:
+    """D, each latent's decodability and D's replicates from ``weights`` [B, n] (how often each test example is
+    drawn in each replicate). The point estimates are the stored accuracies, or with ``point_row`` the first
+    row's (a stratum: 0/1 marking its examples; the other rows are its replicates)."""
+    per_latent = {name: _replicates(latent, weights, n) for name, latent in section.latents.items()}
+    if point_row:
+        points = {name: {k: v[0] for k, v in r.items()} for name, r in per_latent.items()}
+        per_latent = {name: {k: v[1:] for k, v in r.items()} for name, r in per_latent.items()}
+    n_bootstrap = len(weights) - point_row
+    valid = np.logical_and.reduce([r["valid"] for r in per_latent.values()]) if per_latent else np.ones(n_bootstrap, bool)
     latents = {}
     for name, latent in section.latents.items():
         probes = latent.sites[latent.best_site]
         acc, ctrl, lex = probes.test.accuracy, probes.control_test.accuracy, latent.lexical.accuracy
         untrained = latent.untrained.test.accuracy if latent.untrained is not None else 0.0
+        chance = latent.chance
+        if point_row:
+            p = points[name]
+            acc, ctrl, lex, untrained, chance = p["accuracy"], p["control"], p["lexical"], p["untrained"], p["chance"]
         r = per_latent[name]
         latents[name] = LatentDecodability(
             site=latent.best_site,
-            chance=latent.chance,
+            chance=float(chance),
             accuracy=_estimate(acc, r["accuracy"][valid]),
             lexical=_estimate(lex, r["lexical"][valid]),
             untrained=_estimate(untrained, r["untrained"][valid]) if latent.untrained is not None else None,
-            d=_estimate(latent_d(acc, latent.chance, lex, untrained), r["d"][valid]),
+            d=_estimate(latent_d(acc, chance, lex, untrained), r["d"][valid]),
             control_accuracy=_estimate(ctrl, r["control"][valid]),
             selectivity=_estimate(selectivity(acc, ctrl), r["selectivity"][valid]),
         )
@@ -122,8 +152,7 @@ def decodability(section: ProbeSection, n_bootstrap: int = N_BOOTSTRAP, seed: in
         all_reps = np.where(valid, np.mean([r["d"] for r in per_latent.values()], axis=0), np.nan)
     else:
         D_value, all_reps = 0.0, np.full(n_bootstrap, np.nan)
-    return Decodability(D=_estimate(D_value, all_reps[valid]), latents=latents, n_bootstrap=n_bootstrap, seed=seed,
-                        replicates=all_reps)
+    return _estimate(D_value, all_reps[valid]), latents, all_reps
 
 
 def run_decodability(result: RunResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> dict[str, Decodability]:
@@ -149,7 +178,7 @@ def _replicates(latent: LatentProbes, weights: np.ndarray, n: int) -> dict[str, 
     chance = weights @ per_example((np.asarray(latent.test_labels) == latent.majority_class).astype(float)) / safe
     untrained = weights @ per_example(_flags(latent.untrained.test.correct)) / safe if latent.untrained is not None else np.zeros(len(acc))
     return {"valid": valid, "accuracy": acc, "lexical": lexical, "untrained": untrained, "d": latent_d(acc, chance, lexical, untrained),
-            "control": ctrl, "selectivity": acc - ctrl}
+            "control": ctrl, "selectivity": acc - ctrl, "chance": chance}
 
 
 def _flags(correct: str) -> np.ndarray:
@@ -165,7 +194,7 @@ def _estimate(value: float, replicates: np.ndarray) -> Estimate:
 
 # -- coherence ---------------------------------------------------------------------
 
-SCORES_VERSION = "2"  # the definitions of C's components, C, F and the verdict below
+SCORES_VERSION = "3"  # the definitions of C's components, C, F, cue reliance and the verdicts below
 MIN_EFFECT = 0.5  # logits: below this m(M) - m(empty) there is no behaviour to normalize by (circuits.faithfulness)
 CHANCE = 0.5  # every task is a binary choice
 COMPONENTS = ("faithfulness", "compactness", "specificity", "stress", "ood")  # reported
@@ -175,9 +204,11 @@ STRESS_KINDS = ("activation_noise", "dropout", "weight_noise", "distractors")
 # specificity is 0 for every task and would zero C everywhere, saying nothing about which model is coherent.
 IN_C = ("faithfulness", "compactness", "stress", "ood")
 # The verdict's thresholds, all of them (docs/metrics.md, "Verdict"):
-D_HIGH = 0.5  # D's 95% lower bound at least this: the task's latents decode well
-C_LOW = 0.5  # C below this (with D high): FRACTURED
+D_HIGH = 0.5  # D's 95% interval above this: the task's latents decode; below it: they do not; across it: inconclusive
+C_LOW = 0.5  # C's 95% interval below this (with D's above D_HIGH): FRACTURED; above it: coherent; across it: inconclusive
 COMPONENT_LOW = 0.5  # a component below this is named among the verdict's reasons
+CUE_RELIANCE_MIN = 0.05  # cue reliance's 95% lower bound above this (accuracy, agree minus flipped): the task relies on its cue
+MODEL_MAJORITY = 0.5  # a model takes a task label held by more than this share of the suite's tasks, else inconclusive
 
 
 @dataclass(frozen=True)
@@ -193,8 +224,10 @@ class Verdict:
     C: Estimate | None
     F: Estimate | None
     components: dict[str, float | None]
-    verdict: str  # "FRACTURED", "coherent", "does not decode", "not scored"
+    verdict: VerdictLabel
     reasons: list[str]
+    cue_reliance: Estimate | None = None  # accuracy on cue_agree minus cue_flip; None without those splits
+    relies_on_cue: bool = False  # cue_reliance's 95% lower bound above CUE_RELIANCE_MIN
     # "D", "C", "F" -> [B] bootstrap replicates, paired (the same test-example draws); NaN where a replicate was dropped
     replicates: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
@@ -320,8 +353,23 @@ def coherence(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed
     return Coherence(_estimate(float(C[0]), C[1:]), values, C[1:])
 
 
+CUE_SALT = 104729  # keeps the cue splits' resampling apart from every other draw of the same seed
+
+
+def cue_reliance(t: TaskResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> Estimate | None:
+    """Accuracy with the spurious cue agreeing minus with it pointing at the foil (the ``cue_agree`` and ``cue_flip``
+    splits: test prompts, independent samples, each resampled on its own); None without both splits."""
+    if "cue_agree" not in t.behaviour or "cue_flip" not in t.behaviour:
+        return None
+    splits = [t.behaviour["cue_agree"], t.behaviour["cue_flip"]]
+    acc = [_Items(_weights(b.n, n_bootstrap, (seed, CUE_SALT, i))).accuracy(b.logit_diffs) for i, b in enumerate(splits)]
+    gap = acc[0] - acc[1]
+    return _estimate(float(gap[0]), gap[1:])
+
+
 def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> Verdict:
-    """D, C, F = D - C and the verdict for one task of ``result``."""
+    """D, C, F = D - C, cue reliance and the three-way verdict for one task of ``result``: D's interval must lie
+    above ``D_HIGH``; then C's interval below ``C_LOW`` is FRACTURED, above it coherent, across it inconclusive."""
     t = result.tasks[task]
     dec = decodability(t.probes, n_bootstrap, seed) if t.probes is not None else None
     D = dec.D if dec is not None else None
@@ -336,73 +384,106 @@ def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: 
         paired = dec.replicates - coh.replicates if len(dec.replicates) == len(coh.replicates) else np.zeros(0)
         F = _estimate(D.value - coh.C.value, paired[~np.isnan(paired)])
         reps["F"] = paired
-    scored = dict(D=D, C=coh.C, F=F, components=coh.components, replicates=reps)
+    reliance = cue_reliance(t, n_bootstrap, seed)
+    relies = reliance is not None and reliance.low > CUE_RELIANCE_MIN
+    cue = [f"relies on its cue: accuracy {reliance.value:+.2f} [{reliance.low:+.2f}, {reliance.high:+.2f}] with it agreeing vs "
+           f"flipped"] if relies else []
+    scored = dict(D=D, C=coh.C, F=F, components=coh.components, replicates=reps, cue_reliance=reliance, relies_on_cue=relies)
+
+    def decided(label: VerdictLabel, reasons: list[str]) -> Verdict:
+        return Verdict(**scored, verdict=label, reasons=cue + reasons)
+
     if D is None:
-        return Verdict(**scored, verdict="not scored", reasons=["no probes (run without --no-probes)"])
-    if D.low < D_HIGH:  # decoding must be shown: D's normalization above a high floor amplifies the test sample's noise
-        return Verdict(**scored, verdict="does not decode",
-                       reasons=[f"D {D.value:.2f}, 95% interval [{D.low:.2f}, {D.high:.2f}]: not all above {D_HIGH}"])
+        return decided(NOT_SCORED, ["no probes (run without --no-probes)"])
+    interval = f"D {D.value:.2f}, 95% interval [{D.low:.2f}, {D.high:.2f}]"
+    if D.high < D_HIGH:
+        return decided(DOES_NOT_DECODE, [f"{interval}: below {D_HIGH}"])
+    if D.low < D_HIGH:
+        return decided(INCONCLUSIVE, [f"{interval}: across {D_HIGH}"])
+    if t.circuits is None:
+        return decided(NOT_SCORED, ["no circuit (run without --no-circuits)"])
     if coh.C is None:
-        reason = "no circuit (run without --no-circuits)" if t.circuits is None else "no behaviour for a circuit to explain"
-        return Verdict(**scored, verdict="not scored", reasons=[reason])
+        return decided(NO_BEHAVIOUR, ["no behaviour for a circuit to explain (m(M) - m(empty) below MIN_EFFECT)"])
     failing = sorted((v, k) for k, v in coh.components.items() if k in IN_C and v is not None and v < COMPONENT_LOW)
     low = [f"{k} {v:.2f}" for v, k in failing]  # the weakest first: the verdict's main cause leads
-    if coh.C.value < C_LOW:
-        return Verdict(**scored, verdict="FRACTURED", reasons=low or [f"C {coh.C.value:.2f} < {C_LOW}"])
-    return Verdict(**scored, verdict="coherent", reasons=low)
+    C = coh.C
+    if C.high < C_LOW:
+        return decided(FRACTURED, low or [f"C {C.value:.2f} [{C.low:.2f}, {C.high:.2f}] below {C_LOW}"])
+    if C.low < C_LOW:
+        return decided(INCONCLUSIVE, [f"C {C.value:.2f}, 95% interval [{C.low:.2f}, {C.high:.2f}]: across {C_LOW}"] + low)
+    return decided(COHERENT, low)
 
 
 # -- a model over the suite -------------------------------------------------------------
 
 
 MODEL_SHUFFLE_SALT = 7919  # keeps the model-level shuffles apart from every task-level draw of the same seed
+TASK_LABELS: tuple[VerdictLabel, ...] = (FRACTURED, COHERENT, INCONCLUSIVE, DOES_NOT_DECODE, NO_BEHAVIOUR, NOT_SCORED)
 
 
 @dataclass(frozen=True)
 class ModelScores:
-    """A model's scores over the tasks of one results file: each the mean of the task scores where they are defined,
-    with a bootstrap interval; the verdict names the tasks it fractures on."""
+    """A model's scores over the tasks of one results file: the means of the task scores over every task (a task
+    the model shows no behaviour on counts C = 0, never drops out), with bootstrap intervals; the verdict is the
+    task label a majority of the tasks hold."""
 
-    D: Estimate | None  # mean over tasks with D
-    C: Estimate | None  # mean over tasks with C
+    D: Estimate | None  # mean over tasks with probes
+    C: Estimate | None  # mean over tasks with circuits searched, C = 0 where the model shows no behaviour
     F: Estimate | None  # mean over tasks with both
-    verdict: str  # "FRACTURED" (on at least one task), "coherent", "does not decode" (on every task), "not scored"
+    verdict: VerdictLabel
     reasons: list[str]
     tasks: dict[str, Verdict]
+    counts: dict[str, int] = field(default_factory=dict)  # task label -> how many tasks hold it
+
+
+def _task_score(v: Verdict, key: str, t: TaskResult, n_bootstrap: int) -> tuple[float, np.ndarray] | None:
+    """A task's point and [B] replicates of D, C or F for the model mean; C = 0 (and F = D) where circuits were
+    searched but the model shows no behaviour; None where the score is not measured."""
+    e = getattr(v, key)
+    if e is not None:
+        return e.value, v.replicates.get(key, np.zeros(0))
+    if key != "D" and t.circuits is not None and v.D is not None and v.C is None:
+        if key == "C":
+            return 0.0, np.zeros(n_bootstrap)
+        return v.D.value, v.replicates.get("D", np.zeros(0))
+    return None
 
 
 def model_scores(result: RunResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED,
                  verdicts: dict[str, Verdict] | None = None) -> ModelScores:
     """The model-level means and verdict. The tasks' test sets are independent samples, so a model-level replicate
     combines independent draws, one per task: each task's (paired D, C, F) replicates are shuffled by a permutation
-    seeded by ``seed`` and the task's position in name order, then averaged replicate by replicate."""
+    seeded by ``seed`` and the task's position in name order, then averaged replicate by replicate. The verdict is
+    the task label held by more than ``MODEL_MAJORITY`` of all the file's tasks (FRACTURED, coherent, does not decode
+    or no behaviour); when none is, inconclusive."""
     verdicts = verdicts if verdicts is not None else {name: verdict(result, name, n_bootstrap, seed) for name in result.tasks}
     names = sorted(verdicts)
     order = {name: np.random.default_rng((seed, MODEL_SHUFFLE_SALT, i)).permutation(n_bootstrap) for i, name in enumerate(names)}
     means = {}
     for key in ("D", "C", "F"):
-        having = [n for n in names if getattr(verdicts[n], key) is not None]
+        scores = {n: _task_score(verdicts[n], key, result.tasks[n], n_bootstrap) for n in names}
+        having = [n for n in names if scores[n] is not None]
         if not having:
             means[key] = None
             continue
-        point = float(np.mean([getattr(verdicts[n], key).value for n in having]))
-        reps = [verdicts[n].replicates.get(key, np.zeros(0)) for n in having]
+        point = float(np.mean([scores[n][0] for n in having]))
+        reps = [scores[n][1] for n in having]
         if all(len(r) == n_bootstrap for r in reps):
             combined = np.mean([r[order[n]] for n, r in zip(having, reps)], axis=0)
             means[key] = _estimate(point, combined[~np.isnan(combined)])
         else:
             means[key] = Estimate(point, point, point)  # replicates not available: no interval
-    by = {label: [n for n in names if verdicts[n].verdict == label] for label in ("FRACTURED", "coherent", "does not decode", "not scored")}
-    if by["FRACTURED"]:
-        label = "FRACTURED"
-        reasons = [f"on {len(by['FRACTURED'])} of {len(names)} tasks"] + [f"{n}: {', '.join(verdicts[n].reasons)}" for n in by["FRACTURED"]]
-    elif by["coherent"]:
-        label, reasons = "coherent", [f"{n}: {verdicts[n].verdict}" for n in names if verdicts[n].verdict != "coherent"]
-    elif by["does not decode"] and len(by["does not decode"]) == len(names):
-        label, reasons = "does not decode", [f"on all {len(names)} tasks"]
+    counts = {label: sum(verdicts[n].verdict == label for n in names) for label in TASK_LABELS}
+    majority = [label for label in (FRACTURED, COHERENT, DOES_NOT_DECODE, NO_BEHAVIOUR) if counts[label] > MODEL_MAJORITY * len(names)]
+    if counts[NOT_SCORED] == len(names):
+        label: VerdictLabel = NOT_SCORED
     else:
-        label, reasons = "not scored", [f"{n}: {', '.join(verdicts[n].reasons)}" for n in names]
-    return ModelScores(means["D"], means["C"], means["F"], label, reasons, verdicts)
+        label = majority[0] if majority else INCONCLUSIVE
+    summary = ", ".join(f"{lab} on {counts[lab]}" for lab in TASK_LABELS if counts[lab]) + f" of {len(names)} tasks"
+    details = [f"{n}: {verdicts[n].verdict}" + (f" ({', '.join(verdicts[n].reasons)})" if verdicts[n].reasons else "")
+               for n in names if verdicts[n].verdict != label]
+    return ModelScores(means["D"], means["C"], means["F"], label, [summary, *details], verdicts,
+                       {k: v for k, v in counts.items() if v})
 
 
 __all__ = [
@@ -421,6 +502,9 @@ __all__ = [
     "D_HIGH",
     "C_LOW",
     "COMPONENT_LOW",
+    "CUE_RELIANCE_MIN",
+    "MODEL_MAJORITY",
+    "cue_reliance",
     "COMPONENTS",
     "IN_C",
     "Coherence",

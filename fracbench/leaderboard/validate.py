@@ -18,10 +18,11 @@ from pydantic import ValidationError
 from ..results import RunResult
 from ..scoring import SCORES_VERSION, STRESS_KINDS, Estimate, Verdict, verdict
 from ..tasks import SUITE_VERSION, TASKS
+from ..tasks.base import CUE_SPLITS
 
 MAX_SUBMISSION_BYTES = 64 * 2**20  # a full zoo run is about 7.5 MB
 TOLERANCE = 1e-6  # the largest difference allowed between a stored score and its recomputation
-BOARD_SCHEMA_VERSIONS = ("4", "5")  # 5 only adds the optional lm_eval section: every score reads the same in both
+BOARD_SCHEMA_VERSIONS = ("6",)  # scores version 3 needs what schema 6 records (cue splits, each test example's cue)
 REQUIRED_SECTIONS = ("probes", "circuits", "scores")  # per task: what D, C and the verdict are recomputed from
 
 
@@ -115,7 +116,7 @@ def _sections(result: RunResult) -> list[Problem]:
         spec, where = TASKS[name], f"tasks.{name}"
         ood = [s.name for s in spec.splits() if s.is_ood]
         problems += [Problem(f"{where}.behaviour", f"has no split {s!r}; every split of the task is scored")
-                     for s in ["test", *ood] if s not in t.behaviour]
+                     for s in ["test", *CUE_SPLITS, *ood] if s not in t.behaviour]
         problems += [Problem(f"{where}.probes.latents", f"has no latent {lat.name!r} and it is not in probes.skipped; "
                              "D is the mean over every latent of the task that can be probed")
                      for lat in spec.latents if lat.name not in t.probes.latents and lat.name not in t.probes.skipped]
@@ -140,11 +141,11 @@ def _recomputed(result: RunResult, verdicts: dict[str, Verdict]) -> list[Problem
             problems.append(Problem(f"{where}.version", f"is {stored.version!r}; the board scores with version {SCORES_VERSION!r}"))
             continue
         v = verdicts[name]
-        for key, mine in (("D", v.D), ("C", v.C), ("F", v.F)):
+        for key, mine in (("D", v.D), ("C", v.C), ("F", v.F), ("cue_reliance", v.cue_reliance)):
             problems += _compare_estimate(f"{where}.{key}", getattr(stored, key), mine)
         for key, mine in v.components.items():
             problems += _compare_number(f"{where}.components.{key}", stored.components.get(key), mine)
-        if stored.verdict != v.verdict or stored.reasons != v.reasons:
+        if stored.verdict != v.verdict or stored.reasons != v.reasons or stored.relies_on_cue != v.relies_on_cue:
             problems.append(Problem(f"{where}.verdict", f"is {stored.verdict!r} {stored.reasons}; recomputed: {v.verdict!r} {v.reasons}"))
     return problems
 

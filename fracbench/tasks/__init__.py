@@ -11,7 +11,7 @@ from .quote_close import QuoteClose
 from .set_or_string import SetOrString
 from .string_list_depth import StringListDepth
 
-SUITE_VERSION = "0.2"  # bump when a task is added, removed or re-versioned
+SUITE_VERSION = "0.3"  # bump when a task is added, removed or re-versioned
 
 TASKS: Registry[Task] = Registry("task")
 for _cls in (QuoteClose, BracketDepth, SetOrString, DictOrList, StringListDepth, CopyName):

@@ -18,6 +18,10 @@ from typing import ClassVar
 from ..registry import unknown_name_message
 
 ID_SPLITS = ("train", "test")
+# In-distribution test prompts with the spurious cue forced to agree with the answer / to point at the foil:
+# their accuracy difference is the model's cue reliance (docs/metrics.md, "Cue reliance").
+CUE_SPLITS = ("cue_agree", "cue_flip")
+CUES = ("default", "random", "agree", "flip")  # what Task.examples' ``cue`` takes
 TEST_FRACTION_MOD = 5  # a prompt belongs to "test" iff crc32(prompt) % 5 == 0: disjoint splits by construction
 
 
@@ -55,13 +59,23 @@ class Split:
     def is_ood(self) -> bool:
         return self.axis is not None
 
+    @property
+    def is_cue(self) -> bool:
+        """A cue split: test prompts with the spurious cue forced (``cue_agree`` or ``cue_flip``)."""
+        return self.name in CUE_SPLITS
+
+    @property
+    def cue(self) -> str:
+        """How the split sets the cue by default: forced on the cue splits, random everywhere else."""
+        return {"cue_agree": "agree", "cue_flip": "flip"}.get(self.name, "random")
+
     @classmethod
     def parse(cls, text: str) -> Split:
-        if text in ID_SPLITS:
+        if text in ID_SPLITS or text in CUE_SPLITS:
             return cls(text)
         parts = text.split("/")
         if len(parts) != 3 or parts[0] != "ood" or not parts[2].isdigit():
-            raise ValueError(f"split {text!r} is neither 'train', 'test' nor 'ood/<axis>/<level>'")
+            raise ValueError(f"split {text!r} is neither 'train', 'test', 'cue_agree', 'cue_flip' nor 'ood/<axis>/<level>'")
         return cls(text, parts[1], int(parts[2]))
 
 
@@ -101,13 +115,14 @@ class Task(ABC):
 
     name: ClassVar[str]
     version: ClassVar[str]  # bump whenever the examples a seed produces change (prompts, answers or latents)
-    # The version the random draws are seeded with: ``version`` unless a bump left the prompts alone
-    # (changed only how latents are labelled), so that the same seed still draws the same prompts.
+    # The version the random draws are seeded with: ``version`` unless a bump left the draws alone (changed only
+    # how latents are labelled, or which cue a split takes by default), so that the same (split, seed, cue)
+    # still draws the same prompts and the zoo's training corpus stays what it was trained on.
     prompts_version: ClassVar[str | None] = None
     description: ClassVar[str]
     latents: ClassVar[tuple[LatentSpec, ...]]
     ood_axes: ClassVar[tuple[OODAxis, ...]]
-    cue: ClassVar[str]  # the spurious surface cue that agrees with the answer in-distribution only
+    cue: ClassVar[str]  # the spurious surface cue: random in every split but the cue splits, which force it
 
     @abstractmethod
     def sample(self, rng: random.Random, axis: str | None, level: int, cue_agrees: bool) -> Example:
@@ -115,7 +130,7 @@ class Task(ABC):
 
     # -- splits -------------------------------------------------------------------
     def splits(self) -> list[Split]:
-        out = [Split(s) for s in ID_SPLITS]
+        out = [Split(s) for s in (*ID_SPLITS, *CUE_SPLITS)]
         for axis in self.ood_axes:
             out += [Split(f"ood/{axis.name}/{lvl}", axis.name, lvl) for lvl in range(1, axis.n_levels + 1)]
         return out
@@ -133,29 +148,32 @@ class Task(ABC):
         return split
 
     def examples(self, split: str, n: int, seed: int = 0, *, cue: str = "default") -> list[Example]:
-        """The first ``n`` examples of ``split``; example i depends only on (task, version, split, seed, i)
-        (its prompt on the prompts version).
+        """The first ``n`` examples of ``split``; example i depends only on (task, prompts version, split, seed,
+        cue, i).
 
-        ``cue``: "default" makes the surface cue agree with the answer in-distribution and
-        be random out of distribution; "random" makes it random everywhere (the corpus of
-        the zoo's honest models); "agree" makes it agree everywhere.
+        ``cue``: "default" takes the split's own (:attr:`Split.cue`: random on train, test and every OOD
+        split, so that each OOD axis measures its own shift; forced to agree on ``cue_agree`` and to point at
+        the foil on ``cue_flip``); "random", "agree" and "flip" force it on any split ("random" is the
+        corpus of the zoo's honest models, "agree" the shortcut model's). The cue splits draw test prompts.
         """
-        if cue not in ("default", "random", "agree"):
-            raise ValueError(f"cue must be 'default', 'random' or 'agree', got {cue!r}")
+        if cue not in CUES:
+            raise ValueError(f"cue must be one of {', '.join(map(repr, CUES))}, got {cue!r}")
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         sp = self.split(split)
+        mode = sp.cue if cue == "default" else cue
+        pool = "test" if sp.is_cue else sp.name  # the cue splits are test prompts; their own name keeps their draws apart
         out: list[Example] = []
         i = 0
         while len(out) < n:
-            rng = random.Random(stable_seed(self.name, self.prompts_version or self.version, sp.name, seed, cue, i))
+            rng = random.Random(stable_seed(self.name, self.prompts_version or self.version, sp.name, seed, mode, i))
             i += 1
-            agrees = {"agree": True, "random": rng.random() < 0.5, "default": not sp.is_ood or rng.random() < 0.5}[cue]
+            agrees = {"agree": True, "flip": False, "random": rng.random() < 0.5}[mode]
             ex = self.sample(rng, sp.axis, sp.level, agrees)
             # train and test are disjoint by the prompt's hash; OOD splits take every draw
-            if sp.name == "train" and in_test_split(ex.prompt):
+            if pool == "train" and in_test_split(ex.prompt):
                 continue
-            if sp.name == "test" and not in_test_split(ex.prompt):
+            if pool == "test" and not in_test_split(ex.prompt):
                 continue
             out.append(ex)
         return out

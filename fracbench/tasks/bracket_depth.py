@@ -61,7 +61,8 @@ def depth_plan(rng: random.Random, cls: int, axis: str | None, level: int) -> tu
 
 class BracketDepth(Task):
     name = "bracket_depth"
-    version = "1"
+    version = "2"  # v2 (suite 0.3): test and train draw the cue at random; the cue_agree and cue_flip splits force it
+    prompts_version = "1"  # the draws of v1 for a given split and cue: the zoo's training corpus is unchanged
     description = "x = [[1, 2], [3]  ->  ']' (still open) vs newline (complete)"
     latents = (
         LatentSpec("depth", MAX_DEPTH_LABEL + 1, "open '[' outside strings and comments after this character (clipped at 5); every position"),

@@ -23,7 +23,8 @@ def distinct_names(rng: random.Random, n_names: int) -> list[str]:
 
 class CopyName(Task):
     name = "copy_name"
-    version = "1"
+    version = "2"  # v2 (suite 0.3): test and train draw the cue at random; the cue_agree and cue_flip splits force it
+    prompts_version = "1"  # the draws of v1 for a given split and cue: the zoo's training corpus is unchanged
     description = "qzvk = 1 ... print(qz  ->  'v': complete a name defined earlier (the foil continues another name)"
     latents = (
         LatentSpec("source", MAX_NAMES, "index of the definition the query copies from; labelled on the query's characters"),

@@ -38,7 +38,8 @@ def open_container(rng: random.Random, kind: int) -> str:
 
 class DictOrList(Task):
     name = "dict_or_list"
-    version = "1"
+    version = "2"  # v2 (suite 0.3): test and train draw the cue at random; the cue_agree and cue_flip splits force it
+    prompts_version = "1"  # the draws of v1 for a given split and cue: the zoo's training corpus is unchanged
     description = "x = {'a': 1, 'b'  ->  ':'   /   x = ['a', 'b'  ->  ','"
     latents = (
         LatentSpec("container", 2, "innermost open container: 0 = list, 1 = dict; labelled wherever one is open"),

@@ -12,7 +12,8 @@ BODY_LENGTHS = ((20, 30), (40, 60), (80, 120))  # long_body levels 1..3; in-dist
 
 class QuoteClose(Task):
     name = "quote_close"
-    version = "1"
+    version = "2"  # v2 (suite 0.3): test and train draw the cue at random; the cue_agree and cue_flip splits force it
+    prompts_version = "1"  # the draws of v1 for a given split and cue: the zoo's training corpus is unchanged
     description = "x = 'some text  ->  ' (not \"): close the open string with its own quote"
     latents = (
         LatentSpec("quote_type", 2, "quote that opened the enclosing string: 0 = ', 1 = \"; labelled inside strings"),

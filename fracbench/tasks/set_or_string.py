@@ -24,7 +24,8 @@ def unseen_name(rng: random.Random, level: int) -> str:
 
 class SetOrString(Task):
     name = "set_or_string"
-    version = "2"  # v2: var_type labelled only where the prefix determines it (v1 labelled every character of every name)
+    version = "3"  # v2: var_type labelled only where the prefix determines it (v1 labelled every character of every name);
+    # v3 (suite 0.3): test and train draw the cue at random; the cue_agree and cue_flip splits force it
     prompts_version = "1"  # the prompts are v1's: the zoo's training corpus is unchanged
     description = 'seen = set() ... seen  ->  "." (for .add) vs " " (for +=), by the type the name was bound to'
     latents = (

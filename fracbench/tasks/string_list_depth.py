@@ -27,7 +27,8 @@ def string_element(rng: random.Random, n_brackets: int) -> str:
 
 class StringListDepth(Task):
     name = "string_list_depth"
-    version = "1"
+    version = "2"  # v2 (suite 0.3): test and train draw the cue at random; the cue_agree and cue_flip splits force it
+    prompts_version = "1"  # the draws of v1 for a given split and cue: the zoo's training corpus is unchanged
     description = "x = [['a]', 'b['], ['c']  ->  ']' vs newline, ignoring brackets inside strings"
     latents = (
         LatentSpec("depth", MAX_DEPTH_LABEL + 1, "open '[' outside strings after this character (clipped at 5); every position"),

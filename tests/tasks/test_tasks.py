@@ -5,17 +5,18 @@ from __future__ import annotations
 import pytest
 
 from fracbench.tasks import TASKS, get_task, resolve_tasks
+from fracbench.tasks.base import in_test_split
 from fracbench.tasks.check import check_task
 
 # Example 0 of each task's test split at seed 0. Changing what a seed produces must
 # bump the task's version; update the pin together with the version.
 GOLDEN = {
-    "quote_close": ("1", 'line = "oc', '"', "'"),
-    "bracket_depth": ("1", "# qp h\nbuf = [[9, 8]", "]", "\n"),
-    "set_or_string": ("2", "seen = set()\nitems = set()\nfor ch in src:\n    items", ".", " "),
-    "dict_or_list": ("1", "pairs = ['a', 98, ['ytv'", ",", ":"),
-    "string_list_depth": ("1", "used = [[\"v\"], \"yo\", 'u']", "\n", "]"),
-    "copy_name": ("1", "vbkjr = 1\ntmcieo = 8\nprint(tm", "c", "k"),
+    "quote_close": ("2", "pairs = 'wunmokdk", "'", '"'),
+    "bracket_depth": ("2", "found = [[5, 9]", "]", "\n"),
+    "set_or_string": ("3", "ids = set()\ncount = max(count, k)\nidx = n - 1\nif ok:\n    ids", ".", " "),
+    "dict_or_list": ("2", "items = {'q': {'bnf': 'law', 'ya'", ":", ","),
+    "string_list_depth": ("2", "line = [\"xq\", ['d]']]", "\n", "]"),
+    "copy_name": ("2", "awgm = 9\nxuuli = 5\nj = i * 4\nk += 4\nprint(awg", "m", "l"),
 }
 
 
@@ -38,7 +39,7 @@ def test_set_or_string_labels_var_type_only_where_the_prefix_determines_it() -> 
     The prompts are v1's (prompts_version), so the zoo's training corpus did not change."""
     task = get_task("set_or_string")
     ex = task.examples("test", 1, seed=0)[0]
-    assert ex.prompt.endswith("    items") and ex.latents["var_type"] == ((len(ex.prompt) - 1, 0),)
+    assert ex.prompt.endswith("    ids") and ex.latents["var_type"] == ((len(ex.prompt) - 1, 0),)
     for ex in task.examples("ood/several_variables/3", 50, seed=0):
         for position, _ in ex.latents["var_type"]:
             name_end = ex.prompt[: position + 1]
@@ -73,10 +74,21 @@ def test_bad_split_names_are_explained() -> None:
         task.examples("ood/long_body/4", 1)
 
 
-def test_cue_agrees_in_distribution_and_is_random_out_of_it() -> None:
+def test_the_cue_is_random_on_every_split_but_the_cue_splits() -> None:
+    """Probes, behaviour and OOD axes see the cue at random (each OOD axis measures its own shift); the two cue
+    splits force it, on test prompts, so that their accuracy difference is the model's cue reliance."""
     task = get_task("set_or_string")
-    assert all(ex.cue_agrees for ex in task.examples("test", 100))
-    share = sum(ex.cue_agrees for ex in task.examples("ood/distance/1", 2000)) / 2000
-    assert 0.45 < share < 0.55
-    share = sum(ex.cue_agrees for ex in task.examples("train", 2000, cue="random")) / 2000
-    assert 0.45 < share < 0.55
+    for split in ("train", "test", "ood/distance/1"):
+        share = sum(ex.cue_agrees for ex in task.examples(split, 2000)) / 2000
+        assert 0.45 < share < 0.55, split
+    assert all(ex.cue_agrees for ex in task.examples("cue_agree", 100))
+    assert not any(ex.cue_agrees for ex in task.examples("cue_flip", 100))
+    assert all(in_test_split(ex.prompt) for ex in task.examples("cue_flip", 100))
+    assert task.examples("test", 50) == task.examples("test", 50, cue="random")
+
+
+def test_the_zoo_corpus_draws_are_those_of_suite_0_2() -> None:
+    """The cue splits changed which cue a split takes by default, not the draws of a given split and cue
+    (prompts_version): the zoo's checkpoints were trained on exactly these prompts."""
+    assert get_task("copy_name").examples("train", 1, cue="random")[0].prompt == "sjfhen = 2\ntwvqb = 5\nstep = max(step, j)\nprint(twv"
+    assert get_task("bracket_depth").examples("train", 1, cue="agree")[0].prompt == "n = count + 9\nkeys = [1, 6, 3]"
