@@ -27,6 +27,7 @@ from .circuits import (
     search_circuit,
 )
 from .circuits.edges import count_edges, edge_slots
+from .circuits.keys import NodeOrder, node_order
 from .circuits.nodes import NodeSite
 from .circuits.search import DEFAULT_PENALTY, DEFAULT_STEPS
 from .decodability import default_sites
@@ -73,8 +74,9 @@ def measure_coherence(
     search = PromptBatches.build(adapter, task, train[:n_search], SEARCH_BATCH)
     held_out = PromptBatches.build(adapter, task, train[n_search:], batch_size)  # the bisection's prompts
     stats = node_statistics(adapter, search, sites)
+    order = node_order(adapter, sites, stats.means, stats.stds)
     circuit = search_circuit(adapter, sites, search, stats.means, target=target, steps=steps, seed=seed, progress=progress,
-                             desc=f"{task.name} circuit", held_out=held_out)
+                             desc=f"{task.name} circuit", held_out=held_out, order=order)
     kept = circuit.kept
     test = PromptBatches.build(adapter, task, task.examples("test", n_test, seed), batch_size)
     nothing = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool, device=adapter.device) for s in sites}
@@ -96,13 +98,13 @@ def measure_coherence(
         search_sufficiency=circuit.search_sufficiency, test=conditions, ood=ood,
     )
     curves = None if circuit.search_sufficiency is None else measure_stress(adapter, task, sites, stats, kept, test, n_test, seed,
-                                                                              batch_size, progress)
+                                                                              batch_size, progress, order)
     sparsity = measure_sparsity(adapter, task, n_test, seed, batch_size, progress)
     return section, curves, sparsity, TaskCircuit(sites, stats, kept, test)
 
 
 def measure_stress(adapter: ModelAdapter, task: Task, sites: list[NodeSite], stats: NodeStatistics, kept: dict[str, torch.Tensor],
-                   test: PromptBatches, n_test: int, seed: int, batch_size: int, progress: bool) -> StressSection:
+                   test: PromptBatches, n_test: int, seed: int, batch_size: int, progress: bool, order: NodeOrder) -> StressSection:
     def curve(points: list[stress.CurvePoint] | None) -> Curve | None:
         if points is None:
             return None
@@ -111,9 +113,9 @@ def measure_stress(adapter: ModelAdapter, task: Task, sites: list[NodeSite], sta
     bar = tqdm(total=4, desc=f"{task.name} stress", disable=not progress, leave=False)
     out = {}
     for kind, run in (
-        ("activation_noise", lambda: stress.activation_noise(adapter, sites, test, stats, kept, seed)),
-        ("dropout", lambda: stress.dropout(adapter, sites, test, stats, kept, seed)),
-        ("weight_noise", lambda: stress.weight_noise(adapter, sites, test, stats, kept, seed)),
+        ("activation_noise", lambda: stress.activation_noise(adapter, sites, test, stats, kept, seed, order)),
+        ("dropout", lambda: stress.dropout(adapter, sites, test, stats, kept, seed, order)),
+        ("weight_noise", lambda: stress.weight_noise(adapter, sites, test, stats, kept, seed, order)),
         ("distractors", lambda: stress.distractors(adapter, task, sites, stats, kept, n_test, seed, batch_size)),
     ):
         out[kind] = curve(run())

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from ..models.adapter import ModelAdapter
 from .ablation import PromptBatches, ablation_interventions, last_token_logit_diffs, logit_diffs_under
 from .faithfulness import MIN_EFFECT, normalized
+from .keys import NodeOrder, node_order
 from .nodes import NodeSite, total_nodes
 
 DEFAULT_TARGET = 0.9  # the circuit alone must recover 90% of the full model's logit difference
@@ -79,17 +80,20 @@ def search_circuit(
     progress: bool = False,
     desc: str = "circuit",
     held_out: PromptBatches | None = None,
+    order: NodeOrder | None = None,
 ) -> Circuit:
     """The smallest top-ranked node set whose circuit reaches ``target`` sufficiency. The masks are learned
     on ``batches``; the bisection measures sufficiency on ``held_out`` prompts (default: ``batches``), so
-    that the target is met on prompts the ranking was not fitted to."""
+    that the target is met on prompts the ranking was not fitted to. ``order`` (default: from the adapter's
+    weights) keys the initial noise and the ranking's ties to the nodes, not their indices."""
     if not 0 < target <= 1:
         raise ValueError(f"target (the circuit's sufficiency) must be in (0, 1], got {target}")
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    order = order if order is not None else node_order(adapter, sites, means)
     generator = torch.Generator().manual_seed(seed)
-    scores = {s.name: (INITIAL_SCORE + INITIAL_NOISE * torch.randn(s.n_nodes, generator=generator)).to(adapter.device).requires_grad_()
-              for s in sites}
+    scores = {s.name: (INITIAL_SCORE + INITIAL_NOISE * order.per_node(s.name, torch.randn(s.n_nodes, generator=generator)))
+              .to(adapter.device).requires_grad_() for s in sites}
     n_total = total_nodes(list(sites))
     # the full and the all-ablated model's logit differences per batch: computed once, they normalize every step
     full = _per_batch(batches, logit_diffs_under(adapter, batches), adapter.device)
@@ -115,7 +119,7 @@ def search_circuit(
     if held_out is not None:
         full_mean = float(logit_diffs_under(adapter, held_out).mean())
         empty_mean = float(logit_diffs_under(adapter, held_out, ablation_interventions(sites, nothing, means)).mean())
-    return _bisect(adapter, sites, held_out or batches, means, ranking, target, n_total, full_mean, empty_mean)
+    return _bisect(adapter, sites, held_out or batches, means, ranking, target, n_total, full_mean, empty_mean, order)
 
 
 def _per_batch(batches: PromptBatches, per_example: torch.Tensor, device: torch.device) -> list[torch.Tensor]:
@@ -124,10 +128,12 @@ def _per_batch(batches: PromptBatches, per_example: torch.Tensor, device: torch.
 
 
 def _bisect(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: dict[str, torch.Tensor],
-            ranking: dict[str, torch.Tensor], target: float, n_total: int, full: float, empty: float) -> Circuit:
-    """Bisection on k, the number of top-ranked nodes kept (ties broken by site order, then index);
+            ranking: dict[str, torch.Tensor], target: float, n_total: int, full: float, empty: float, nodes: NodeOrder) -> Circuit:
+    """Bisection on k, the number of top-ranked nodes kept (ties broken by the nodes' keys);
     ``full`` and ``empty`` are the mean logit differences of the full and the all-ablated model."""
-    order = torch.sort(torch.cat([ranking[s.name] for s in sites]), descending=True, stable=True).indices
+    canonical = nodes.canonical.to(ranking[sites[0].name].device)
+    flat = torch.cat([ranking[s.name] for s in sites])
+    order = canonical[torch.sort(flat[canonical], descending=True, stable=True).indices]
 
     def keep_top(k: int) -> dict[str, torch.Tensor]:
         flat = torch.zeros(n_total, dtype=torch.bool, device=order.device)

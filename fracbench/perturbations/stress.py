@@ -13,7 +13,10 @@ alone, every other node mean-ablated, perturbed the same way). Perturbations:
 * ``distractors``: neutral code lines inserted into the prompts
   (:mod:`fracbench.perturbations.inputs`), the circuit found on clean prompts.
 
-Every draw is seeded from (kind, level, seed): the same seed gives the same curves.
+Every draw is seeded from (kind, level, seed): the same seed gives the same curves. The full model
+and the circuit get the same draws (common random numbers: the difference between the two curves
+is the circuit's, not the noise's), and draws follow nodes, not indices (:mod:`fracbench.circuits.keys`),
+so a model with its neurons and heads reordered gets the same curves.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from ..circuits.ablation import NodeStatistics, PromptBatches, ablation_interventions, logit_diffs_under
+from ..circuits.keys import NodeOrder
 from ..circuits.nodes import NodeSite
 from ..models.adapter import ModelAdapter
 from ..tasks import Task
@@ -48,38 +52,44 @@ def _generator(*parts: object) -> torch.Generator:
 
 
 def _both(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, stats: NodeStatistics,
-          kept: dict[str, torch.Tensor], edit=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(full model, circuit alone) logit differences with ``edit`` applied at the node sites."""
-    model = logit_diffs_under(adapter, batches, ablation_interventions(sites, {}, stats.means, edit))
-    circuit = logit_diffs_under(adapter, batches, ablation_interventions(sites, kept, stats.means, edit))
+          kept: dict[str, torch.Tensor], make_edit=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(full model, circuit alone) logit differences with the edit ``make_edit()`` returns applied at the node
+    sites; it is made afresh for each condition, so both draw the same random numbers."""
+    model = logit_diffs_under(adapter, batches, ablation_interventions(sites, {}, stats.means, make_edit() if make_edit else None))
+    circuit = logit_diffs_under(adapter, batches, ablation_interventions(sites, kept, stats.means, make_edit() if make_edit else None))
     return model, circuit
 
 
 def activation_noise(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, stats: NodeStatistics,
-                     kept: dict[str, torch.Tensor], seed: int, sigmas: Sequence[float] = ACTIVATION_NOISE_SIGMAS) -> list[CurvePoint]:
+                     kept: dict[str, torch.Tensor], seed: int, order: NodeOrder,
+                     sigmas: Sequence[float] = ACTIVATION_NOISE_SIGMAS) -> list[CurvePoint]:
     points = []
     for sigma in sigmas:
-        generator = _generator("activation_noise", sigma, seed)
+        def make_edit(sigma: float = sigma):
+            generator = _generator("activation_noise", sigma, seed)
 
-        def edit(site: NodeSite, nodes: torch.Tensor, sigma: float = sigma, generator: torch.Generator = generator) -> torch.Tensor:
-            scale = sigma * site.per_node(stats.stds[site.name]) * kept[site.name].to(nodes.dtype)[:, None]  # circuit nodes only
-            noise = torch.randn(nodes.shape, generator=generator).to(nodes.device, nodes.dtype)
-            return nodes + noise * scale
+            def edit(site: NodeSite, nodes: torch.Tensor) -> torch.Tensor:
+                scale = sigma * site.per_node(stats.stds[site.name]) * kept[site.name].to(nodes.dtype)[:, None]  # circuit nodes only
+                noise = order.normal(site, tuple(nodes.shape[:-2]), generator).to(nodes.device, nodes.dtype)
+                return nodes + noise * scale
 
-        points.append(CurvePoint(sigma, *_both(adapter, sites, batches, stats, kept, edit=edit)))
+            return edit
+
+        points.append(CurvePoint(sigma, *_both(adapter, sites, batches, stats, kept, make_edit)))
     return points
 
 
 def dropout(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, stats: NodeStatistics,
-            kept: dict[str, torch.Tensor], seed: int, fractions: Sequence[float] = DROPOUT_FRACTIONS) -> list[CurvePoint]:
+            kept: dict[str, torch.Tensor], seed: int, order: NodeOrder,
+            fractions: Sequence[float] = DROPOUT_FRACTIONS) -> list[CurvePoint]:
     names = [s.name for s in sites]
     flat = torch.cat([kept[n].cpu() for n in names])
-    members = flat.nonzero().squeeze(1)
+    members = order.canonical[flat[order.canonical]]  # the circuit's nodes in key order
     points = []
     for fraction in fractions:
-        order = torch.randperm(len(members), generator=_generator("dropout", fraction, seed))
+        chosen = torch.randperm(len(members), generator=_generator("dropout", fraction, seed))
         dropped = torch.zeros_like(flat)
-        dropped[members[order[: round(fraction * len(members))]]] = True
+        dropped[members[chosen[: round(fraction * len(members))]]] = True
         split = dict(zip(names, dropped.split([s.n_nodes for s in sites])))
         model_keep = {n: ~split[n].to(kept[n].device) for n in names}
         circuit_keep = {n: kept[n] & model_keep[n] for n in names}
@@ -90,22 +100,25 @@ def dropout(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBat
 
 
 def weight_noise(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, stats: NodeStatistics,
-                 kept: dict[str, torch.Tensor], seed: int, sigmas: Sequence[float] = WEIGHT_NOISE_SIGMAS) -> list[CurvePoint] | None:
-    """None when the adapter does not expose its weights."""
+                 kept: dict[str, torch.Tensor], seed: int, order: NodeOrder,
+                 sigmas: Sequence[float] = WEIGHT_NOISE_SIGMAS) -> list[CurvePoint] | None:
+    """None when the adapter does not expose its weights. The model and the circuit carry the same noisy weights."""
     try:
         adapter.weight_links()
     except NotImplementedError:
         return None
     points = []
     for sigma in sigmas:
-        with _noisy_edges(adapter, kept, sigma, _generator("weight_noise", sigma, seed)):
+        with _noisy_edges(adapter, kept, sigma, _generator("weight_noise", sigma, seed), order):
             points.append(CurvePoint(sigma, *_both(adapter, sites, batches, stats, kept)))
     return points
 
 
 @contextmanager
-def _noisy_edges(adapter: ModelAdapter, kept: dict[str, torch.Tensor], sigma: float, generator: torch.Generator) -> Iterator[None]:
-    """Add noise to every weight joining two kept nodes; the weights are restored on exit, whatever happens."""
+def _noisy_edges(adapter: ModelAdapter, kept: dict[str, torch.Tensor], sigma: float, generator: torch.Generator,
+                 order: NodeOrder) -> Iterator[None]:
+    """Add noise to every weight joining two kept nodes (drawn in the nodes' key order); the weights are restored
+    on exit, whatever happens."""
     saved = []
     try:
         with torch.no_grad():
@@ -117,7 +130,8 @@ def _noisy_edges(adapter: ModelAdapter, kept: dict[str, torch.Tensor], sigma: fl
                 saved.append((w, w.detach().clone()))
                 edges = (rows[:, None] & cols[None, :]) & (w != 0)
                 scale = sigma * float(w[w != 0].std()) if bool((w != 0).any()) else 0.0
-                noise = torch.randn(w.shape, generator=generator).to(w.device, w.dtype)
+                noise = torch.randn(w.shape, generator=generator)
+                noise = order.per_node(link.in_site, order.per_node(link.out_site, noise, dim=0), dim=1).to(w.device, w.dtype)
                 w.add_(noise * scale * edges)
         yield
     finally:

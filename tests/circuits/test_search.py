@@ -8,6 +8,8 @@ import torch
 
 from fracbench.circuits import PromptBatches, measure_conditions, node_sites, node_statistics, search_circuit
 from fracbench.circuits.edges import count_edges, edge_slots
+from fracbench.circuits.keys import node_order
+from fracbench.models.twins import permuted_twin
 from fracbench.models import zoo
 from fracbench.tasks import get_task
 
@@ -42,6 +44,20 @@ def test_random_node_sets_of_the_same_size_do_not_do_the_task(dense_bracket) -> 
         flat[torch.randperm(len(flat), generator=g)[: circuit.n_kept]] = True
         kept = dict(zip([s.name for s in sites], flat.split([s.n_nodes for s in sites])))
         assert measure_conditions(adapter, sites, test, stats.means, kept).sufficiency < found - 0.3
+
+
+def test_a_permuted_twin_gets_the_same_circuit_on_the_moved_nodes(dense_bracket) -> None:
+    """Reordering neurons and heads does not change the function, so it must not change the circuit: the search's
+    initial noise and its ties follow the nodes' keys (scores v2 drew them by index: 393 instead of 420 nodes)."""
+    adapter, sites, _, _, circuit, _ = dense_bracket
+    twin, task = permuted_twin(adapter, seed=5), get_task("bracket_depth")
+    search = PromptBatches.build(twin, task, task.examples("train", N, 0), 64)
+    found = search_circuit(twin, sites, search, node_statistics(twin, search, sites).means, steps=STEPS, seed=0)
+    mine, theirs = node_order(adapter, sites), node_order(twin, sites)
+    assert found.n_kept == circuit.n_kept
+    for s in sites:  # the node of each key: kept in both or in neither
+        by_key = circuit.kept[s.name][torch.argsort(mine.ranks[s.name])]
+        assert torch.equal(by_key, found.kept[s.name][torch.argsort(theirs.ranks[s.name])]), s.name
 
 
 def test_the_same_seed_finds_the_same_circuit(dense_bracket) -> None:
