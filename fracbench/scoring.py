@@ -228,6 +228,7 @@ class Verdict:
     reasons: list[str]
     cue_reliance: Estimate | None = None  # accuracy on cue_agree minus cue_flip; None without those splits
     relies_on_cue: bool = False  # cue_reliance's 95% lower bound above CUE_RELIANCE_MIN
+    no_behaviour: bool = False  # circuits were measured, but the model shows no behaviour for one to explain (C undefined)
     # "D", "C", "F" -> [B] bootstrap replicates, paired (the same test-example draws); NaN where a replicate was dropped
     replicates: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
@@ -388,7 +389,8 @@ def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: 
     relies = reliance is not None and reliance.low > CUE_RELIANCE_MIN
     cue = [f"relies on its cue: accuracy {reliance.value:+.2f} [{reliance.low:+.2f}, {reliance.high:+.2f}] with it agreeing vs "
            f"flipped"] if relies else []
-    scored = dict(D=D, C=coh.C, F=F, components=coh.components, replicates=reps, cue_reliance=reliance, relies_on_cue=relies)
+    scored = dict(D=D, C=coh.C, F=F, components=coh.components, replicates=reps, cue_reliance=reliance, relies_on_cue=relies,
+                  no_behaviour=t.circuits is not None and coh.C is None)
 
     def decided(label: VerdictLabel, reasons: list[str]) -> Verdict:
         return Verdict(**scored, verdict=label, reasons=cue + reasons)
@@ -402,7 +404,7 @@ def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: 
         return decided(INCONCLUSIVE, [f"{interval}: across {D_HIGH}"])
     if t.circuits is None:
         return decided(NOT_SCORED, ["no circuit (run without --no-circuits)"])
-    if coh.C is None:
+    if scored["no_behaviour"]:
         return decided(NO_BEHAVIOUR, ["no behaviour for a circuit to explain (m(M) - m(empty) below MIN_EFFECT)"])
     failing = sorted((v, k) for k, v in coh.components.items() if k in IN_C and v is not None and v < COMPONENT_LOW)
     low = [f"{k} {v:.2f}" for v, k in failing]  # the weakest first: the verdict's main cause leads
@@ -436,15 +438,15 @@ class ModelScores:
     counts: dict[str, int] = field(default_factory=dict)  # task label -> how many tasks hold it
 
 
-def _task_score(v: Verdict, key: str, t: TaskResult, n_bootstrap: int) -> tuple[float, np.ndarray] | None:
+def _task_score(v: Verdict, key: str, n_bootstrap: int) -> tuple[float, np.ndarray] | None:
     """A task's point and [B] replicates of D, C or F for the model mean; C = 0 (and F = D) where circuits were
-    searched but the model shows no behaviour; None where the score is not measured."""
+    measured but the model shows no behaviour; None where the score is not measured."""
     e = getattr(v, key)
     if e is not None:
         return e.value, v.replicates.get(key, np.zeros(0))
-    if key != "D" and t.circuits is not None and v.D is not None and v.C is None:
-        if key == "C":
-            return 0.0, np.zeros(n_bootstrap)
+    if key == "C" and v.no_behaviour:
+        return 0.0, np.zeros(n_bootstrap)
+    if key == "F" and v.no_behaviour and v.D is not None:
         return v.D.value, v.replicates.get("D", np.zeros(0))
     return None
 
@@ -461,7 +463,7 @@ def model_scores(result: RunResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = 
     order = {name: np.random.default_rng((seed, MODEL_SHUFFLE_SALT, i)).permutation(n_bootstrap) for i, name in enumerate(names)}
     means = {}
     for key in ("D", "C", "F"):
-        scores = {n: _task_score(verdicts[n], key, result.tasks[n], n_bootstrap) for n in names}
+        scores = {n: _task_score(verdicts[n], key, n_bootstrap) for n in names}
         having = [n for n in names if scores[n] is not None]
         if not having:
             means[key] = None

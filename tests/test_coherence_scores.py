@@ -27,6 +27,7 @@ from fracbench.results_coherence import (
 from fracbench.scoring import (
     C_LOW,
     COMPONENT_LOW,
+    CUE_RELIANCE_MIN,
     D_HIGH,
     IN_C,
     coherence,
@@ -128,12 +129,19 @@ def test_c_is_the_geometric_mean_of_the_components() -> None:
     assert coh.C.low <= coh.C.value <= coh.C.high
 
 
-def test_high_d_and_low_c_is_fractured_naming_the_failing_components() -> None:
-    v = verdict(run({"a": task()}), "a")
-    assert v.D.value >= D_HIGH and v.C.value < C_LOW
+def test_high_d_and_a_c_interval_below_the_threshold_is_fractured_naming_the_failing_components() -> None:
+    v = verdict(run({"a": task(circuit=(1.0,) * 4, complement=(3.0,) * 4)}), "a")
+    assert v.D.low >= D_HIGH and v.C.high < C_LOW
     assert v.verdict == "FRACTURED"
     assert any(r.startswith("ood") for r in v.reasons) and all(float(r.split()[-1]) < COMPONENT_LOW for r in v.reasons)
     assert v.F.value == pytest.approx(v.D.value - v.C.value)
+
+
+def test_a_c_interval_across_the_threshold_is_inconclusive() -> None:
+    """Scores v2 decided C on its point: a C of 0.48 [0.30, 0.60] was FRACTURED, 0.52 [0.40, 0.70] coherent."""
+    v = verdict(run({"a": task()}), "a")
+    assert v.C.low < C_LOW <= v.C.high, v.C
+    assert v.verdict == "inconclusive" and v.reasons[0].startswith(f"C {v.C.value:.2f}, 95% interval")
 
 
 def test_a_model_that_does_not_decode_is_not_flagged() -> None:
@@ -141,11 +149,11 @@ def test_a_model_that_does_not_decode_is_not_flagged() -> None:
     assert v.verdict == "does not decode" and v.D.value < D_HIGH
 
 
-def test_a_d_whose_interval_reaches_below_the_threshold_does_not_show_decoding() -> None:
+def test_a_d_whose_interval_reaches_across_the_threshold_is_inconclusive() -> None:
     # 3 of 4 rows right at chance 0.5: d = 0.5 exactly, but a resample of 4 examples often reads less
     v = verdict(run({"a": task(probes=("1110", "0000", [0, 1, 0, 1], [0, 1, 2, 3]))}), "a")
-    assert v.D.value == pytest.approx(D_HIGH) and v.D.low < D_HIGH
-    assert v.verdict == "does not decode" and "not all above 0.5" in v.reasons[0]
+    assert v.D.value == pytest.approx(D_HIGH) and v.D.low < D_HIGH <= v.D.high
+    assert v.verdict == "inconclusive" and "across 0.5" in v.reasons[0]
 
 
 def test_no_behaviour_to_explain_means_no_coherence() -> None:
@@ -161,3 +169,29 @@ def test_scoring_and_the_circuit_search_agree_on_when_there_is_no_behaviour() ->
     from fracbench.circuits import faithfulness
 
     assert faithfulness.MIN_EFFECT == scoring.MIN_EFFECT
+
+
+def with_cue_splits(t: TaskResult, agree: list[float], flip: list[float]) -> TaskResult:
+    behaviour = {**t.behaviour, "cue_agree": SplitBehaviour.from_logit_diffs(agree, None, 0),
+                 "cue_flip": SplitBehaviour.from_logit_diffs(flip, None, 0)}
+    return t.model_copy(update={"behaviour": behaviour, "n_examples": {**t.n_examples, "cue_agree": len(agree), "cue_flip": len(flip)}})
+
+
+def test_a_model_that_follows_its_cue_is_named_for_it_whatever_its_verdict() -> None:
+    """Cue reliance is accuracy with the cue agreeing minus flipped, decided on its interval; a reason beside D and C."""
+    follows = with_cue_splits(task(probes=USELESS_PROBES), agree=[1.0] * 40, flip=[-1.0] * 30 + [1.0] * 10)
+    v = verdict(run({"a": follows}), "a")
+    assert v.cue_reliance.value == pytest.approx(0.75) and v.cue_reliance.low > CUE_RELIANCE_MIN and v.relies_on_cue
+    assert v.verdict == "does not decode" and v.reasons[0].startswith("relies on its cue: accuracy +0.75")
+    ignores = with_cue_splits(task(), agree=[1.0] * 20 + [-1.0] * 20, flip=[1.0] * 19 + [-1.0] * 21)
+    v = verdict(run({"a": ignores}), "a")
+    assert v.cue_reliance.low < 0 < v.cue_reliance.high and not v.relies_on_cue
+    assert not any(r.startswith("relies") for r in v.reasons)
+    assert verdict(run({"a": task()}), "a").cue_reliance is None  # no cue splits: not measured
+
+
+def test_decoding_without_behaviour_for_a_circuit_is_its_own_verdict() -> None:
+    flat = task(circuit=(0.1,) * 4, complement=(0.1,) * 4)
+    flat = flat.model_copy(update={"behaviour": {**flat.behaviour, "test": SplitBehaviour.from_logit_diffs([0.2] * 4, None, 0)}})
+    v = verdict(run({"a": flat}), "a")
+    assert v.verdict == "no behaviour" and v.no_behaviour and v.C is None

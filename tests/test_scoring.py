@@ -39,7 +39,7 @@ def test_D_is_the_mean_of_the_latents_d_recomputed_from_the_raw_flags() -> None:
     assert a.d.value == pytest.approx(0.5) and b.d.value == pytest.approx(0.5) and b.floor == 6 / 8
     assert a.control_accuracy.value == 1.0 and a.selectivity.value == pytest.approx(-1 / 8)
     assert b.control_accuracy.value == 0.0 and b.selectivity.value == pytest.approx(7 / 8)
-    assert score.D.value == pytest.approx(0.5) and score.version == "2"
+    assert score.D.value == pytest.approx(0.5) and score.version == "3"
     for e in [score.D, *(lat.d for lat in score.latents.values()), *(lat.accuracy for lat in score.latents.values()),
               *(lat.lexical for lat in score.latents.values())]:
         assert 0 <= e.low <= e.value <= e.high <= 1
@@ -100,26 +100,56 @@ def _task(verdict: str, D: float, C: float | None, offset: float) -> Verdict:
     spread = np.linspace(-0.05, 0.05, 1000) + offset
     est = (lambda v: None if v is None else Estimate(v, v - 0.05, v + 0.05))
     reps = {"D": D + spread} | ({} if C is None else {"C": C + spread[::-1], "F": D - C + 2 * spread})
-    return Verdict(est(D), est(C), None if C is None else est(D - C), {}, verdict, [f"{verdict} reason"], reps)
+    return Verdict(est(D), est(C), None if C is None else est(D - C), {}, verdict, [f"{verdict} reason"], replicates=reps)
 
 
 def test_model_scores_are_task_means_with_an_interval_from_independent_task_draws() -> None:
     verdicts = {"a": _task("coherent", 0.9, 0.7, 0.0), "b": _task("FRACTURED", 0.8, 0.3, 0.0), "c": _task("does not decode", 0.1, None, 0.0)}
     scores = model_scores(None, verdicts=verdicts)
-    assert scores.D.value == pytest.approx(0.6) and scores.C.value == pytest.approx(0.5)  # C over the tasks that have it
+    assert scores.D.value == pytest.approx(0.6) and scores.C.value == pytest.approx(0.5)  # c ran no circuit: not in C
     assert scores.F.value == pytest.approx(0.35)  # F over the tasks with both: (0.2 + 0.5) / 2
     assert scores.D.low < scores.D.value < scores.D.high
     # the tasks' replicates are shuffled independently: a mean of 2 is narrower than either task's own +-0.05
     assert scores.C.high - scores.C.low < 0.095
     assert model_scores(None, verdicts=verdicts) == scores  # seeded: the same numbers every time
-    assert scores.verdict == "FRACTURED" and scores.reasons == ["on 1 of 3 tasks", "b: FRACTURED reason"]
+    assert scores.verdict == "inconclusive"  # one label each: no majority
+    assert scores.reasons[0] == "FRACTURED on 1, coherent on 1, does not decode on 1 of 3 tasks"
+    assert scores.reasons[1:] == ["a: coherent (coherent reason)", "b: FRACTURED (FRACTURED reason)",
+                                  "c: does not decode (does not decode reason)"]
 
 
 @pytest.mark.parametrize("labels, expected", [
-    (["coherent", "does not decode"], "coherent"),
+    (["coherent", "does not decode"], "inconclusive"),
+    (["coherent", "coherent", "FRACTURED"], "coherent"),
+    (["FRACTURED", "FRACTURED", "coherent"], "FRACTURED"),
+    (["FRACTURED", "coherent", "inconclusive", "coherent"], "inconclusive"),  # a half is not a majority
+    (["coherent"] + ["does not decode"] * 5, "does not decode"),  # scores v2 called this model coherent
+    (["FRACTURED"] + ["coherent"] * 5, "coherent"),  # scores v2 flagged it FRACTURED
+    (["no behaviour", "no behaviour", "coherent"], "no behaviour"),
     (["does not decode", "does not decode"], "does not decode"),
-    (["does not decode", "not scored"], "not scored"),
+    (["not scored", "not scored"], "not scored"),
 ])
-def test_the_model_verdict_is_fractured_on_any_task_else_coherent_on_any(labels: list[str], expected: str) -> None:
+def test_the_model_verdict_is_the_label_of_a_majority_of_its_tasks(labels: list[str], expected: str) -> None:
     verdicts = {f"t{i}": _task(label, 0.9, 0.7, 0.0) for i, label in enumerate(labels)}
     assert model_scores(None, verdicts=verdicts).verdict == expected
+
+
+def test_a_task_without_behaviour_counts_zero_in_the_model_s_c() -> None:
+    """Scores v2 left it out of the mean, so failing a task raised a model's C (and its rank)."""
+    good = _task("coherent", 0.9, 0.7, 0.0)
+    failed = Verdict(good.D, None, None, {}, "no behaviour", ["no behaviour"], no_behaviour=True, replicates={"D": good.replicates["D"]})
+    both = model_scores(None, verdicts={"a": good, "b": failed})
+    assert both.C.value == pytest.approx(0.35) and both.F.value == pytest.approx((0.2 + 0.9) / 2)
+    assert both.C.low < both.C.value < both.C.high
+    assert both.C.value < model_scores(None, verdicts={"a": good}).C.value
+
+
+def test_d_is_reported_on_each_cue_stratum_of_the_test_examples() -> None:
+    """A probe right only where the spurious cue agreed with the answer reads the cue: its D is 1 on that stratum
+    and 0 on the other (D version 3; the point estimates are recomputed on each stratum's rows)."""
+    section = probe_section({"a": ("11110000", "00000000", [0, 1, 0, 1, 0, 1, 0, 1], [0, 1, 2, 3, 4, 5, 6, 7])}, n_test_examples=8)
+    section = section.model_copy(update={"test_cue_agrees": "11110000"})
+    d = decodability(section)
+    assert d.D.value == pytest.approx(0.0)  # 4 of 8 right: at chance
+    assert d.strata["cue agrees"].value == pytest.approx(1.0) and d.strata["cue disagrees"].value == pytest.approx(0.0)
+    assert decodability(section.model_copy(update={"test_cue_agrees": None})).strata == {}

@@ -16,6 +16,7 @@ from fracbench.cli import main
 from fracbench.integrations.lm_eval import task_dir
 from fracbench.integrations.lm_eval.data import fracbench_split
 from fracbench.integrations.lm_eval.generate import files, lm_eval_name
+from fracbench.results import SCHEMA_VERSION
 from fracbench.runner import run
 from fracbench.tasks import TASKS, get_task
 
@@ -116,7 +117,7 @@ def test_a_run_can_carry_lm_eval_s_results_for_the_same_model_and_seed(tiny_gpt2
     assert main(args) == 0
     assert "acc equals fracbench's behaviour accuracy on 14 of 14 splits" in capsys.readouterr().out
     result = read_results(next(tmp_path.glob("*.json")))
-    assert result.schema_version == "5" and result.lm_eval.n == 6 and result.lm_eval.seed == 0
+    assert result.schema_version == SCHEMA_VERSION and result.lm_eval.n == 6 and result.lm_eval.seed == 0
     assert result.lm_eval.results["fracbench_copy_name_test"]["acc,none"] == pytest.approx(result.tasks["copy_name"].behaviour["test"].accuracy)
     assert main(["run", "--model", "zoo:dense", "--lm-eval", "--out", str(tmp_path)]) == 2
     assert "--lm-eval runs lm-eval's HuggingFace model" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import pytest
 from fracbench.cli import main
 from fracbench.leaderboard import MAX_SUBMISSION_BYTES, entries
 from fracbench.runner import run
+from fracbench.tasks import SUITE_VERSION
 
 from .conftest import as_model
 
@@ -40,7 +41,7 @@ def test_submit_json_names_each_problem(tmp_path: Path, tiny_results: dict[str, 
     answer = json.loads(capsys.readouterr().out)
     assert answer["accepted"] is False and answer["scores"] is None
     assert [p["field"] for p in answer["problems"]] == ["suite_version"]  # versions first: scores are not compared across them
-    data["suite_version"] = "0.2"
+    data["suite_version"] = SUITE_VERSION
     assert main(["submit", str(write(tmp_path, json.dumps(data).encode())), "--dry-run", "--json"]) == 1
     assert [p["field"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["tasks.quote_close.scores.D.value"]
 
