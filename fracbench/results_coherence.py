@@ -162,3 +162,4 @@ class TaskScores(Strict):
     reasons: list[str]  # cue reliance when shown, the failing components, or why there is no verdict
     cue_reliance: ScoreEstimate | None = None  # accuracy with the cue agreeing minus flipped; None without the cue splits
     relies_on_cue: bool = False  # cue_reliance's 95% lower bound above scoring.CUE_RELIANCE_MIN
+    G: ScoreEstimate | None = None  # behavioural generalization OOD (scoring.generalization); beside D and C, not in C

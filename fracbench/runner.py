@@ -174,7 +174,8 @@ def with_scores(result: RunResult) -> RunResult:
     for name, task in result.tasks.items():
         v = verdict(result, name)
         scores = TaskScores(version=SCORES_VERSION, D=estimate(v.D), C=estimate(v.C), F=estimate(v.F), components=v.components,
-                            verdict=v.verdict, reasons=v.reasons, cue_reliance=estimate(v.cue_reliance), relies_on_cue=v.relies_on_cue)
+                            verdict=v.verdict, reasons=v.reasons, cue_reliance=estimate(v.cue_reliance), relies_on_cue=v.relies_on_cue,
+                            G=estimate(v.G))
         tasks[name] = task.model_copy(update={"scores": scores})
     return result.model_copy(update={"tasks": tasks})
 

@@ -229,6 +229,7 @@ class Verdict:
     cue_reliance: Estimate | None = None  # accuracy on cue_agree minus cue_flip; None without those splits
     relies_on_cue: bool = False  # cue_reliance's 95% lower bound above CUE_RELIANCE_MIN
     no_behaviour: bool = False  # circuits were measured, but the model shows no behaviour for one to explain (C undefined)
+    G: Estimate | None = None  # behavioural generalization: the share of the test accuracy's margin kept OOD, mean over splits
     # "D", "C", "F" -> [B] bootstrap replicates, paired (the same test-example draws); NaN where a replicate was dropped
     replicates: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
@@ -245,6 +246,22 @@ def recovered(value, empty, full):
     span = np.asarray(full) - np.asarray(empty)
     ok = span >= MIN_EFFECT
     out = np.where(ok, np.clip((np.asarray(value) - empty) / np.where(ok, span, 1.0), 0, 1), np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
+def closeness(ratio):
+    """``max(0, 1 - |1 - ratio|)``: 1 where a circuit's share of the model's effect (or robustness) is the model's own,
+    falling as it undershoots *or* overshoots (MIB's CMD distance, Mueller et al. 2025): a circuit that does more than
+    the model is no better an account of it. NaN stays NaN."""
+    value = np.maximum(0.0, 1.0 - np.abs(1.0 - np.asarray(ratio, dtype=float)))
+    return float(value) if value.ndim == 0 else value
+
+
+def share(value, empty, full):
+    """``(value - empty) / (full - empty)`` unclipped where full - empty >= MIN_EFFECT, else NaN (undefined)."""
+    span = np.asarray(full) - np.asarray(empty)
+    ok = span >= MIN_EFFECT
+    out = np.where(ok, (np.asarray(value) - empty) / np.where(ok, span, 1.0), np.nan)
     return float(out) if out.ndim == 0 else out
 
 
@@ -277,7 +294,7 @@ def coherence_components(result: RunResult, task: str, n_bootstrap: int = N_BOOT
     out: dict[str, np.ndarray | None] = dict.fromkeys(COMPONENTS)
     if not float(full[0] - empty[0]) >= MIN_EFFECT:
         return out  # no behaviour beyond the all-ablated model: nothing for a circuit to explain
-    sufficiency = recovered(items.mean(c.test.circuit), empty, full)
+    sufficiency = closeness(share(items.mean(c.test.circuit), empty, full))  # no reward for beating the model
     necessity = 1 - recovered(items.mean(c.test.complement), empty, full)
     out["faithfulness"] = np.sqrt(np.nan_to_num(sufficiency) * np.nan_to_num(necessity))
     size, slots = (c.n_edges, c.edge_slots) if c.n_edges is not None else (c.n_nodes, sum(c.node_sites.values()))
@@ -294,16 +311,72 @@ def coherence_components(result: RunResult, task: str, n_bootstrap: int = N_BOOT
     if t.stress is not None:
         out["stress"] = stress_robustness(t, items)
     if c.ood:
-        levels = []
-        clean = items.accuracy(test.logit_diffs)
-        for i, (split, circ) in enumerate(sorted(c.ood.items())):
-            b = t.behaviour[split]
-            ood_items = _Items(_weights(b.n, n_bootstrap, (seed, i + 1)))
-            kept = retention(ood_items.accuracy(b.logit_diffs), clean)
-            faithful = np.nan_to_num(recovered(ood_items.mean(circ.circuit), ood_items.mean(circ.empty), ood_items.mean(b.logit_diffs)))
-            levels.append(np.sqrt(kept * faithful))
-        out["ood"] = np.mean(levels, axis=0)
+        ood = ood_faithfulness(t, n_bootstrap, seed)
+        out["ood"] = ood.values if ood.values is not None else None
     return out
+
+
+@dataclass(frozen=True)
+class OODFaithfulness:
+    """C's ood component and which OOD splits it could use."""
+
+    values: np.ndarray | None  # [1 + B] mean over the usable splits; None when no split is usable
+    used: list[str]  # splits where the model keeps its behaviour and the latents still decode
+    no_behaviour: list[str]  # splits where the model's mean logit difference is not MIN_EFFECT above the all-ablated model's
+    not_decoded: list[str]  # splits where the in-distribution probes' D there (point) is below D_HIGH
+
+
+def ood_decodability(t: TaskResult, split: str) -> float | None:
+    """D on an OOD split, point estimate: the in-distribution probe's transfer accuracy per latent, normalized above
+    the latent's in-distribution floor max(chance, lexical, untrained), averaged; None without transfer readouts."""
+    if t.probes is None:
+        return None
+    ds = []
+    for latent in t.probes.latents.values():
+        transfer = latent.transfer.get(split)
+        if transfer is None:
+            return None
+        untrained = latent.untrained.test.accuracy if latent.untrained is not None else 0.0
+        ds.append(latent_d(transfer.accuracy, latent.chance, latent.lexical.accuracy, untrained))
+    return float(np.mean(ds)) if ds else None
+
+
+def ood_faithfulness(t: TaskResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> OODFaithfulness:
+    """Over the OOD splits where the model keeps its behaviour (m(M) - m(empty) >= MIN_EFFECT) and the latents still
+    decode (``ood_decodability`` >= D_HIGH; not checked without probes), the in-distribution circuit's closeness to
+    the model there, ``closeness((m(C) - m(empty)) / (m(M) - m(empty)))``, averaged. Behavioural failure OOD is
+    generalization G's, and a latent the model no longer computes says nothing about how it is organized."""
+    used, no_behaviour, not_decoded, levels = [], [], [], []
+    for i, (split, circ) in enumerate(sorted(t.circuits.ood.items())):
+        b = t.behaviour[split]
+        ood_items = _Items(_weights(b.n, n_bootstrap, (seed, i + 1)))
+        full, empty = ood_items.mean(b.logit_diffs), ood_items.mean(circ.empty)
+        if not float(full[0] - empty[0]) >= MIN_EFFECT:
+            no_behaviour.append(split)
+            continue
+        decoded = ood_decodability(t, split)
+        if decoded is not None and decoded < D_HIGH:
+            not_decoded.append(split)
+            continue
+        used.append(split)
+        span = full - empty  # above MIN_EFFECT at the point; a replicate with none left counts 0
+        levels.append(np.nan_to_num(closeness((ood_items.mean(circ.circuit) - empty) / np.where(span > 0, span, np.nan))))
+    values = np.mean(levels, axis=0) if levels else None
+    return OODFaithfulness(values, used, no_behaviour, not_decoded)
+
+
+def generalization(t: TaskResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> Estimate | None:
+    """Behavioural generalization G: the mean over the task's OOD splits of the share of the test split's accuracy
+    margin over chance the model keeps there (``retention``). Beside D and C, never in C. None without OOD splits."""
+    test = t.behaviour.get("test")
+    ood = sorted(s for s, b in t.behaviour.items() if b.ood_axis is not None)
+    if test is None or not ood:
+        return None
+    clean = _Items(_weights(test.n, n_bootstrap, seed)).accuracy(test.logit_diffs)
+    kept = [retention(_Items(_weights(t.behaviour[s].n, n_bootstrap, (seed, i + 1))).accuracy(t.behaviour[s].logit_diffs), clean)
+            for i, s in enumerate(ood)]
+    G = np.mean(kept, axis=0)
+    return _estimate(float(G[0]), G[1:])
 
 
 def stress_robustness(t: TaskResult, items: _Items) -> np.ndarray | None:
@@ -311,7 +384,8 @@ def stress_robustness(t: TaskResult, items: _Items) -> np.ndarray | None:
 
     Per kind, the area under the circuit's accuracy-retention curve (relative to its clean accuracy) over the
     area under the full model's curve under the same perturbations (relative to the model's clean accuracy),
-    clipped to [0, 1]. A kind where the full model keeps nothing at any level says nothing about the circuit
+    scored by ``closeness`` (a circuit more robust than the model is no better an account of it than a less robust one;
+    scores v2 clipped the ratio at 1, and saw ratios up to 3.14). A kind where the full model keeps nothing at any level says nothing about the circuit
     and is left out (None when every kind is). Why relative: docs/metrics.md, "Coherence C".
     """
     circuit_clean, model_clean = items.accuracy(t.circuits.test.circuit), items.accuracy(t.behaviour["test"].logit_diffs)
@@ -322,7 +396,7 @@ def stress_robustness(t: TaskResult, items: _Items) -> np.ndarray | None:
             continue
         circuit_area = np.sum([retention(items.accuracy(row), circuit_clean) for row in curve.circuit], axis=0)
         model_area = np.sum([retention(items.accuracy(row), model_clean) for row in curve.model], axis=0)
-        per_kind.append(np.where(model_area > 0, np.clip(circuit_area / np.where(model_area > 0, model_area, 1.0), 0, 1), np.nan))
+        per_kind.append(np.where(model_area > 0, closeness(circuit_area / np.where(model_area > 0, model_area, 1.0)), np.nan))
     if not per_kind or bool(np.isnan(np.vstack(per_kind)[:, 0]).all()):
         return None
     return np.nanmean(np.vstack(per_kind), axis=0)
@@ -386,11 +460,19 @@ def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: 
         F = _estimate(D.value - coh.C.value, paired[~np.isnan(paired)])
         reps["F"] = paired
     reliance = cue_reliance(t, n_bootstrap, seed)
+    ood_notes = []
+    if t.circuits is not None and t.circuits.ood and coh.C is not None:
+        ood = ood_faithfulness(t, n_bootstrap, seed)
+        n_ood = len(t.circuits.ood)
+        if ood.no_behaviour:
+            ood_notes.append(f"no behaviour OOD on {len(ood.no_behaviour)} of {n_ood} splits")
+        if ood.not_decoded:
+            ood_notes.append(f"does not decode OOD on {len(ood.not_decoded)} of {n_ood} splits")
     relies = reliance is not None and reliance.low > CUE_RELIANCE_MIN
     cue = [f"relies on its cue: accuracy {reliance.value:+.2f} [{reliance.low:+.2f}, {reliance.high:+.2f}] with it agreeing vs "
            f"flipped"] if relies else []
     scored = dict(D=D, C=coh.C, F=F, components=coh.components, replicates=reps, cue_reliance=reliance, relies_on_cue=relies,
-                  no_behaviour=t.circuits is not None and coh.C is None)
+                  no_behaviour=t.circuits is not None and coh.C is None, G=generalization(t, n_bootstrap, seed))
 
     def decided(label: VerdictLabel, reasons: list[str]) -> Verdict:
         return Verdict(**scored, verdict=label, reasons=cue + reasons)
@@ -410,10 +492,10 @@ def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: 
     low = [f"{k} {v:.2f}" for v, k in failing]  # the weakest first: the verdict's main cause leads
     C = coh.C
     if C.high < C_LOW:
-        return decided(FRACTURED, low or [f"C {C.value:.2f} [{C.low:.2f}, {C.high:.2f}] below {C_LOW}"])
+        return decided(FRACTURED, (low or [f"C {C.value:.2f} [{C.low:.2f}, {C.high:.2f}] below {C_LOW}"]) + ood_notes)
     if C.low < C_LOW:
-        return decided(INCONCLUSIVE, [f"C {C.value:.2f}, 95% interval [{C.low:.2f}, {C.high:.2f}]: across {C_LOW}"] + low)
-    return decided(COHERENT, low)
+        return decided(INCONCLUSIVE, [f"C {C.value:.2f}, 95% interval [{C.low:.2f}, {C.high:.2f}]: across {C_LOW}"] + low + ood_notes)
+    return decided(COHERENT, low + ood_notes)
 
 
 # -- a model over the suite -------------------------------------------------------------
@@ -507,6 +589,11 @@ __all__ = [
     "CUE_RELIANCE_MIN",
     "MODEL_MAJORITY",
     "cue_reliance",
+    "closeness",
+    "share",
+    "generalization",
+    "ood_faithfulness",
+    "ood_decodability",
     "COMPONENTS",
     "IN_C",
     "Coherence",

@@ -16,6 +16,7 @@ from fracbench.results import (
     SplitBehaviour,
     TaskResult,
     Timings,
+    Transfer,
 )
 from fracbench.results_coherence import (
     CircuitConditions,
@@ -93,8 +94,10 @@ def test_each_component_follows_its_definition() -> None:
     # the full model keeps all its accuracy under every perturbation, so each kind's share is the circuit's mean retention:
     # circuit clean accuracy 1; noise: retention 1 then 0; dropout: 1; distractors: 0
     assert parts["stress"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
-    # OOD: accuracy 0.5 keeps none of the margin over chance -> 0, whatever the circuit recovers
-    assert parts["ood"] == 0.0
+    # OOD: the model keeps behaviour (m(M) 1.5 over m(empty) 0) and the circuit's 2.0 overshoots it by a third
+    assert parts["ood"] == pytest.approx(1 - (2.0 / 1.5 - 1))
+    # the model's OOD accuracy 0.5 keeps none of its margin over chance: that is generalization G's, not C's
+    assert verdict(result, "a").G.value == 0.0
     assert coherence(result, "b").components["specificity"] == pytest.approx(0.75)  # a keeps all of its behaviour under b's circuit
 
 
@@ -112,11 +115,12 @@ def test_the_specificity_matrix_holds_each_circuit_s_drop_on_every_task_and_is_r
 def test_stress_is_the_share_of_the_full_model_s_robustness_the_circuit_keeps() -> None:
     half = [1.0, 1.0, 1.0, -1.0]  # accuracy 0.75: half the margin over chance
     t = task()
-    t.stress.activation_noise = Curve(levels=[1.0, 2.0], model=[half, half], circuit=[half, [3.0] * 4])  # circuit at least as robust
+    # the circuit is more robust than the model (area 1.5 against 1.0): no better an account of it than one at 0.5
+    t.stress.activation_noise = Curve(levels=[1.0, 2.0], model=[half, half], circuit=[half, [3.0] * 4])
     t.stress.dropout = Curve(levels=[0.5], model=[FULL], circuit=[half])  # keeps half of what the model keeps
     t.stress.distractors = Curve(levels=[1.0], model=[[-1.0] * 4], circuit=[[-1.0] * 4])  # the model keeps nothing: no evidence
     parts = coherence(run({"a": t}), "a").components
-    assert parts["stress"] == pytest.approx((1.0 + 0.5) / 2)
+    assert parts["stress"] == pytest.approx((0.5 + 0.5) / 2)
 
 
 def test_c_is_the_geometric_mean_of_the_components() -> None:
@@ -133,7 +137,7 @@ def test_high_d_and_a_c_interval_below_the_threshold_is_fractured_naming_the_fai
     v = verdict(run({"a": task(circuit=(1.0,) * 4, complement=(3.0,) * 4)}), "a")
     assert v.D.low >= D_HIGH and v.C.high < C_LOW
     assert v.verdict == "FRACTURED"
-    assert any(r.startswith("ood") for r in v.reasons) and all(float(r.split()[-1]) < COMPONENT_LOW for r in v.reasons)
+    assert v.reasons == ["faithfulness 0.25"] and all(float(r.split()[-1]) < COMPONENT_LOW for r in v.reasons)
     assert v.F.value == pytest.approx(v.D.value - v.C.value)
 
 
@@ -195,3 +199,23 @@ def test_decoding_without_behaviour_for_a_circuit_is_its_own_verdict() -> None:
     flat = flat.model_copy(update={"behaviour": {**flat.behaviour, "test": SplitBehaviour.from_logit_diffs([0.2] * 4, None, 0)}})
     v = verdict(run({"a": flat}), "a")
     assert v.verdict == "no behaviour" and v.no_behaviour and v.C is None
+
+
+def test_a_circuit_that_beats_the_model_is_no_more_faithful_than_one_that_falls_short() -> None:
+    """Scores v2 clipped sufficiency at 1: a circuit at 150% of the model's logit difference scored as perfect."""
+    over, under = (coherence(run({"a": task(circuit=(c,) * 4, complement=(0.0,) * 4)}), "a").components["faithfulness"] for c in (6.0, 2.0))
+    assert over == pytest.approx(under) == pytest.approx(math.sqrt(0.5))
+
+
+def test_ood_splits_without_behaviour_or_decoding_are_left_out_of_c_and_named() -> None:
+    """Scores v2 scored "the model fails OOD" as disorganization (and jumped to 0 at MIN_EFFECT)."""
+    no_behaviour = run({"a": task(ood_full=(0.2,) * 4)})
+    assert coherence(no_behaviour, "a").components["ood"] is None
+    v = verdict(no_behaviour, "a")
+    assert "no behaviour OOD on 1 of 1 splits" in v.reasons and v.G.value == 1.0  # every choice right, by a margin too small to explain
+    t = task()
+    lost = {name: latent.model_copy(update={"transfer": {"ood/far/1": Transfer(n=4, accuracy=0.5, n_unseen=0, correct="1010", unseen="0000")}})
+            for name, latent in t.probes.latents.items()}
+    t = t.model_copy(update={"probes": t.probes.model_copy(update={"latents": lost})})
+    assert coherence(run({"a": t}), "a").components["ood"] is None
+    assert "does not decode OOD on 1 of 1 splits" in verdict(run({"a": t}), "a").reasons

@@ -1,57 +1,73 @@
 """Known answers: the verdict on zoo models whose organization is known by construction.
 
-* the shortcut model (trained where a spurious name or recency cue agrees with the answer) decodes
-  the latents in distribution but is FRACTURED on the tasks where it took the cue, with OOD
-  robustness the weakest component;
-* the weight-sparse model is more coherent than its dense twin (same recipe, dense weights);
-* the random-init model does not decode: its probes read no more than its untrained twin's.
+* the shortcut model (trained where a spurious name or recency cue agrees with the answer) relies on
+  its cue where the cue-flip split shows it does (set_or_string: 0.97 with the cue agreeing, 0.55
+  flipped) and is not named for it where it does not (quote_close: 1.00 both ways);
+* the random-init model does not decode any task, and is never flagged;
+* a permuted twin (MLP neurons and heads reordered: the same function) gets the same D, C and verdict.
 
-Full runs at n = 512 over every task and three seeds are in docs/metrics.md ("Known answers");
+These are checks on the models the method was developed on, not validation (issue 15 holds the
+held-out panel). Full runs at n = 512 are in docs/metrics.md ("Known answers (scores version 3)");
 these run the same pipeline on fewer prompts and tasks, so CI checks the method still gets them.
 """
 
 from __future__ import annotations
 
+import types
+
 import pytest
 
+from fracbench.models import load_model
+from fracbench.models.twins import permuted_twin
 from fracbench.results import RunResult
-from fracbench.runner import run
-from fracbench.scoring import D_HIGH
-from fracbench.tasks import TASKS
+from fracbench.runner import measure_task, run
+from fracbench.scoring import D_HIGH, model_scores, verdict
+from fracbench.tasks import TASKS, get_task
 
 N = 256  # test prompts per split (the default 512 train examples: probes, circuit search and bisection)
-CUE_TASKS = ("quote_close", "set_or_string")  # where the shortcut model's OOD accuracy falls to chance (docs/zoo.md)
-TWIN_TASKS = ("bracket_depth", "string_list_depth")
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, RunResult]:
+def shortcut(tmp_path_factory) -> RunResult:
     out = tmp_path_factory.mktemp("known-answers")
-    plan = {"shortcut": list(CUE_TASKS), "dense": list(TWIN_TASKS), "sparse": list(TWIN_TASKS), "random": "all"}
-    return {model: run(f"zoo:{model}", tasks=tasks, out_dir=out, n_test=N, progress=False, circuits=model != "random")[0]
-            for model, tasks in plan.items()}
+    return run("zoo:shortcut", tasks=["quote_close", "set_or_string"], out_dir=out, n_test=N, progress=False, circuits=False)[0]
 
 
-@pytest.mark.parametrize("task", CUE_TASKS)
-def test_the_shortcut_model_decodes_but_is_fractured_by_distribution_shift(runs, task: str) -> None:
-    scores = runs["shortcut"].tasks[task].scores
-    assert scores.D.low >= D_HIGH, scores  # decoding shown: the whole interval
-    assert scores.verdict == "FRACTURED", scores
-    assert scores.reasons[0].startswith("ood "), scores.reasons  # the weakest component: the cause
+def test_the_shortcut_model_relies_on_its_cue_where_the_cue_flip_split_shows_it(shortcut: RunResult) -> None:
+    scores = shortcut.tasks["set_or_string"].scores
+    assert scores.relies_on_cue and scores.cue_reliance.low > 0.2, scores
+    assert scores.reasons[0].startswith("relies on its cue"), scores.reasons
 
 
-@pytest.mark.parametrize("task", TWIN_TASKS)
-def test_the_weight_sparse_model_is_more_coherent_than_its_dense_twin(runs, task: str) -> None:
-    dense, sparse = runs["dense"].tasks[task], runs["sparse"].tasks[task]
-    assert dense.circuits.n_edges > 2 * sparse.circuits.n_edges, (dense.circuits.n_edges, sparse.circuits.n_edges)
-    assert sparse.scores.C.value > dense.scores.C.value, (sparse.scores, dense.scores)
-    assert sparse.scores.components["compactness"] > dense.scores.components["compactness"]
+def test_the_shortcut_model_is_not_named_for_a_cue_it_does_not_use(shortcut: RunResult) -> None:
+    scores = shortcut.tasks["quote_close"].scores
+    assert not scores.relies_on_cue and scores.cue_reliance.low <= 0.05, scores
+    assert not any(r.startswith("relies") for r in scores.reasons)
 
 
-def test_the_random_init_model_does_not_decode_any_task(runs) -> None:
-    random = runs["random"]
+def test_the_random_init_model_is_never_flagged_and_does_not_decode(tmp_path) -> None:
+    """Its D is read above a floor its untrained twin sets, which is another random init: where that floor is high
+    (set_or_string's var_type), D's interval can reach 0.5, and the verdict says so (inconclusive), never more."""
+    random = run("zoo:random", out_dir=tmp_path, n_test=N, progress=False, circuits=False)[0]
     assert set(random.tasks) == set(TASKS.names())
     for name, task in random.tasks.items():
-        assert task.scores.verdict == "does not decode" and task.scores.D.low < D_HIGH, (name, task.scores)
+        assert task.scores.verdict in ("does not decode", "inconclusive") and task.scores.D.low < D_HIGH, (name, task.scores)
+        assert not task.scores.relies_on_cue, (name, task.scores)
+    assert model_scores(random).verdict == "does not decode"
+
+
+@pytest.mark.parametrize("model, task", [("dense", "bracket_depth"), ("sparse", "dict_or_list")])
+def test_a_permuted_twin_gets_the_same_d_c_and_verdict(model: str, task: str) -> None:
+    """Scores v2 gave the permuted dense model 393 instead of 420 nodes and C 0.560 instead of 0.572 on bracket_depth."""
+    original = load_model(f"zoo:{model}")
+    scored = {}
+    for adapter in (original, permuted_twin(original, seed=11)):
+        result, _ = measure_task(adapter, get_task(task), 128, 0)
+        scored[adapter.info.name] = (result, verdict(types.SimpleNamespace(tasks={task: result}, specificity=None), task))
+    (a, va), (b, vb) = scored.values()
+    assert a.circuits.n_nodes == b.circuits.n_nodes and a.circuits.n_edges == b.circuits.n_edges
+    assert va.verdict == vb.verdict
+    assert va.D.value == vb.D.value
+    assert va.C.value == pytest.approx(vb.C.value, abs=1e-6) and va.C.low == pytest.approx(vb.C.low, abs=1e-6)

@@ -17,8 +17,12 @@ import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:  # the plugin loads in every pytest session: fracbench itself is imported only when a run is asked for
+    from ..results_coherence import VerdictLabel
 
 CHECKS = ("behaviour", "decodability", "faithfulness", "stress", "ood", "verdict")
 Z95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval
@@ -135,7 +139,7 @@ class TaskOutcome:
     """One task's recomputed scores, as a test reads them."""
 
     name: str
-    verdict: str  # "FRACTURED", "coherent", "does not decode", "not scored"
+    verdict: VerdictLabel  # scoring's three-way verdict, or why there is none (fracbench.results_coherence.VerdictLabel)
     reasons: list[str]
     D: float | None
     D_low: float | None  # D's 95% lower bound: decoding is decided on it

@@ -141,7 +141,7 @@ def _recomputed(result: RunResult, verdicts: dict[str, Verdict]) -> list[Problem
             problems.append(Problem(f"{where}.version", f"is {stored.version!r}; the board scores with version {SCORES_VERSION!r}"))
             continue
         v = verdicts[name]
-        for key, mine in (("D", v.D), ("C", v.C), ("F", v.F), ("cue_reliance", v.cue_reliance)):
+        for key, mine in (("D", v.D), ("C", v.C), ("F", v.F), ("cue_reliance", v.cue_reliance), ("G", v.G)):
             problems += _compare_estimate(f"{where}.{key}", getattr(stored, key), mine)
         for key, mine in v.components.items():
             problems += _compare_number(f"{where}.components.{key}", stored.components.get(key), mine)
