@@ -27,6 +27,7 @@ from .circuits import (
     search_circuit,
 )
 from .circuits.edges import count_edges, edge_slots
+from .circuits.curves import faithfulness_curves
 from .circuits.keys import NodeOrder, node_order
 from .circuits.nodes import NodeSite
 from .circuits.search import DEFAULT_PENALTY, DEFAULT_STEPS
@@ -34,7 +35,16 @@ from .decodability import default_sites
 from .models.adapter import ModelAdapter
 from .perturbations import stress
 from .perturbations.sparsity import sparsity_by_severity
-from .results_coherence import CircuitConditions, CircuitSection, Curve, OODCircuit, SparsityAxis, SparsityPoint, StressSection
+from .results_coherence import (
+    CircuitConditions,
+    CircuitSection,
+    Curve,
+    FaithfulnessCurve,
+    OODCircuit,
+    SparsityAxis,
+    SparsityPoint,
+    StressSection,
+)
 from .tasks import Task
 
 N_SEARCH = 256  # train examples: node statistics, mask search and bisection
@@ -84,8 +94,14 @@ def measure_coherence(
     def under(batches: PromptBatches, keep: Mapping[str, torch.Tensor]) -> list[float]:
         return logit_diffs_under(adapter, batches, ablation_interventions(sites, keep, stats.means)).tolist()
 
-    measured = measure_conditions(adapter, sites, test, stats.means, kept, full=torch.tensor(full_test, dtype=torch.float64))
+    full = torch.tensor(full_test, dtype=torch.float64)
+    measured = measure_conditions(adapter, sites, test, stats.means, kept, full=full)
     conditions = CircuitConditions(empty=measured.empty.tolist(), circuit=measured.circuit.tolist(), complement=measured.complement.tolist())
+    curve = None
+    if circuit.search_sufficiency is not None:
+        found = faithfulness_curves(adapter, sites, test, stats.means, circuit.scores, order, circuit.n_kept, seed, full=full)
+        curve = FaithfulnessCurve(sizes=found.sizes, learned=[r.tolist() for r in found.learned], random=[r.tolist() for r in found.random],
+                                  random_complement=[r.tolist() for r in found.random_complement])
     ood = {}
     for split in tqdm([s for s in task.splits() if s.is_ood], desc=f"{task.name} OOD circuits", disable=not progress, leave=False):
         batches = PromptBatches.build(adapter, task, task.examples(split.name, n_test, seed), batch_size)
@@ -95,7 +111,7 @@ def measure_coherence(
         node_sites={s.name: s.n_nodes for s in sites},
         kept={name: k.nonzero().squeeze(1).tolist() for name, k in kept.items() if bool(k.any())},
         n_nodes=circuit.n_kept, n_edges=count_edges(adapter, kept), edge_slots=edge_slots(adapter),
-        search_sufficiency=circuit.search_sufficiency, test=conditions, ood=ood,
+        search_sufficiency=circuit.search_sufficiency, test=conditions, ood=ood, curve=curve,
     )
     curves = None if circuit.search_sufficiency is None else measure_stress(adapter, task, sites, stats, kept, test, n_test, seed,
                                                                               batch_size, progress, order)

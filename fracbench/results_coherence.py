@@ -48,6 +48,26 @@ class OODCircuit(Strict):
         return self
 
 
+class FaithfulnessCurve(Strict):
+    """The circuit's faithfulness across sizes (MIB's CPR/CMD grid) for the learned ranking and a random one, and
+    random node sets of the circuit's size ablated; per prompt of the test split, logit differences."""
+
+    sizes: list[int] = Field(min_length=2)  # nodes kept at each grid point (fracbench.circuits.curves.SIZE_GRID), ascending
+    learned: list[list[float]]  # per size: the learned ranking's top nodes alone
+    random: list[list[float]]  # per size: a random ranking's (drawn over the node keys)
+    random_complement: list[list[float]] = Field(min_length=1)  # per random set of the circuit's size: that set ablated
+
+    @model_validator(mode="after")
+    def _shapes(self) -> FaithfulnessCurve:
+        if self.sizes != sorted(self.sizes):
+            raise ValueError("sizes must ascend")
+        if len(self.learned) != len(self.sizes) or len(self.random) != len(self.sizes):
+            raise ValueError(f"{len(self.sizes)} sizes but {len(self.learned)} learned and {len(self.random)} random rows")
+        if len({len(row) for row in (*self.learned, *self.random, *self.random_complement)}) != 1:
+            raise ValueError("every row holds one value per test prompt")
+        return self
+
+
 class CircuitSection(Strict):
     """The task's circuit (Gao et al. node masks, bisected to a sufficiency target) and its faithfulness."""
 
@@ -65,9 +85,12 @@ class CircuitSection(Strict):
     # (the full model is not MIN_EFFECT logits above the all-ablated one: nothing to explain; no node kept)
     test: CircuitConditions  # on the test split's prompts (the behaviour test items, in order)
     ood: dict[str, OODCircuit]  # OOD split -> the circuit there
+    curve: FaithfulnessCurve | None = None  # None: no search ran (or an older schema)
 
     @model_validator(mode="after")
     def _nodes_consistent(self) -> CircuitSection:
+        if self.curve is not None and {len(row) for row in self.curve.learned} != {len(self.test.circuit)}:
+            raise ValueError(f"curve rows must hold one value per test prompt ({len(self.test.circuit)})")
         for site, idx in self.kept.items():
             if site not in self.node_sites:
                 raise ValueError(f"kept[{site!r}]: not a node site (node_sites lists {len(self.node_sites)})")

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from ..models.adapter import ModelAdapter
 from .ablation import PromptBatches, ablation_interventions, last_token_logit_diffs, logit_diffs_under
 from .faithfulness import MIN_EFFECT, normalized
+from .curves import learned_ranking, top
 from .keys import NodeOrder, node_order
 from .nodes import NodeSite, total_nodes
 
@@ -131,14 +132,10 @@ def _bisect(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBat
             ranking: dict[str, torch.Tensor], target: float, n_total: int, full: float, empty: float, nodes: NodeOrder) -> Circuit:
     """Bisection on k, the number of top-ranked nodes kept (ties broken by the nodes' keys);
     ``full`` and ``empty`` are the mean logit differences of the full and the all-ablated model."""
-    canonical = nodes.canonical.to(ranking[sites[0].name].device)
-    flat = torch.cat([ranking[s.name] for s in sites])
-    order = canonical[torch.sort(flat[canonical], descending=True, stable=True).indices]
+    order = learned_ranking(sites, ranking, nodes)
 
     def keep_top(k: int) -> dict[str, torch.Tensor]:
-        flat = torch.zeros(n_total, dtype=torch.bool, device=order.device)
-        flat[order[:k]] = True
-        return dict(zip([s.name for s in sites], flat.split([s.n_nodes for s in sites])))
+        return top(sites, order, k, adapter.device)
 
     def sufficiency(k: int) -> float:
         circuit = float(logit_diffs_under(adapter, batches, ablation_interventions(sites, keep_top(k), means)).mean())
