@@ -198,6 +198,7 @@ SCORES_VERSION = "3"  # the definitions of C's components, C, F, cue reliance an
 MIN_EFFECT = 0.5  # logits: below this m(M) - m(empty) there is no behaviour to normalize by (circuits.faithfulness)
 CHANCE = 0.5  # every task is a binary choice
 COMPONENTS = ("faithfulness", "compactness", "specificity", "stress", "ood")  # reported
+DIAGNOSTICS = ("cpr", "cmd", "necessity_margin")  # reported with the components, never in C (docs/metrics.md)
 STRESS_KINDS = ("activation_noise", "dropout", "weight_noise", "distractors")
 # C's geometric mean leaves out specificity, a diagnostic for now: on the dense zoo model ablating any
 # task's circuit removes at least 90% of every other task's logit difference too (docs/metrics.md), so
@@ -257,6 +258,12 @@ def closeness(ratio):
     return float(value) if value.ndim == 0 else value
 
 
+def area(curve: list[np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The trapezoid area under ``curve`` (one [1 + B] array per x) over ``x``, divided by x's range."""
+    ys = np.vstack(curve)
+    return np.sum((ys[1:] + ys[:-1]) / 2 * np.diff(x)[:, None], axis=0) / (x[-1] - x[0])
+
+
 def share(value, empty, full):
     """``(value - empty) / (full - empty)`` unclipped where full - empty >= MIN_EFFECT, else NaN (undefined)."""
     span = np.asarray(full) - np.asarray(empty)
@@ -291,14 +298,26 @@ def coherence_components(result: RunResult, task: str, n_bootstrap: int = N_BOOT
     n = test.n
     items = _Items(_weights(n, n_bootstrap, seed))
     full, empty = items.mean(test.logit_diffs), items.mean(c.test.empty)
-    out: dict[str, np.ndarray | None] = dict.fromkeys(COMPONENTS)
+    out: dict[str, np.ndarray | None] = dict.fromkeys(COMPONENTS + DIAGNOSTICS)
     if not float(full[0] - empty[0]) >= MIN_EFFECT:
         return out  # no behaviour beyond the all-ablated model: nothing for a circuit to explain
     sufficiency = closeness(share(items.mean(c.test.circuit), empty, full))  # no reward for beating the model
     necessity = 1 - recovered(items.mean(c.test.complement), empty, full)
     out["faithfulness"] = np.sqrt(np.nan_to_num(sufficiency) * np.nan_to_num(necessity))
-    size, slots = (c.n_edges, c.edge_slots) if c.n_edges is not None else (c.n_nodes, sum(c.node_sites.values()))
-    out["compactness"] = np.full(1 + n_bootstrap, 1 - np.log1p(size) / np.log1p(slots))
+    if c.curve is not None:
+        span = full - empty  # at least MIN_EFFECT at the point; a replicate with no behaviour left reads 0 at every size
+
+        def fraction(row: list[float]) -> np.ndarray:
+            return np.nan_to_num((items.mean(row) - empty) / np.where(span > 0, span, np.nan))
+
+        learned, randomly = [fraction(row) for row in c.curve.learned], [fraction(row) for row in c.curve.random]
+        x = np.log(np.asarray(c.curve.sizes, dtype=float))
+        out["cpr"], out["cmd"] = area(learned, x), area([np.abs(1 - f) for f in learned], x)
+        a_learned, a_random = area([closeness(f) for f in learned], x), area([closeness(f) for f in randomly], x)
+        room = 1 - a_random
+        out["compactness"] = np.where(room > 0, np.clip((a_learned - a_random) / np.where(room > 0, room, 1.0), 0, 1), 0.0)
+        random_drops = np.mean([1 - recovered(items.mean(row), empty, full) for row in c.curve.random_complement], axis=0)
+        out["necessity_margin"] = necessity - random_drops
     if result.specificity and task in result.specificity:
         drops = []
         for other, diffs in result.specificity[task].items():
@@ -448,7 +467,7 @@ def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: 
     t = result.tasks[task]
     dec = decodability(t.probes, n_bootstrap, seed) if t.probes is not None else None
     D = dec.D if dec is not None else None
-    coh = coherence(result, task, n_bootstrap, seed) if t.circuits is not None else Coherence(None, dict.fromkeys(COMPONENTS))
+    coh = coherence(result, task, n_bootstrap, seed) if t.circuits is not None else Coherence(None, dict.fromkeys(COMPONENTS + DIAGNOSTICS))
     F, reps = None, {}
     if dec is not None:
         reps["D"] = dec.replicates
@@ -590,6 +609,8 @@ __all__ = [
     "MODEL_MAJORITY",
     "cue_reliance",
     "closeness",
+    "area",
+    "DIAGNOSTICS",
     "share",
     "generalization",
     "ood_faithfulness",

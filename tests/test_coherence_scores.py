@@ -22,6 +22,7 @@ from fracbench.results_coherence import (
     CircuitConditions,
     CircuitSection,
     Curve,
+    FaithfulnessCurve,
     OODCircuit,
     StressSection,
 )
@@ -60,6 +61,10 @@ def task(circuit=(3.0, 3.0, 3.0, 3.0), complement=(1.0, 1.0, 1.0, 1.0), ood_full
         n_edges=edges, edge_slots=slots, search_sufficiency=0.9,
         test=CircuitConditions(empty=EMPTY, circuit=list(circuit), complement=list(complement)),
         ood={"ood/far/1": OODCircuit(empty=[0.0] * 4, circuit=list(ood_circuit))},
+        # the learned ranking reaches half the model's logit difference with 1 node and all of it with 10; a random one
+        # a quarter with 10 and all with 100 (of 100 nodes); a random set of the circuit's size removes a quarter
+        curve=FaithfulnessCurve(sizes=[1, 10, 100], learned=[[2.0] * 4, FULL, FULL], random=[[0.0] * 4, [1.0] * 4, FULL],
+                                random_complement=[[3.0] * 4]),
     )
     # noise: the circuit keeps all of its accuracy at the first level, loses half of each prompt's margin at the second
     s = StressSection(seed=0, activation_noise=curve([1.0, 2.0], [[3.0] * 4, [1.0, 1.0, -1.0, -1.0]]),
@@ -88,7 +93,11 @@ def test_each_component_follows_its_definition() -> None:
     parts = coherence(result, "a").components
     # sufficiency 3/4, necessity 1 - 1/4: faithfulness = sqrt(0.75 * 0.75)
     assert parts["faithfulness"] == pytest.approx(0.75)
-    assert parts["compactness"] == pytest.approx(1 - math.log(100) / math.log(10000))
+    # areas over log size (normalized): learned (0.75 + 1) / 2, random (0.125 + 0.625) / 2; compactness fills
+    # (0.875 - 0.375) of the random ranking's room 1 - 0.375
+    assert parts["compactness"] == pytest.approx(0.8)
+    assert parts["cpr"] == pytest.approx(0.875) and parts["cmd"] == pytest.approx(0.125)
+    assert parts["necessity_margin"] == pytest.approx(0.75 - 0.25)
     # a's own drop (necessity) 0.75, b's drop under a's circuit 1 - 3/4 = 0.25: specificity 0.5
     assert parts["specificity"] == pytest.approx(0.5)
     # the full model keeps all its accuracy under every perturbation, so each kind's share is the circuit's mean retention:
@@ -134,10 +143,10 @@ def test_c_is_the_geometric_mean_of_the_components() -> None:
 
 
 def test_high_d_and_a_c_interval_below_the_threshold_is_fractured_naming_the_failing_components() -> None:
-    v = verdict(run({"a": task(circuit=(1.0,) * 4, complement=(3.0,) * 4)}), "a")
+    v = verdict(run({"a": task(circuit=(0.4,) * 4, complement=(3.6,) * 4)}), "a")
     assert v.D.low >= D_HIGH and v.C.high < C_LOW
     assert v.verdict == "FRACTURED"
-    assert v.reasons == ["faithfulness 0.25"] and all(float(r.split()[-1]) < COMPONENT_LOW for r in v.reasons)
+    assert v.reasons == ["faithfulness 0.10"] and all(float(r.split()[-1]) < COMPONENT_LOW for r in v.reasons)
     assert v.F.value == pytest.approx(v.D.value - v.C.value)
 
 
@@ -219,3 +228,12 @@ def test_ood_splits_without_behaviour_or_decoding_are_left_out_of_c_and_named() 
     t = t.model_copy(update={"probes": t.probes.model_copy(update={"latents": lost})})
     assert coherence(run({"a": t}), "a").components["ood"] is None
     assert "does not decode OOD on 1 of 1 splits" in verdict(run({"a": t}), "a").reasons
+
+
+def test_compactness_counts_nodes_against_a_random_ranking_so_zero_weights_earn_nothing() -> None:
+    """Scores v2 measured compactness in nonzero weights: a 25% weight density was worth +0.11 for the same nodes."""
+    dense, sparse = (coherence(run({"a": task(edges=edges)}), "a").components["compactness"] for edges in (9000, 99))
+    assert dense == sparse == pytest.approx(0.8)
+    t = task()
+    t.circuits.curve.learned = list(t.circuits.curve.random)  # a ranking no better than random: nothing to credit
+    assert coherence(run({"a": t}), "a").components["compactness"] == pytest.approx(0.0)
