@@ -28,7 +28,7 @@ def coherence_table(result: RunResult) -> str:
     verdicts = run_verdicts(result)
     name_w = max([len("task"), *map(len, result.tasks)])
     comp = "".join(f"{SHORT[c]:>8}" for c in COMPONENTS)
-    lines = [f"{'task':<{name_w}}  {'nodes':>6} {'frac':>5} {'edges':>7}{comp}  {'D':>5} {'C [95% CI]':<17} {'F':>6}  verdict"]
+    lines = [f"{'task':<{name_w}}  {'nodes':>6} {'frac':>5} {'edges':>7}{comp}  {'D':>5} {'C [95% CI]':<17} {'F':>6} {'G':>5} {'cue':>6}  verdict"]
     for name, v in verdicts.items():
         c = result.tasks[name].circuits
         nodes = "-" if c is None else str(c.n_nodes)
@@ -38,13 +38,18 @@ def coherence_table(result: RunResult) -> str:
         D = "-" if v.D is None else f"{v.D.value:.2f}"
         C = "-" if v.C is None else f"{v.C.value:.2f} [{v.C.low:.2f},{v.C.high:.2f}]"
         F = "-" if v.F is None else f"{v.F.value:+.2f}"
+        G = "-" if v.G is None else f"{v.G.value:.2f}"
+        cue = "-" if v.cue_reliance is None else f"{v.cue_reliance.value:+.2f}"
         reasons = f" ({', '.join(v.reasons)})" if v.reasons else ""
-        lines.append(f"{name:<{name_w}}  {nodes:>6} {frac:>5} {edges:>7}{cells}  {D:>5} {C:<17} {F:>6}  {v.verdict}{reasons}")
+        lines.append(f"{name:<{name_w}}  {nodes:>6} {frac:>5} {edges:>7}{cells}  {D:>5} {C:<17} {F:>6} {G:>5} {cue:>6}  {v.verdict}{reasons}")
     lines += [
-        f"C: geometric mean of the components (scores version {SCORES_VERSION}); F = D - C; "
-        f"FRACTURED: D's 95% lower bound >= {D_HIGH} and C < {C_LOW} (docs/metrics.md)",
-        "faith = sqrt(sufficiency x necessity); compact = 1 - log(1 + edges) / log(1 + weight slots); specif = own drop - largest other;",
-        "stress: the share of the full model's robustness the circuit alone keeps; ood: accuracy kept above chance under shift x the circuit's faithfulness there",
+        f"C: geometric mean of the components but specificity (scores version {SCORES_VERSION}); F = D - C; "
+        f"FRACTURED: D's 95% interval above {D_HIGH} and C's below {C_LOW}; either interval across its threshold: inconclusive (docs/metrics.md)",
+        "faith = sqrt(closeness of sufficiency x necessity); compact = how much of a random ranking's gap to the model the learned ranking "
+        "closes over MIB's size grid; specif = own drop - largest other (reported, not in C);",
+        "stress: closeness of the circuit's robustness to the full model's; ood: the circuit's closeness to the model on OOD splits where "
+        "the model keeps its behaviour and the latents decode;",
+        "G: the share of the test accuracy's margin over chance kept OOD (not in C); cue: accuracy with the spurious cue agreeing minus flipped",
     ]
     return "\n".join(lines + specificity_matrix(result))
 

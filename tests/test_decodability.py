@@ -216,16 +216,22 @@ def test_sites_of_different_widths_are_probed_in_separate_fits(tiny_adapter: Nat
     assert list(s.latents["container"].sites) == sites
 
 
+def cue_agreeing(task, latents=None):
+    """The task with its cue always agreeing (the shortcut model's corpus): copy_name then always queries the last name."""
+    return types.SimpleNamespace(name=task.name, latents=list(task.latents if latents is None else latents), splits=task.splits,
+                                 examples=lambda split, n, seed: task.examples(split, n, seed, cue="agree"))
+
+
 def test_a_latent_of_a_single_class_is_skipped_with_the_reason(tiny_adapter: NativeAdapter) -> None:
-    # copy_name's `source` is always class 1 in distribution (it varies only on the more_names OOD axis)
-    s = measure_decodability(tiny_adapter, get_task("copy_name"), n_train=20, n_test=6, seed=0, **FAST)
+    # with the cue agreeing, copy_name's `source` is always class 1 (the queried name is the last one defined)
+    s = measure_decodability(tiny_adapter, cue_agreeing(get_task("copy_name")), n_train=20, n_test=6, seed=0, **FAST)
     assert list(s.latents) == ["next_char"]
     assert "single class of the latent (1)" in s.skipped["source"] and "--n-train" in s.skipped["source"]
 
 
 def test_a_task_with_nothing_to_probe_is_an_error_naming_task_and_latent(tiny_adapter: NativeAdapter) -> None:
     task = get_task("copy_name")
-    only_source = types.SimpleNamespace(name=task.name, latents=[task.latents[0]], splits=task.splits, examples=task.examples)
+    only_source = cue_agreeing(task, [task.latents[0]])
     with pytest.raises(ValueError, match=r"task 'copy_name', latent 'source': the \d+ fit rows hold a single class.*raise --n-train"):
         measure_decodability(tiny_adapter, only_source, n_train=20, n_test=6, seed=0, **FAST)
 
@@ -278,3 +284,10 @@ def test_bracket_depth_is_decodable_in_the_trained_model_far_above_random_init()
     assert D["dense"].D.value > 0.9  # read at ~1 by a model that does the task: high D
     assert D["dense"].D.low > D["random"].D.high  # the intervals do not overlap
     assert D["random"].D.value < 0.25 and D["random"].latents["depth"].untrained.value > 0.6  # the twin decodes what it decodes
+
+
+def test_probes_are_fitted_and_scored_on_cue_random_examples(tiny_adapter: NativeAdapter) -> None:
+    """D version 3: with the cue agreeing in every row (suite 0.2), a probe could read the cue instead of the latent."""
+    s = measure_decodability(tiny_adapter, get_task("set_or_string"), n_train=40, n_test=200, seed=0, **FAST)
+    share = s.test_cue_agrees.count("1") / len(s.test_cue_agrees)
+    assert len(s.test_cue_agrees) == 200 and 0.4 < share < 0.6

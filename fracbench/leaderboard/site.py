@@ -135,8 +135,9 @@ def index_page(entries: list[Entry]) -> str:
             f"<p>Suite {escape(SUITE_VERSION)}, scores version {escape(SCORES_VERSION)}; {len(entries)} submission(s). "
             "Every score is recomputed from the submission's raw per-item numbers, never taken from it. "
             "D (decodability), C (coherence) and F = D − C are means over the entry's tasks, each with its 95% bootstrap "
-            f"interval. <span class=\"flag\">FRACTURED</span>: on at least one task the features decode (D's lower bound ≥ {D_HIGH}) "
-            f"but the circuit is not coherent (C &lt; {C_LOW}). Click a column's name to sort by it. "
+            f"interval; a task the model shows no behaviour on counts C = 0. <span class=\"flag\">FRACTURED</span>: on a majority of "
+            f"the tasks the features decode (D's 95% interval above {D_HIGH}) but the circuit is not coherent (C's below {C_LOW}); "
+            "inconclusive: no label holds a majority of the tasks. Click a column's name to sort by it. "
             'Also as <a href="leaderboard.json">leaderboard.json</a> and <a href="leaderboard.md">leaderboard.md</a>.</p>',
             '<figure><img src="scatter.svg" alt="Decodability D against coherence C, per submission and per task; '
             'fractured ones marked X">'

@@ -121,7 +121,7 @@ def leaderboard_markdown(board: list[Entry]) -> str:
     """The ranking as Markdown tables (what leaderboard.md holds)."""
     lines = [f"# fracbench leaderboard (suite {SUITE_VERSION}, scores version {SCORES_VERSION})", "",
              "Every score is recomputed from the submission's raw numbers. D, C and F are means over the entry's tasks, "
-             "with 95% bootstrap intervals; FRACTURED: D high but C < 0.5 on at least one task (docs/metrics.md)."]
+             "with 95% bootstrap intervals; the verdict is the task label a majority of the tasks hold (docs/metrics.md)."]
     for group, title in (("full", "Full suite"), ("partial", "Partial submissions (a subset of the tasks)")):
         rows = [e for e in board if e.group == group]
         if not rows:
