@@ -15,7 +15,7 @@ from typing import NoReturn
 from . import cli_board
 from .models import DTYPES, check_device, resolve_model, zoo
 from .report import behaviour_markdown, behaviour_table, decodability_table, plot_behaviour
-from .report_coherence import coherence_table
+from .report_coherence import coherence_table, scores_markdown
 from .results import RunResult, check_writable, read_results
 from .runner import N_TRAIN, check_settings, figure_path, run
 from .tasks import SUITE_VERSION, TASKS, Example, Task, get_task, resolve_tasks
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="print results files as behaviour and decodability tables, or one Markdown table")
     p.add_argument("files", nargs="+", type=Path, metavar="RESULTS.json", help="results files written by `fracbench run`")
-    p.add_argument("--markdown", action="store_true", help="one Markdown table across the files, a column per model")
+    p.add_argument("--markdown", action="store_true", help="Markdown tables across the files: behaviour, a column per model; scores and verdicts, a row per task and model")
     p.add_argument("--plot", type=Path, metavar="FILE", help="also draw robustness curves (accuracy vs OOD severity) to a .png or .svg")
     p.set_defaults(func=cmd_report)
 
@@ -184,6 +184,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     results = [read_results(path) for path in args.files]
     if args.markdown:
         print(behaviour_markdown(results))
+        if any(t.probes is not None or t.circuits is not None for r in results for t in r.tasks.values()):
+            print("\n" + scores_markdown(results))
     else:
         print("\n\n".join(_report(r) for r in results))
     if args.plot is not None:

@@ -136,3 +136,32 @@ def _recovered(task, split: str) -> float:
     full = float(np.mean(task.behaviour[split].logit_diffs))
     circ = task.circuits.ood[split]
     return recovered(float(np.mean(circ.circuit)), float(np.mean(circ.empty)), full)
+
+
+def scores_markdown(results: list[RunResult]) -> str:
+    """Markdown tables of the scores: per (task, model) D, C, G, cue reliance and the verdict with its reasons; then
+    per model its means and verdict (``fracbench report --markdown``; the README's tables come from it)."""
+    from .scoring import model_scores
+
+    def ci(e) -> str:
+        return "-" if e is None else f"{e.value:.2f} [{e.low:.2f}, {e.high:.2f}]"
+
+    def signed(e) -> str:
+        return "-" if e is None else f"{e.value:+.2f} [{e.low:+.2f}, {e.high:+.2f}]"
+
+    scores = {r.model.name: model_scores(r) for r in results}
+    lines = ["| task | model | D | C | G | cue reliance | nodes | verdict |", "| --- | --- | --- | --- | --- | --- | ---: | --- |"]
+    for task in dict.fromkeys(t for r in results for t in r.tasks):
+        for r in results:
+            if task not in r.tasks:
+                continue
+            v, c = scores[r.model.name].tasks[task], r.tasks[task].circuits
+            nodes = "-" if c is None or c.search_sufficiency is None else f"{c.n_nodes:,}"
+            reasons = f" ({'; '.join(v.reasons)})" if v.reasons else ""
+            lines.append(f"| {task} | {r.model.name.removeprefix('zoo:')} | {ci(v.D)} | {ci(v.C)} | {ci(v.G)} | {signed(v.cue_reliance)} | "
+                         f"{nodes} | {v.verdict}{reasons} |")
+    lines += ["", "| model | D | C | F | verdict |", "| --- | --- | --- | --- | --- |"]
+    for name, m in scores.items():
+        lines.append(f"| {name.removeprefix('zoo:')} | {ci(m.D)} | {ci(m.C)} | {signed(m.F)} | {m.verdict} ({m.reasons[0]}) |")
+    lines += ["", f"Scores version {SCORES_VERSION}; 95% bootstrap intervals; definitions in docs/metrics.md."]
+    return "\n".join(lines)

@@ -252,6 +252,9 @@ def failure(check: str, t: TaskOutcome) -> str | None:
         return None if t.D_low >= D_HIGH else f"D {t.D:.3f} with 95% lower bound {t.D_low:.3f}, below {D_HIGH}"
     if check in ("faithfulness", "stress", "ood"):
         value = t.components.get(check)
+        if value is None and check == "ood" and t.circuit is None:
+            return ("no ood score: on no OOD split does the model keep its behaviour with the latents still decoding "
+                    "(docs/metrics.md, scores version 3)")
         if value is None:
             return f"no {check} score: {t.circuit or 'the component is undefined'}"
         return None if value >= COMPONENT_LOW else f"{check} {value:.3f} is below {COMPONENT_LOW}"
