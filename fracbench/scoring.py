@@ -186,6 +186,9 @@ def _flags(correct: str) -> np.ndarray:
 
 
 def _estimate(value: float, replicates: np.ndarray) -> Estimate:
+    """The value with the 95% percentile interval of its replicates; replicates left undefined (NaN) are dropped."""
+    replicates = np.asarray(replicates, dtype=float)
+    replicates = replicates[~np.isnan(replicates)]
     if len(replicates) == 0:
         return Estimate(value, value, value)
     low, high = np.percentile(replicates, CI_PERCENTILES)
@@ -404,8 +407,10 @@ def stress_robustness(t: TaskResult, items: _Items) -> np.ndarray | None:
     Per kind, the area under the circuit's accuracy-retention curve (relative to its clean accuracy) over the
     area under the full model's curve under the same perturbations (relative to the model's clean accuracy),
     scored by ``closeness`` (a circuit more robust than the model is no better an account of it than a less robust one;
-    scores v2 clipped the ratio at 1, and saw ratios up to 3.14). A kind where the full model keeps nothing at any level says nothing about the circuit
-    and is left out (None when every kind is). Why relative: docs/metrics.md, "Coherence C".
+    scores v2 clipped the ratio at 1, and saw ratios up to 3.14). A kind where the full model keeps nothing at any level
+    says nothing about the circuit and is left out (None when every kind is); which kinds count is decided on the point
+    estimate, and a bootstrap replicate in which the model keeps nothing under a counted kind scores it 1 when the
+    circuit keeps nothing either and 0 otherwise. Why relative: docs/metrics.md, "Coherence C".
     """
     circuit_clean, model_clean = items.accuracy(t.circuits.test.circuit), items.accuracy(t.behaviour["test"].logit_diffs)
     per_kind = []
@@ -415,10 +420,13 @@ def stress_robustness(t: TaskResult, items: _Items) -> np.ndarray | None:
             continue
         circuit_area = np.sum([retention(items.accuracy(row), circuit_clean) for row in curve.circuit], axis=0)
         model_area = np.sum([retention(items.accuracy(row), model_clean) for row in curve.model], axis=0)
-        per_kind.append(np.where(model_area > 0, closeness(circuit_area / np.where(model_area > 0, model_area, 1.0)), np.nan))
-    if not per_kind or bool(np.isnan(np.vstack(per_kind)[:, 0]).all()):
+        if not model_area[0] > 0:
+            continue
+        ratio = np.where(model_area > 0, circuit_area / np.where(model_area > 0, model_area, 1.0), np.where(circuit_area > 0, np.inf, 1.0))
+        per_kind.append(closeness(ratio))
+    if not per_kind:
         return None
-    return np.nanmean(np.vstack(per_kind), axis=0)
+    return np.mean(np.vstack(per_kind), axis=0)
 
 
 def specificity_drops(result: RunResult) -> dict[str, dict[str, float]]:

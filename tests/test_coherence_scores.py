@@ -237,3 +237,14 @@ def test_compactness_counts_nodes_against_a_random_ranking_so_zero_weights_earn_
     t = task()
     t.circuits.curve.learned = list(t.circuits.curve.random)  # a ranking no better than random: nothing to credit
     assert coherence(run({"a": t}), "a").components["compactness"] == pytest.approx(0.0)
+
+
+def test_a_bootstrap_replicate_where_the_stressed_model_keeps_nothing_still_scores() -> None:
+    """The shortcut zoo model's first scores-v3 run stopped here: a resample in which the perturbed full model kept none
+    of its margin gave every stress kind NaN, and C's interval NaN."""
+    t = task()
+    mostly = [1.0, 1.0, 1.0, -1.0]  # accuracy 0.75 at the point; a resample of two right and two wrong keeps nothing
+    t.stress.activation_noise = Curve(levels=[1.0], model=[mostly], circuit=[mostly])
+    t.stress.dropout = t.stress.distractors = None
+    v = verdict(run({"a": t}), "a")
+    assert v.components["stress"] == pytest.approx(1.0) and math.isfinite(v.C.low) and math.isfinite(v.C.high)
