@@ -78,7 +78,9 @@ def _weight_digests(adapter: ModelAdapter, sites: Sequence[NodeSite]) -> dict[st
         for site, matrix in ((link.out_site, w), (link.in_site, w.T)):
             if site not in hashes:
                 continue
-            rows = np.sort(matrix, axis=1)  # sorting makes the key blind to the order of the other side's nodes
+            # sorting makes the key blind to the order of the other side's nodes; + 0.0 turns -0.0 into 0.0, which sort as
+            # equals in whatever order they came (a weight-sparse model's zeros are both), so their bytes would follow it
+            rows = np.sort(matrix + 0.0, axis=1)
             for i, h in enumerate(hashes[site]):
                 h.update(link.name.encode())
                 h.update(rows[i].tobytes())

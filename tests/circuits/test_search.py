@@ -104,3 +104,21 @@ def test_bisection_on_held_out_prompts_meets_the_target_there(dense_bracket) -> 
     circuit = search_circuit(adapter, sites, search, stats.means, steps=STEPS, seed=0, held_out=held_out)
     there = measure_conditions(adapter, sites, held_out, stats.means, circuit.kept).sufficiency
     assert there == pytest.approx(circuit.search_sufficiency, abs=1e-6) and there >= circuit.target
+
+
+def test_node_keys_do_not_see_the_sign_of_zero_weights(tiny_adapter) -> None:
+    """A weight-sparse model's zeros are 0.0 and -0.0; sorted, they keep their input order, so hashing their bytes
+    gave a permuted sparse twin other keys than the original's (its circuit then moved by 300+ nodes)."""
+    import copy
+
+    from fracbench.circuits.keys import _weight_digests
+    from fracbench.models.native import NativeAdapter
+
+    model = copy.deepcopy(tiny_adapter.model)
+    with torch.no_grad():
+        for w in model.weight_matrices():
+            w.mul_((torch.rand(w.shape, generator=torch.Generator().manual_seed(0)) < 0.75).float())  # -0.0 where w < 0
+    sparse = NativeAdapter(model, "sparse tiny")
+    sites = node_sites(sparse)
+    assert {s: sorted(k) for s, k in _weight_digests(sparse, sites).items()} == \
+           {s: sorted(k) for s, k in _weight_digests(permuted_twin(sparse, seed=2), sites).items()}
