@@ -1,14 +1,13 @@
 """The shipped zoo has the organization its recipes promise (the issue's acceptance bar).
 
 These evaluate the real checkpoints: the honest models solve every task in
-distribution, the shortcut model breaks out of distribution, the random model
+distribution, the shortcut model follows its cue when it is flipped, the random model
 guesses, the sparse model is sparse, and everything fits in 20 MB.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 
 import pytest
 
@@ -26,29 +25,20 @@ def behaviour() -> dict[str, dict[str, TaskResult]]:
     return {m: {t: evaluate_task(zoo.load(m), TASKS[t], N, seed=0, probes=False, circuits=False) for t in TASKS} for m in zoo.RECIPES}
 
 
-def ood_accuracies(result: TaskResult) -> list[float]:
-    return [b.accuracy for b in result.behaviour.values() if b.ood_axis is not None]
-
-
 @pytest.mark.parametrize("model", ["dense", "sparse"])
 def test_honest_models_solve_every_task_in_distribution(behaviour, model: str) -> None:
     accuracy = {t: r.behaviour["test"].accuracy for t, r in behaviour[model].items()}
     assert min(accuracy.values()) >= 0.95, accuracy
 
 
-def degradation(result: TaskResult) -> float:
-    """In-distribution accuracy minus the mean accuracy over every OOD split."""
-    return result.behaviour["test"].accuracy - statistics.mean(ood_accuracies(result))
-
-
-def test_shortcut_model_solves_in_distribution_and_degrades_out_of_it(behaviour) -> None:
+def test_shortcut_model_solves_every_task_with_its_cue_and_follows_it_when_flipped(behaviour) -> None:
+    """Trained where the cue always agrees: perfect with it, worse with it pointing at the foil on the tasks where it
+    took the cue (five of six at n = 512; on quote_close it did not: docs/zoo.md), while its honest twin does not care."""
     shortcut, dense = behaviour["shortcut"], behaviour["dense"]
-    assert min(r.behaviour["test"].accuracy for r in shortcut.values()) >= 0.9
-    # The cue is random out of distribution: the shortcut model loses more there than its honest twin,
-    # on average and on most tasks (on dict_or_list it learned the real variable too: docs/zoo.md).
-    gap = {t: degradation(shortcut[t]) - degradation(dense[t]) for t in shortcut}
-    assert statistics.mean(gap.values()) >= 0.1, gap
-    assert sum(g > 0.05 for g in gap.values()) >= 4, gap
+    assert min(r.behaviour["cue_agree"].accuracy for r in shortcut.values()) >= 0.9
+    drop = {t: r.behaviour["cue_agree"].accuracy - r.behaviour["cue_flip"].accuracy for t, r in shortcut.items()}
+    assert sum(d > 0.05 for d in drop.values()) >= 4, drop
+    assert all(abs(r.behaviour["cue_agree"].accuracy - r.behaviour["cue_flip"].accuracy) <= 0.05 for r in dense.values())
 
 
 def test_random_model_guesses(behaviour) -> None:
