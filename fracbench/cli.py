@@ -15,7 +15,7 @@ from typing import NoReturn
 from . import cli_board
 from .models import DTYPES, check_device, resolve_model, zoo
 from .report import behaviour_markdown, behaviour_table, decodability_table, plot_behaviour
-from .report_coherence import coherence_table, scores_markdown
+from .report_coherence import coherence_table, scores_markdown, sensitivity_markdown
 from .results import RunResult, check_writable, read_results
 from .runner import N_TRAIN, check_settings, figure_path, run
 from .tasks import SUITE_VERSION, TASKS, Example, Task, get_task, resolve_tasks
@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path, metavar="RESULTS.json", help="results files written by `fracbench run`")
     p.add_argument("--markdown", action="store_true", help="Markdown tables across the files: behaviour, a column per model; scores and verdicts, a row per task and model")
     p.add_argument("--plot", type=Path, metavar="FILE", help="also draw robustness curves (accuracy vs OOD severity) to a .png or .svg")
+    p.add_argument("--sensitivity", action="store_true", help="a Markdown table of the verdicts with each threshold varied")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("tasks", help="list the tasks; `tasks show NAME` prints examples")
@@ -182,7 +183,9 @@ def model_specs(models: list[str] | None, model_args: str | None) -> list[str]:
 
 def cmd_report(args: argparse.Namespace) -> int:
     results = [read_results(path) for path in args.files]
-    if args.markdown:
+    if args.sensitivity:
+        print(sensitivity_markdown(results))
+    elif args.markdown:
         print(behaviour_markdown(results))
         if any(t.probes is not None or t.circuits is not None for r in results for t in r.tasks.values()):
             print("\n" + scores_markdown(results))

@@ -165,3 +165,36 @@ def scores_markdown(results: list[RunResult]) -> str:
         lines.append(f"| {name.removeprefix('zoo:')} | {ci(m.D)} | {ci(m.C)} | {signed(m.F)} | {m.verdict} ({m.reasons[0]}) |")
     lines += ["", f"Scores version {SCORES_VERSION}; 95% bootstrap intervals; definitions in docs/metrics.md."]
     return "\n".join(lines)
+
+
+SENSITIVITY_GRID = {  # each threshold varied alone around its value in force (fracbench.scoring.THRESHOLDS)
+    "D_high": (0.3, 0.4, 0.5, 0.6, 0.7),
+    "C_low": (0.3, 0.4, 0.5, 0.6, 0.7),
+    "cue_reliance_min": (0.0, 0.05, 0.1, 0.2),
+    "model_majority": (1 / 3, 0.5, 2 / 3),
+}
+LABEL_SHORT = {"FRACTURED": "F", "coherent": "c", "inconclusive": "i", "does not decode": "n", "no behaviour": "b", "not scored": "-"}
+
+
+def sensitivity_markdown(results: list[RunResult]) -> str:
+    """The verdicts against each threshold, the others at their values in force: per model, how many tasks hold each
+    label (F FRACTURED, c coherent, i inconclusive, n does not decode, b no behaviour), how many rely on their cue, and
+    the model's verdict (``fracbench report --sensitivity``; docs/metrics.md's table)."""
+    from dataclasses import replace
+
+    from .scoring import THRESHOLDS, model_scores
+
+    models = [r.model.name.removeprefix("zoo:") for r in results]
+    lines = ["| threshold | value | " + " | ".join(models) + " |", "| --- | ---: |" + " --- |" * len(models)]
+    for name, values in SENSITIVITY_GRID.items():
+        for value in values:
+            th = replace(THRESHOLDS, **{name: value})
+            cells = []
+            for r in results:
+                m = model_scores(r, thresholds=th)
+                counts = " ".join(f"{m.counts[label]}{LABEL_SHORT[label]}" for label in LABEL_SHORT if m.counts.get(label))
+                cue = sum(v.relies_on_cue for v in m.tasks.values())
+                cells.append(f"{counts}; cue {cue}; **{m.verdict}**")
+            marker = " (in force)" if value == getattr(THRESHOLDS, name) else ""
+            lines.append(f"| {name} | {value:.2f}{marker} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

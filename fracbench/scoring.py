@@ -207,12 +207,20 @@ STRESS_KINDS = ("activation_noise", "dropout", "weight_noise", "distractors")
 # task's circuit removes at least 90% of every other task's logit difference too (docs/metrics.md), so
 # specificity is 0 for every task and would zero C everywhere, saying nothing about which model is coherent.
 IN_C = ("faithfulness", "compactness", "stress", "ood")
-# The verdict's thresholds, all of them (docs/metrics.md, "Verdict"):
-D_HIGH = 0.5  # D's 95% interval above this: the task's latents decode; below it: they do not; across it: inconclusive
-C_LOW = 0.5  # C's 95% interval below this (with D's above D_HIGH): FRACTURED; above it: coherent; across it: inconclusive
-COMPONENT_LOW = 0.5  # a component below this is named among the verdict's reasons
-CUE_RELIANCE_MIN = 0.05  # cue reliance's 95% lower bound above this (accuracy, agree minus flipped): the task relies on its cue
-MODEL_MAJORITY = 0.5  # a model takes a task label held by more than this share of the suite's tasks, else inconclusive
+@dataclass(frozen=True)
+class Thresholds:
+    """The verdict's thresholds, all of them (docs/metrics.md, "Verdict"; the sensitivity table varies each)."""
+
+    D_high: float = 0.5  # D's 95% interval above this: the latents decode (and OOD, D there at least this); below: they do not
+    C_low: float = 0.5  # C's 95% interval below this (D's above D_high): FRACTURED; above it: coherent; across it: inconclusive
+    component_low: float = 0.5  # a component below this is named among the verdict's reasons
+    cue_reliance_min: float = 0.05  # cue reliance's 95% lower bound above this (accuracy, agree minus flipped): relies on its cue
+    model_majority: float = 0.5  # a model takes a task label held by more than this share of its tasks, else inconclusive
+
+
+THRESHOLDS = Thresholds()
+D_HIGH, C_LOW, COMPONENT_LOW = THRESHOLDS.D_high, THRESHOLDS.C_low, THRESHOLDS.component_low
+CUE_RELIANCE_MIN, MODEL_MAJORITY = THRESHOLDS.cue_reliance_min, THRESHOLDS.model_majority
 
 
 @dataclass(frozen=True)
@@ -294,7 +302,8 @@ def _weights(n: int, n_bootstrap: int, seed: int | tuple[int, ...]) -> np.ndarra
     return np.bincount((draws + n * np.arange(n_bootstrap)[:, None]).ravel(), minlength=n_bootstrap * n).reshape(n_bootstrap, n)
 
 
-def coherence_components(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> dict[str, np.ndarray | None]:
+def coherence_components(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED,
+                         thresholds: Thresholds = THRESHOLDS) -> dict[str, np.ndarray | None]:
     """Each component of C as [1 + B] (point estimate, then bootstrap replicates); None when undefined."""
     t: TaskResult = result.tasks[task]
     c, test = t.circuits, t.behaviour["test"]
@@ -333,8 +342,7 @@ def coherence_components(result: RunResult, task: str, n_bootstrap: int = N_BOOT
     if t.stress is not None:
         out["stress"] = stress_robustness(t, items)
     if c.ood:
-        ood = ood_faithfulness(t, n_bootstrap, seed)
-        out["ood"] = ood.values if ood.values is not None else None
+        out["ood"] = ood_faithfulness(t, n_bootstrap, seed, thresholds.D_high).values
     return out
 
 
@@ -363,7 +371,7 @@ def ood_decodability(t: TaskResult, split: str) -> float | None:
     return float(np.mean(ds)) if ds else None
 
 
-def ood_faithfulness(t: TaskResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> OODFaithfulness:
+def ood_faithfulness(t: TaskResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED, d_high: float = D_HIGH) -> OODFaithfulness:
     """Over the OOD splits where the model keeps its behaviour (m(M) - m(empty) >= MIN_EFFECT) and the latents still
     decode (``ood_decodability`` >= D_HIGH; not checked without probes), the in-distribution circuit's closeness to
     the model there, ``closeness((m(C) - m(empty)) / (m(M) - m(empty)))``, averaged. Behavioural failure OOD is
@@ -377,7 +385,7 @@ def ood_faithfulness(t: TaskResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = 
             no_behaviour.append(split)
             continue
         decoded = ood_decodability(t, split)
-        if decoded is not None and decoded < D_HIGH:
+        if decoded is not None and decoded < d_high:
             not_decoded.append(split)
             continue
         used.append(split)
@@ -443,9 +451,10 @@ def specificity_drops(result: RunResult) -> dict[str, dict[str, float]]:
     return out
 
 
-def coherence(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> Coherence:
+def coherence(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED,
+              thresholds: Thresholds = THRESHOLDS) -> Coherence:
     """C = geometric mean of the defined components in ``IN_C`` (each in [0, 1]), with its bootstrap interval."""
-    parts = coherence_components(result, task, n_bootstrap, seed)
+    parts = coherence_components(result, task, n_bootstrap, seed, thresholds)
     defined = [v for k, v in parts.items() if k in IN_C and v is not None]
     values = {k: (None if v is None else float(v[0])) for k, v in parts.items()}
     if not defined:
@@ -469,13 +478,15 @@ def cue_reliance(t: TaskResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOT
     return _estimate(float(gap[0]), gap[1:])
 
 
-def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> Verdict:
+def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED,
+            thresholds: Thresholds = THRESHOLDS) -> Verdict:
     """D, C, F = D - C, cue reliance and the three-way verdict for one task of ``result``: D's interval must lie
     above ``D_HIGH``; then C's interval below ``C_LOW`` is FRACTURED, above it coherent, across it inconclusive."""
     t = result.tasks[task]
     dec = decodability(t.probes, n_bootstrap, seed) if t.probes is not None else None
     D = dec.D if dec is not None else None
-    coh = coherence(result, task, n_bootstrap, seed) if t.circuits is not None else Coherence(None, dict.fromkeys(COMPONENTS + DIAGNOSTICS))
+    th = thresholds
+    coh = coherence(result, task, n_bootstrap, seed, th) if t.circuits is not None else Coherence(None, dict.fromkeys(COMPONENTS + DIAGNOSTICS))
     F, reps = None, {}
     if dec is not None:
         reps["D"] = dec.replicates
@@ -489,13 +500,13 @@ def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: 
     reliance = cue_reliance(t, n_bootstrap, seed)
     ood_notes = []
     if t.circuits is not None and t.circuits.ood and coh.C is not None:
-        ood = ood_faithfulness(t, n_bootstrap, seed)
+        ood = ood_faithfulness(t, n_bootstrap, seed, th.D_high)
         n_ood = len(t.circuits.ood)
         if ood.no_behaviour:
             ood_notes.append(f"no behaviour OOD on {len(ood.no_behaviour)} of {n_ood} splits")
         if ood.not_decoded:
             ood_notes.append(f"does not decode OOD on {len(ood.not_decoded)} of {n_ood} splits")
-    relies = reliance is not None and reliance.low > CUE_RELIANCE_MIN
+    relies = reliance is not None and reliance.low > th.cue_reliance_min
     cue = [f"relies on its cue: accuracy {reliance.value:+.2f} [{reliance.low:+.2f}, {reliance.high:+.2f}] with it agreeing vs "
            f"flipped"] if relies else []
     scored = dict(D=D, C=coh.C, F=F, components=coh.components, replicates=reps, cue_reliance=reliance, relies_on_cue=relies,
@@ -507,21 +518,21 @@ def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: 
     if D is None:
         return decided(NOT_SCORED, ["no probes (run without --no-probes)"])
     interval = f"D {D.value:.2f}, 95% interval [{D.low:.2f}, {D.high:.2f}]"
-    if D.high < D_HIGH:
-        return decided(DOES_NOT_DECODE, [f"{interval}: below {D_HIGH}"])
-    if D.low < D_HIGH:
-        return decided(INCONCLUSIVE, [f"{interval}: across {D_HIGH}"])
+    if D.high < th.D_high:
+        return decided(DOES_NOT_DECODE, [f"{interval}: below {th.D_high}"])
+    if D.low < th.D_high:
+        return decided(INCONCLUSIVE, [f"{interval}: across {th.D_high}"])
     if t.circuits is None:
         return decided(NOT_SCORED, ["no circuit (run without --no-circuits)"])
     if scored["no_behaviour"]:
         return decided(NO_BEHAVIOUR, ["no behaviour for a circuit to explain (m(M) - m(empty) below MIN_EFFECT)"])
-    failing = sorted((v, k) for k, v in coh.components.items() if k in IN_C and v is not None and v < COMPONENT_LOW)
+    failing = sorted((v, k) for k, v in coh.components.items() if k in IN_C and v is not None and v < th.component_low)
     low = [f"{k} {v:.2f}" for v, k in failing]  # the weakest first: the verdict's main cause leads
     C = coh.C
-    if C.high < C_LOW:
-        return decided(FRACTURED, (low or [f"C {C.value:.2f} [{C.low:.2f}, {C.high:.2f}] below {C_LOW}"]) + ood_notes)
-    if C.low < C_LOW:
-        return decided(INCONCLUSIVE, [f"C {C.value:.2f}, 95% interval [{C.low:.2f}, {C.high:.2f}]: across {C_LOW}"] + low + ood_notes)
+    if C.high < th.C_low:
+        return decided(FRACTURED, (low or [f"C {C.value:.2f} [{C.low:.2f}, {C.high:.2f}] below {th.C_low}"]) + ood_notes)
+    if C.low < th.C_low:
+        return decided(INCONCLUSIVE, [f"C {C.value:.2f}, 95% interval [{C.low:.2f}, {C.high:.2f}]: across {th.C_low}"] + low + ood_notes)
     return decided(COHERENT, low + ood_notes)
 
 
@@ -561,13 +572,13 @@ def _task_score(v: Verdict, key: str, n_bootstrap: int) -> tuple[float, np.ndarr
 
 
 def model_scores(result: RunResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED,
-                 verdicts: dict[str, Verdict] | None = None) -> ModelScores:
+                 verdicts: dict[str, Verdict] | None = None, thresholds: Thresholds = THRESHOLDS) -> ModelScores:
     """The model-level means and verdict. The tasks' test sets are independent samples, so a model-level replicate
     combines independent draws, one per task: each task's (paired D, C, F) replicates are shuffled by a permutation
     seeded by ``seed`` and the task's position in name order, then averaged replicate by replicate. The verdict is
     the task label held by more than ``MODEL_MAJORITY`` of all the file's tasks (FRACTURED, coherent, does not decode
     or no behaviour); when none is, inconclusive."""
-    verdicts = verdicts if verdicts is not None else {name: verdict(result, name, n_bootstrap, seed) for name in result.tasks}
+    verdicts = verdicts if verdicts is not None else {name: verdict(result, name, n_bootstrap, seed, thresholds) for name in result.tasks}
     names = sorted(verdicts)
     order = {name: np.random.default_rng((seed, MODEL_SHUFFLE_SALT, i)).permutation(n_bootstrap) for i, name in enumerate(names)}
     means = {}
@@ -585,7 +596,7 @@ def model_scores(result: RunResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = 
         else:
             means[key] = Estimate(point, point, point)  # replicates not available: no interval
     counts = {label: sum(verdicts[n].verdict == label for n in names) for label in TASK_LABELS}
-    majority = [label for label in (FRACTURED, COHERENT, DOES_NOT_DECODE, NO_BEHAVIOUR) if counts[label] > MODEL_MAJORITY * len(names)]
+    majority = [label for label in (FRACTURED, COHERENT, DOES_NOT_DECODE, NO_BEHAVIOUR) if counts[label] > thresholds.model_majority * len(names)]
     if counts[NOT_SCORED] == len(names):
         label: VerdictLabel = NOT_SCORED
     else:
@@ -610,6 +621,8 @@ __all__ = [
     "decodability",
     "run_decodability",
     "SCORES_VERSION",
+    "Thresholds",
+    "THRESHOLDS",
     "D_HIGH",
     "C_LOW",
     "COMPONENT_LOW",

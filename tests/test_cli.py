@@ -231,3 +231,23 @@ def test_too_few_training_examples_is_an_error_before_any_work(capsys, tiny_zoo:
     assert_user_error(code, err)
     assert "n_train (--n-train) must be at least 2" in err
     assert not (tmp_path / "out").exists()
+
+
+BOARD = Path(__file__).resolve().parents[1] / "leaderboard" / "submissions"
+
+
+def test_report_prints_the_scores_and_the_threshold_sensitivity_of_real_runs(capsys) -> None:
+    """The README's and docs/metrics.md's tables come from these two commands on the project's board."""
+    from fracbench.scoring import model_scores
+
+    files = sorted(BOARD.glob("*.json"))
+    results = {read_results(f).model.name: f for f in files}
+    chosen = [results["zoo:dense"], results["zoo:random"]]
+    code, out, _ = run_cli(capsys, "report", "--markdown", *map(str, chosen))
+    assert code == 0 and "| task | model | D | C | G | cue reliance | nodes | verdict |" in out
+    assert "| random | " in out and "does not decode" in out
+    code, out, _ = run_cli(capsys, "report", "--sensitivity", *map(str, chosen))
+    rows = [line for line in out.splitlines() if line.startswith("| C_low |")]
+    assert len(rows) == 5 and sum("(in force)" in r for r in rows) == 1
+    in_force = next(r for r in rows if "(in force)" in r)
+    assert f"**{model_scores(read_results(chosen[0])).verdict}**" in in_force.split(" | ")[2]
