@@ -82,9 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="print results files as behaviour and decodability tables, or one Markdown table")
     p.add_argument("files", nargs="+", type=Path, metavar="RESULTS.json", help="results files written by `fracbench run`")
-    p.add_argument("--markdown", action="store_true", help="Markdown tables across the files: behaviour, a column per model; scores and verdicts, a row per task and model")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--markdown", action="store_true", help="Markdown tables across the files: behaviour, a column per model; scores and verdicts, a row per task and model")
     p.add_argument("--plot", type=Path, metavar="FILE", help="also draw robustness curves (accuracy vs OOD severity) to a .png or .svg")
-    p.add_argument("--sensitivity", action="store_true", help="a Markdown table of the verdicts with each threshold varied")
+    form.add_argument("--sensitivity", action="store_true", help="a Markdown table of the verdicts with each threshold varied")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("tasks", help="list the tasks; `tasks show NAME` prints examples")

@@ -495,7 +495,7 @@ def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: 
     if dec is not None and coh.C is not None:
         # D and C resample the same test examples in each replicate (same seed, same n_test): F's interval is joint
         paired = dec.replicates - coh.replicates if len(dec.replicates) == len(coh.replicates) else np.zeros(0)
-        F = _estimate(D.value - coh.C.value, paired[~np.isnan(paired)])
+        F = _estimate(D.value - coh.C.value, paired)
         reps["F"] = paired
     reliance = cue_reliance(t, n_bootstrap, seed)
     ood_notes = []
@@ -592,7 +592,7 @@ def model_scores(result: RunResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = 
         reps = [scores[n][1] for n in having]
         if all(len(r) == n_bootstrap for r in reps):
             combined = np.mean([r[order[n]] for n, r in zip(having, reps)], axis=0)
-            means[key] = _estimate(point, combined[~np.isnan(combined)])
+            means[key] = _estimate(point, combined)
         else:
             means[key] = Estimate(point, point, point)  # replicates not available: no interval
     counts = {label: sum(verdicts[n].verdict == label for n in names) for label in TASK_LABELS}

@@ -251,3 +251,8 @@ def test_report_prints_the_scores_and_the_threshold_sensitivity_of_real_runs(cap
     assert len(rows) == 5 and sum("(in force)" in r for r in rows) == 1
     in_force = next(r for r in rows if "(in force)" in r)
     assert f"**{model_scores(read_results(chosen[0])).verdict}**" in in_force.split(" | ")[2]
+
+
+def test_report_takes_one_table_form_at_a_time(capsys, tmp_path: Path) -> None:
+    code, _, err = run_cli(capsys, "report", "--markdown", "--sensitivity", str(tmp_path / "x.json"))
+    assert code == 2 and "not allowed with argument" in err
