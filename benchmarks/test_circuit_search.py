@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from fracbench.circuits import PromptBatches, node_sites, node_statistics, search_circuit
+from fracbench.circuits import PromptBatches, median_restart, node_sites, node_statistics, search_circuit, search_circuits
 from fracbench.coherence import SEARCH_BATCH
 from fracbench.models import load_model
 from fracbench.tasks import get_task
@@ -38,3 +38,19 @@ def test_circuit_search(benchmark, setting, steps: int) -> None:
                                 held_out_sufficiency=circuit.search_sufficiency, steps=steps)
     print(f"\nsteps {steps}: {circuit.n_kept} of {circuit.n_total} nodes ({circuit.fraction:.1%}), "
           f"held-out sufficiency {circuit.search_sufficiency:.3f}, {benchmark.stats.stats.min:.1f} s")
+
+
+RESTART_TIMES: dict[int, float] = {}
+
+
+@pytest.mark.parametrize("restarts", [1, 5])  # fracbench run's default is 5: what the restarts cost against one search
+def test_circuit_search_restarts(benchmark, setting, restarts: int) -> None:
+    adapter, sites, search, held_out, stats = setting
+    found = benchmark.pedantic(lambda: search_circuits(adapter, sites, search, stats.means, seed=0, restarts=restarts, held_out=held_out),
+                               rounds=1, iterations=1)
+    RESTART_TIMES[restarts] = benchmark.stats.stats.min
+    sizes = [c.n_kept for c in found]
+    benchmark.extra_info.update(restarts=restarts, nodes_kept=sizes, reported=sizes[median_restart(found)],
+                                ratio_to_one_search=RESTART_TIMES[restarts] / RESTART_TIMES.get(1, float("nan")))
+    print(f"\n{restarts} restart(s): nodes {sizes}, {RESTART_TIMES[restarts]:.1f} s "
+          f"({RESTART_TIMES[restarts] / RESTART_TIMES.get(1, float('nan')):.2f}x one search)")

@@ -17,7 +17,7 @@ from .models import DTYPES, check_device, resolve_model, zoo
 from .report import behaviour_markdown, behaviour_table, decodability_table, plot_behaviour
 from .report_coherence import coherence_table, scores_markdown, sensitivity_markdown
 from .results import RunResult, check_writable, read_results
-from .runner import N_TRAIN, check_settings, figure_path, run
+from .runner import DEFAULT_RESTARTS, N_TRAIN, check_settings, figure_path, run
 from .tasks import SUITE_VERSION, TASKS, Example, Task, get_task, resolve_tasks
 
 USER_ERRORS = (KeyError, ValueError, OSError, FloatingPointError)  # reported as `fracbench: error:`, exit 2
@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128, metavar="B", help="examples per forward pass (default: 128)")
     p.add_argument("--n-train", type=int, default=N_TRAIN, metavar="N",
                    help=f"train examples the decodability probes are fitted on (default: {N_TRAIN})")
+    p.add_argument("--restarts", type=int, default=DEFAULT_RESTARTS, metavar="R",
+                   help=f"restarts of the circuit search; the median-size circuit is reported and the restarts' spread is in C's "
+                   f"interval (default: {DEFAULT_RESTARTS}; the leaderboard takes >= {DEFAULT_RESTARTS})")
     p.add_argument("--no-probes", action="store_true", help="skip decodability (probes)")
     p.add_argument("--no-circuits", action="store_true", help="skip circuits, stress and OOD circuit tests, and sparsity")
     p.add_argument("--lm-eval", action="store_true", help="also run lm-eval on fracbench's lm-eval tasks (same model, tasks, n, "
@@ -123,7 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     specs = model_specs(args.model, args.model_args)
     # everything that can be checked is checked before the first (slow) evaluation
     check_device(args.device)
-    check_settings(args.n, args.batch_size, None if args.no_probes else args.n_train)
+    check_settings(args.n, args.batch_size, None if args.no_probes else args.n_train, args.restarts)
     resolve_tasks(args.tasks)
     for spec in specs:
         resolve_model(spec, args.dtype)
@@ -144,6 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             n_train=args.n_train,
             circuits=not args.no_circuits,
             lm_eval=args.lm_eval,
+            restarts=args.restarts,
         )
         print(behaviour_table(result))
         if args.lm_eval:

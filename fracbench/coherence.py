@@ -23,14 +23,15 @@ from .circuits import (
     logit_diffs_under,
     measure_conditions,
     node_sites,
+    median_restart,
     node_statistics,
-    search_circuit,
+    search_circuits,
 )
 from .circuits.edges import count_edges, edge_slots
-from .circuits.curves import faithfulness_curves
+from .circuits.curves import faithfulness_curves, learned_ranking, ranking_curve
 from .circuits.keys import NodeOrder, node_order
 from .circuits.nodes import NodeSite
-from .circuits.search import DEFAULT_PENALTY, DEFAULT_STEPS
+from .circuits.search import DEFAULT_PENALTY, DEFAULT_STEPS, Circuit
 from .decodability import default_sites
 from .models.adapter import ModelAdapter
 from .perturbations import stress
@@ -41,6 +42,7 @@ from .results_coherence import (
     Curve,
     FaithfulnessCurve,
     OODCircuit,
+    SearchRestart,
     SparsityAxis,
     SparsityPoint,
     StressSection,
@@ -48,7 +50,8 @@ from .results_coherence import (
 from .tasks import Task
 
 N_SEARCH = 256  # train examples: node statistics, mask search and bisection
-SEARCH_BATCH = 64  # prompts per mask-search step (Gao et al.'s batch), whatever the run's batch size
+SEARCH_BATCH = 64  # prompts per mask-search step (Gao et al.'s batch), whatever the run's batch size, dealt out among the restarts
+DEFAULT_RESTARTS = 5  # independent restarts of the search; the circuit of median size is reported
 N_SPARSITY = 128  # examples per split for the sparsity diagnostic
 
 
@@ -72,11 +75,14 @@ def measure_coherence(
     n_search: int = N_SEARCH,
     target: float = DEFAULT_TARGET,
     steps: int = DEFAULT_STEPS,
+    restarts: int = DEFAULT_RESTARTS,
     progress: bool = False,
 ) -> tuple[CircuitSection, StressSection | None, dict[str, dict[str, SparsityAxis]], TaskCircuit]:
     """The task's circuit section, stress curves and sparsity diagnostic; ``full_test`` is the
     behaviour test split's logit differences (the same ``n_test`` examples, seed ``seed``), the
-    full model's side of faithfulness, not recomputed."""
+    full model's side of faithfulness, not recomputed. The search runs ``restarts`` times; the restart of
+    median size is the circuit every later measurement uses, and each restart's faithfulness and
+    curve go into the section for C's interval."""
     if len(full_test) != n_test:
         raise ValueError(f"full_test has {len(full_test)} logit differences for n_test = {n_test} test examples")
     sites = node_sites(adapter)
@@ -85,8 +91,10 @@ def measure_coherence(
     held_out = PromptBatches.build(adapter, task, train[n_search:], batch_size)  # the bisection's prompts
     stats = node_statistics(adapter, search, sites)
     order = node_order(adapter, sites, stats.means, stats.stds)
-    circuit = search_circuit(adapter, sites, search, stats.means, target=target, steps=steps, seed=seed, progress=progress,
-                             desc=f"{task.name} circuit", held_out=held_out, order=order)
+    found = search_circuits(adapter, sites, search, stats.means, target=target, steps=steps, seed=seed, restarts=restarts,
+                            progress=progress, desc=f"{task.name} circuit", held_out=held_out, order=order)
+    reported = median_restart(found)
+    circuit = found[reported]
     kept = circuit.kept
     test = PromptBatches.build(adapter, task, task.examples("test", n_test, seed), batch_size)
     nothing = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool, device=adapter.device) for s in sites}
@@ -97,11 +105,14 @@ def measure_coherence(
     full = torch.tensor(full_test, dtype=torch.float64)
     measured = measure_conditions(adapter, sites, test, stats.means, kept, full=full)
     conditions = CircuitConditions(empty=measured.empty.tolist(), circuit=measured.circuit.tolist(), complement=measured.complement.tolist())
-    curve = None
+    curve, searched = None, []
     if circuit.search_sufficiency is not None:
-        found = faithfulness_curves(adapter, sites, test, stats.means, circuit.scores, order, circuit.n_kept, seed, full=full)
-        curve = FaithfulnessCurve(sizes=found.sizes, learned=[r.tolist() for r in found.learned], random=[r.tolist() for r in found.random],
-                                  random_complement=[r.tolist() for r in found.random_complement])
+        grid = faithfulness_curves(adapter, sites, test, stats.means, circuit.scores, order, circuit.n_kept, seed, full=full)
+        curve = FaithfulnessCurve(sizes=grid.sizes, learned=[r.tolist() for r in grid.learned], random=[r.tolist() for r in grid.random],
+                                  random_complement=[r.tolist() for r in grid.random_complement])
+        searched = [restart_section(conditions, curve, _kept_lists(kept), circuit.n_kept, circuit.search_sufficiency) if r == reported else
+                    measure_restart(adapter, sites, test, stats, c, order, curve.sizes, full, measured.empty)
+                    for r, c in enumerate(tqdm(found, desc=f"{task.name} restarts", disable=not progress, leave=False))]
     ood = {}
     for split in tqdm([s for s in task.splits() if s.is_ood], desc=f"{task.name} OOD circuits", disable=not progress, leave=False):
         batches = PromptBatches.build(adapter, task, task.examples(split.name, n_test, seed), batch_size)
@@ -109,14 +120,35 @@ def measure_coherence(
     section = CircuitSection(
         target=target, steps=steps, penalty=DEFAULT_PENALTY, seed=seed, n_search_examples=n_search,
         node_sites={s.name: s.n_nodes for s in sites},
-        kept={name: k.nonzero().squeeze(1).tolist() for name, k in kept.items() if bool(k.any())},
+        kept=_kept_lists(kept),
         n_nodes=circuit.n_kept, n_edges=count_edges(adapter, kept), edge_slots=edge_slots(adapter),
         search_sufficiency=circuit.search_sufficiency, test=conditions, ood=ood, curve=curve,
+        restarts=searched, reported=reported if searched else None,
     )
     curves = None if circuit.search_sufficiency is None else measure_stress(adapter, task, sites, stats, kept, test, n_test, seed,
                                                                               batch_size, progress, order)
     sparsity = measure_sparsity(adapter, task, n_test, seed, batch_size, progress)
     return section, curves, sparsity, TaskCircuit(sites, stats, kept, test)
+
+
+def _kept_lists(kept: Mapping[str, torch.Tensor]) -> dict[str, list[int]]:
+    return {name: k.nonzero().squeeze(1).tolist() for name, k in kept.items() if bool(k.any())}
+
+
+def restart_section(conditions: CircuitConditions, curve: FaithfulnessCurve, kept: dict[str, list[int]], n_nodes: int,
+                    search_sufficiency: float) -> SearchRestart:
+    """The reported restart's entry, from what was measured for the reported circuit."""
+    return SearchRestart(kept=kept, n_nodes=n_nodes, search_sufficiency=search_sufficiency, circuit=conditions.circuit,
+                         complement=conditions.complement, learned=curve.learned)
+
+
+def measure_restart(adapter: ModelAdapter, sites: list[NodeSite], test: PromptBatches, stats: NodeStatistics, circuit: Circuit,
+                    order: NodeOrder, sizes: list[int], full: torch.Tensor, empty: torch.Tensor) -> SearchRestart:
+    """Another restart's circuit on the test prompts: alone, ablated, and its ranking's curve at the reported sizes."""
+    measured = measure_conditions(adapter, sites, test, stats.means, circuit.kept, full=full, empty=empty)
+    learned = ranking_curve(adapter, sites, test, stats.means, learned_ranking(sites, circuit.scores, order), sizes, full)
+    return SearchRestart(kept=_kept_lists(circuit.kept), n_nodes=circuit.n_kept, search_sufficiency=circuit.search_sufficiency,
+                         circuit=measured.circuit.tolist(), complement=measured.complement.tolist(), learned=[r.tolist() for r in learned])
 
 
 def measure_stress(adapter: ModelAdapter, task: Task, sites: list[NodeSite], stats: NodeStatistics, kept: dict[str, torch.Tensor],

@@ -28,12 +28,13 @@ def coherence_table(result: RunResult) -> str:
     verdicts = run_verdicts(result)
     name_w = max([len("task"), *map(len, result.tasks)])
     comp = "".join(f"{SHORT[c]:>8}" for c in COMPONENTS)
-    lines = [f"{'task':<{name_w}}  {'nodes':>6} {'frac':>5} {'edges':>7}{comp}  {'D':>5} {'C [95% CI]':<17} {'F':>6} {'G':>5} {'cue':>6}  verdict"]
+    lines = [f"{'task':<{name_w}}  {'nodes':>6} {'frac':>5} {'edges':>7} {'restarts (J)':<19}{comp}  {'D':>5} {'C [95% CI]':<17} {'F':>6} {'G':>5} {'cue':>6}  verdict"]
     for name, v in verdicts.items():
         c = result.tasks[name].circuits
         nodes = "-" if c is None else str(c.n_nodes)
         frac = "-" if c is None else f"{c.n_nodes / sum(c.node_sites.values()):.2f}"
         edges = "-" if c is None or c.n_edges is None else str(c.n_edges)
+        restarts = restart_summary(c, v.components.get("restart_jaccard"))
         cells = "".join(f"{'-' if v.components[k] is None else f'{v.components[k]:.2f}':>8}" for k in COMPONENTS)
         D = "-" if v.D is None else f"{v.D.value:.2f}"
         C = "-" if v.C is None else f"{v.C.value:.2f} [{v.C.low:.2f},{v.C.high:.2f}]"
@@ -41,7 +42,7 @@ def coherence_table(result: RunResult) -> str:
         G = "-" if v.G is None else f"{v.G.value:.2f}"
         cue = "-" if v.cue_reliance is None else f"{v.cue_reliance.value:+.2f}"
         reasons = f" ({', '.join(v.reasons)})" if v.reasons else ""
-        lines.append(f"{name:<{name_w}}  {nodes:>6} {frac:>5} {edges:>7}{cells}  {D:>5} {C:<17} {F:>6} {G:>5} {cue:>6}  {v.verdict}{reasons}")
+        lines.append(f"{name:<{name_w}}  {nodes:>6} {frac:>5} {edges:>7} {restarts:<19}{cells}  {D:>5} {C:<17} {F:>6} {G:>5} {cue:>6}  {v.verdict}{reasons}")
     lines += [
         f"C: geometric mean of the components but specificity (scores version {SCORES_VERSION}); F = D - C; "
         f"FRACTURED: D's 95% interval above {D_HIGH} and C's below {C_LOW}; either interval across its threshold: inconclusive (docs/metrics.md)",
@@ -49,9 +50,19 @@ def coherence_table(result: RunResult) -> str:
         "closes over MIB's size grid; specif = own drop - largest other (reported, not in C);",
         "stress: closeness of the circuit's robustness to the full model's; ood: the circuit's closeness to the model on OOD splits where "
         "the model keeps its behaviour and the latents decode;",
-        "G: the share of the test accuracy's margin over chance kept OOD (not in C); cue: accuracy with the spurious cue agreeing minus flipped",
+        "G: the share of the test accuracy's margin over chance kept OOD (not in C); cue: accuracy with the spurious cue agreeing minus flipped;",
+        "restarts: the search's restarts, their smallest-largest circuit in nodes, J their mean pairwise node Jaccard (C's interval holds "
+        "their spread)",
     ]
     return "\n".join(lines + specificity_matrix(result))
+
+
+def restart_summary(c, jaccard: float | None) -> str:
+    """``R: smallest-largest (J x.xx)`` of a circuit section's restarts; ``-`` for a single search."""
+    if c is None or not c.restarts:
+        return "-"
+    sizes = [r.n_nodes for r in c.restarts]
+    return f"{len(sizes)}: {min(sizes)}-{max(sizes)}" + ("" if jaccard is None else f" ({jaccard:.2f})")
 
 
 def specificity_matrix(result: RunResult) -> list[str]:
@@ -150,7 +161,8 @@ def scores_markdown(results: list[RunResult]) -> str:
         return "-" if e is None else f"{e.value:+.2f} [{e.low:+.2f}, {e.high:+.2f}]"
 
     scores = {r.model.name: model_scores(r) for r in results}
-    lines = ["| task | model | D | C | G | cue reliance | nodes | verdict |", "| --- | --- | --- | --- | --- | --- | ---: | --- |"]
+    lines = ["| task | model | D | C | G | cue reliance | nodes | restarts (J) | verdict |",
+             "| --- | --- | --- | --- | --- | --- | ---: | --- | --- |"]
     for task in dict.fromkeys(t for r in results for t in r.tasks):
         for r in results:
             if task not in r.tasks:
@@ -159,7 +171,7 @@ def scores_markdown(results: list[RunResult]) -> str:
             nodes = "-" if c is None or c.search_sufficiency is None else f"{c.n_nodes:,}"
             reasons = f" ({'; '.join(v.reasons)})" if v.reasons else ""
             lines.append(f"| {task} | {r.model.name.removeprefix('zoo:')} | {ci(v.D)} | {ci(v.C)} | {ci(v.G)} | {signed(v.cue_reliance)} | "
-                         f"{nodes} | {v.verdict}{reasons} |")
+                         f"{nodes} | {restart_summary(c, v.components.get('restart_jaccard'))} | {v.verdict}{reasons} |")
     lines += ["", "| model | D | C | F | verdict |", "| --- | --- | --- | --- | --- |"]
     for name, m in scores.items():
         lines.append(f"| {name.removeprefix('zoo:')} | {ci(m.D)} | {ci(m.C)} | {signed(m.F)} | {m.verdict} ({m.reasons[0]}) |")

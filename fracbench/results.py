@@ -29,15 +29,16 @@ from pydantic import (
 
 from .results_coherence import CircuitSection, SparsityAxis, StressSection, TaskScores
 
-SCHEMA_VERSION = "6"  # bump on any change a reader of the old schema would misread
+SCHEMA_VERSION = "7"  # bump on any change a reader of the old schema would misread
 # Versions read_results accepts. Version 1 had only behaviour, version 2 behaviour and probes:
 # their circuits and stress placeholders were null in every file fracbench wrote, so they
 # read as version 3 documents without those sections. Version 3 has no untrained-twin
 # baseline (probes.latents[*].untrained); version 4 adds it. Version 5 adds the optional run-level
 # lm_eval section (lm-eval's results on the same model, tasks, n and seed); nothing else changed. Version 6
 # (suite 0.3) probes on cue-random examples and records each test example's cue (probes.test_cue_agrees), and
-# behaviour has the cue_agree and cue_flip splits.
-READABLE_SCHEMA_VERSIONS = ("1", "2", "3", "4", "5", "6")
+# behaviour has the cue_agree and cue_flip splits. Version 7 restarts the circuit search and keeps every restart
+# (circuits.restarts, circuits.reported); a version 6 file searched once.
+READABLE_SCHEMA_VERSIONS = ("1", "2", "3", "4", "5", "6", "7")
 ID_SPLITS = ("train", "test", "cue_agree", "cue_flip")  # in-distribution split names; the rest are ood/<axis>/<level>
 AGGREGATE_TOLERANCE = 1e-9  # stored aggregates must match the recomputed ones this closely
 
@@ -385,7 +386,7 @@ class LmEvalSection(Strict):
 class RunResult(Strict):
     """One model evaluated on (part of) the suite: the document a results file holds."""
 
-    schema_version: Literal["1", "2", "3", "4", "5", "6"]  # SCHEMA_VERSION when fracbench writes it; "1"-"5": older files
+    schema_version: Literal["1", "2", "3", "4", "5", "6", "7"]  # SCHEMA_VERSION when fracbench writes it; "1"-"6": older files
     fracbench_version: str  # the fracbench that wrote the file
     suite_version: str  # the task suite's version (fracbench.tasks.SUITE_VERSION)
     created: AwareDatetime  # when the run finished, ISO 8601 with a time zone (UTC when fracbench writes it)
@@ -401,10 +402,14 @@ class RunResult(Strict):
 
     @model_validator(mode="after")
     def _sections_exist_in_version(self) -> RunResult:
-        if self.schema_version not in ("5", "6") and self.lm_eval is not None:
-            raise ValueError(f"schema_version {self.schema_version} has no lm_eval section; schema_version 5 and 6 files carry it")
-        if self.schema_version != "6" and any(t.probes is not None and t.probes.test_cue_agrees is not None for t in self.tasks.values()):
-            raise ValueError(f"schema_version {self.schema_version} does not record the test examples' cue; schema_version 6 files do")
+        if self.schema_version not in ("5", "6", "7") and self.lm_eval is not None:
+            raise ValueError(f"schema_version {self.schema_version} has no lm_eval section; schema_version 5 and later files carry it")
+        if self.schema_version not in ("6", "7") and any(t.probes is not None and t.probes.test_cue_agrees is not None
+                                                         for t in self.tasks.values()):
+            raise ValueError(f"schema_version {self.schema_version} does not record the test examples' cue; schema_version 6 and 7 files do")
+        if self.schema_version != "7" and any(t.circuits is not None and t.circuits.restarts for t in self.tasks.values()):
+            raise ValueError(f"schema_version {self.schema_version} searched each circuit once (no circuits.restarts); schema_version 7 "
+                             "files carry the restarts")
         if self.schema_version == "1":
             bad = [name for name, t in self.tasks.items() if t.probes is not None]
             if bad:

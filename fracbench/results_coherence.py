@@ -68,6 +68,19 @@ class FaithfulnessCurve(Strict):
         return self
 
 
+class SearchRestart(Strict):
+    """One restart of the mask search (its own initial noise and its own prompts at each step) and what C's interval
+    needs of it, on the test split's prompts: the reported circuit is one of them, the others measure the search's
+    own variance (scoring draws a restart per bootstrap replicate)."""
+
+    kept: dict[str, list[int]]  # node site -> indices of this restart's circuit, ascending (sites with none omitted)
+    n_nodes: NonNegativeInt
+    search_sufficiency: float  # on the bisection's held-out train prompts at the chosen size
+    circuit: list[float] = Field(min_length=1)  # every node outside this circuit mean-ablated
+    complement: list[float] = Field(min_length=1)  # this circuit's nodes mean-ablated
+    learned: list[list[float]] = Field(min_length=2)  # per curve size (CircuitSection.curve.sizes): this ranking's top nodes alone
+
+
 class CircuitSection(Strict):
     """The task's circuit (Gao et al. node masks, bisected to a sufficiency target) and its faithfulness."""
 
@@ -86,6 +99,9 @@ class CircuitSection(Strict):
     test: CircuitConditions  # on the test split's prompts (the behaviour test items, in order)
     ood: dict[str, OODCircuit]  # OOD split -> the circuit there
     curve: FaithfulnessCurve | None = None  # None: no search ran (or an older schema)
+    restarts: list[SearchRestart] = []  # every restart of the search, the reported circuit's included; empty: no search ran
+    # (or an older schema, which searched once)
+    reported: NonNegativeInt | None = None  # the restart kept, kept..curve describe (the one of median size); None without restarts
 
     @model_validator(mode="after")
     def _nodes_consistent(self) -> CircuitSection:
@@ -103,7 +119,30 @@ class CircuitSection(Strict):
             raise ValueError("n_edges and edge_slots are both set (weights exposed) or both None")
         if self.n_edges is not None and self.n_edges > self.edge_slots:
             raise ValueError(f"n_edges {self.n_edges} exceeds edge_slots {self.edge_slots}")
+        self._restarts_consistent()
         return self
+
+    def _restarts_consistent(self) -> None:
+        if not self.restarts:
+            if self.reported is not None:
+                raise ValueError("reported names a restart, but restarts is empty")
+            return
+        if self.reported is None or self.reported >= len(self.restarts):
+            raise ValueError(f"reported must index restarts (0..{len(self.restarts) - 1}), got {self.reported}")
+        if self.curve is None:
+            raise ValueError("restarts need the curve section (their learned rows are at its sizes)")
+        for i, r in enumerate(self.restarts):
+            for site, idx in r.kept.items():
+                if site not in self.node_sites or idx != sorted(set(idx)) or (idx and not 0 <= idx[0] <= idx[-1] < self.node_sites[site]):
+                    raise ValueError(f"restarts[{i}].kept[{site!r}] must be distinct ascending indices of a node site")
+            if r.n_nodes != sum(len(idx) for idx in r.kept.values()):
+                raise ValueError(f"restarts[{i}].n_nodes is {r.n_nodes} but its kept lists {sum(len(x) for x in r.kept.values())} nodes")
+            if len(r.learned) != len(self.curve.sizes) or {len(r.circuit), len(r.complement), *map(len, r.learned)} != {len(self.test.circuit)}:
+                raise ValueError(f"restarts[{i}] must hold one learned row per curve size and one value per test prompt in every row")
+        chosen = self.restarts[self.reported]
+        if (chosen.kept, chosen.circuit, chosen.complement, chosen.learned) != (self.kept, self.test.circuit, self.test.complement,
+                                                                               self.curve.learned):
+            raise ValueError(f"restarts[{self.reported}] (reported) must be the circuit kept, test and curve describe")
 
 
 class Curve(Strict):

@@ -22,7 +22,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .behaviour import logit_diffs
-from .coherence import N_SEARCH, TaskCircuit, measure_coherence, measure_specificity
+from .coherence import DEFAULT_RESTARTS, N_SEARCH, TaskCircuit, measure_coherence, measure_specificity
 from .decodability import check_probe_settings, measure_decodability
 from .models import check_device, resolve_model
 from .models.adapter import ModelAdapter
@@ -45,9 +45,9 @@ N_TRAIN = 512  # train examples the decodability probes are fitted (and their si
 
 
 def evaluate_task(adapter: ModelAdapter, task: Task, n_test: int, seed: int, batch_size: int = 128, progress: bool = False,
-                  probes: bool = True, n_train: int = N_TRAIN, circuits: bool = True) -> TaskResult:
+                  probes: bool = True, n_train: int = N_TRAIN, circuits: bool = True, *, restarts: int = DEFAULT_RESTARTS) -> TaskResult:
     """One (model, task) job: :func:`measure_task`'s result without what specificity needs."""
-    return measure_task(adapter, task, n_test, seed, batch_size, progress, probes, n_train, circuits)[0]
+    return measure_task(adapter, task, n_test, seed, batch_size, progress, probes, n_train, circuits, restarts=restarts)[0]
 
 
 def measure_task(
@@ -60,11 +60,13 @@ def measure_task(
     probes: bool = True,
     n_train: int = N_TRAIN,
     circuits: bool = True,
+    *,
+    restarts: int = DEFAULT_RESTARTS,
 ) -> tuple[TaskResult, TaskCircuit | None]:
     """Behaviour of ``adapter`` on ``task``'s test split and every OOD split, ``n_test`` items each;
     with ``probes``, also decodability (probes fitted on ``n_train`` train examples); with
-    ``circuits``, the circuit, its stress and OOD curves and sparsity (and what specificity
-    across tasks needs of it)."""
+    ``circuits``, the circuit (the median of ``restarts`` searches), its stress and OOD curves and
+    sparsity (and what specificity across tasks needs of it)."""
     behaviour = {}
     for split in task.splits():
         if split.name == "train":
@@ -84,7 +86,8 @@ def measure_task(
         # a subset of those the probes used
         n_search = max(1, min(n_train // 2, N_SEARCH)) if probes else N_SEARCH
         circuit, curves, sparsity, found = measure_coherence(adapter, task, behaviour["test"].logit_diffs, n_test, seed,
-                                                             batch_size=batch_size, n_search=n_search, progress=progress)
+                                                             batch_size=batch_size, n_search=n_search, restarts=restarts,
+                                                             progress=progress)
         n_examples.setdefault("train", 2 * n_search)
     result = TaskResult(version=task.version, n_examples=n_examples, behaviour=behaviour, probes=section, circuits=circuit,
                         stress=curves, sparsity=sparsity)
@@ -106,6 +109,7 @@ def run(
     n_train: int = N_TRAIN,
     circuits: bool = True,
     lm_eval: bool = False,
+    restarts: int = DEFAULT_RESTARTS,
 ) -> tuple[RunResult, Path]:
     """Evaluate ``model_spec`` on ``tasks`` and write the results file; returns it and its path.
 
@@ -117,7 +121,7 @@ def run(
     file's ``lm_eval`` section.
     """
     start = time.perf_counter()
-    check_settings(n_test, batch_size, n_train if probes else None)
+    check_settings(n_test, batch_size, n_train if probes else None, restarts)
     check_device(device)
     selected = resolve_tasks(tasks)
     spec = resolve_model(model_spec, dtype)  # the spec's own dtype (hf:...,dtype=) wins over the argument
@@ -130,7 +134,8 @@ def run(
     found: dict[str, TaskCircuit] = {}
     for task in tqdm(selected, desc=adapter.info.name, disable=not progress):
         t0 = time.perf_counter()
-        results[task.name], circuit = measure_task(adapter, task, n_test, seed, batch_size, progress, probes, n_train, circuits)
+        results[task.name], circuit = measure_task(adapter, task, n_test, seed, batch_size, progress, probes, n_train, circuits,
+                                                   restarts=restarts)
         if circuit is not None:
             found[task.name] = circuit
         timings[task.name] = time.perf_counter() - t0
@@ -216,8 +221,10 @@ def figure_path(results_file: Path, kind: str = "decodability") -> Path:
     return results_file.with_name(f"{results_file.stem}-{kind}.png")
 
 
-def check_settings(n_test: int, batch_size: int, n_train: int | None = None) -> None:
+def check_settings(n_test: int, batch_size: int, n_train: int | None = None, restarts: int = DEFAULT_RESTARTS) -> None:
     """ValueErrors naming the option, before any work; ``n_train`` None: no probes."""
+    if restarts < 1:
+        raise ValueError(f"restarts (--restarts) must be at least 1 search, got {restarts}")
     if n_test < 1:
         raise ValueError(f"n_test (--n) must be at least 1 example per split, got {n_test}")
     if batch_size < 1:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .results import LatentProbes, ProbeSection, RunResult, TaskResult
-from .results_coherence import COHERENT, DOES_NOT_DECODE, FRACTURED, INCONCLUSIVE, NO_BEHAVIOUR, NOT_SCORED, VerdictLabel
+from .results_coherence import (COHERENT, DOES_NOT_DECODE, FRACTURED, INCONCLUSIVE, NO_BEHAVIOUR, NOT_SCORED, CircuitSection,
+                                FaithfulnessCurve, VerdictLabel)
 
 D_VERSION = "3"  # the definition of D: 0 = DESIGN.md's v0 (control-task subtraction), 1 = above max(chance, lexical),
 # 2 = above max(chance, lexical, the untrained twin's probe), 3 = 2 on cue-random fit and test rows, with D per
@@ -201,7 +202,7 @@ SCORES_VERSION = "3"  # the definitions of C's components, C, F, cue reliance an
 MIN_EFFECT = 0.5  # logits: below this m(M) - m(empty) there is no behaviour to normalize by (circuits.faithfulness)
 CHANCE = 0.5  # every task is a binary choice
 COMPONENTS = ("faithfulness", "compactness", "specificity", "stress", "ood")  # reported
-DIAGNOSTICS = ("cpr", "cmd", "necessity_margin")  # reported with the components, never in C (docs/metrics.md)
+DIAGNOSTICS = ("cpr", "cmd", "necessity_margin", "restart_jaccard")  # reported with the components, never in C (docs/metrics.md)
 STRESS_KINDS = ("activation_noise", "dropout", "weight_noise", "distractors")
 # C's geometric mean leaves out specificity, a diagnostic for now: on the dense zoo model ablating any
 # task's circuit removes at least 90% of every other task's logit difference too (docs/metrics.md), so
@@ -313,21 +314,19 @@ def coherence_components(result: RunResult, task: str, n_bootstrap: int = N_BOOT
     out: dict[str, np.ndarray | None] = dict.fromkeys(COMPONENTS + DIAGNOSTICS)
     if not float(full[0] - empty[0]) >= MIN_EFFECT:
         return out  # no behaviour beyond the all-ablated model: nothing for a circuit to explain
-    sufficiency = closeness(share(items.mean(c.test.circuit), empty, full))  # no reward for beating the model
-    necessity = 1 - recovered(items.mean(c.test.complement), empty, full)
-    out["faithfulness"] = np.sqrt(np.nan_to_num(sufficiency) * np.nan_to_num(necessity))
+    own = _circuit_parts(items, empty, full, c.test.circuit, c.test.complement, c.curve.learned if c.curve else None, c.curve)
+    necessity = own.pop("necessity")
+    if c.restarts:  # two-stage bootstrap: each replicate draws a restart, then resamples the prompts
+        per = [_circuit_parts(items, empty, full, r.circuit, r.complement, r.learned, c.curve) for r in c.restarts]
+        pick = restart_draws(len(c.restarts), n_bootstrap, seed)
+        for key, value in own.items():
+            stacked = np.stack([p[key] for p in per])  # [R, 1 + B]
+            own[key] = np.concatenate([value[:1], stacked[pick, 1 + np.arange(n_bootstrap)]])
+        agreement = restart_jaccard(c)
+        if agreement is not None:
+            out["restart_jaccard"] = np.full(1 + n_bootstrap, agreement)
+    out.update(own)
     if c.curve is not None:
-        span = full - empty  # at least MIN_EFFECT at the point; a replicate with no behaviour left reads 0 at every size
-
-        def fraction(row: list[float]) -> np.ndarray:
-            return np.nan_to_num((items.mean(row) - empty) / np.where(span > 0, span, np.nan))
-
-        learned, randomly = [fraction(row) for row in c.curve.learned], [fraction(row) for row in c.curve.random]
-        x = np.log(np.asarray(c.curve.sizes, dtype=float))
-        out["cpr"], out["cmd"] = area(learned, x), area([np.abs(1 - f) for f in learned], x)
-        a_learned, a_random = area([closeness(f) for f in learned], x), area([closeness(f) for f in randomly], x)
-        room = 1 - a_random
-        out["compactness"] = np.where(room > 0, np.clip((a_learned - a_random) / np.where(room > 0, room, 1.0), 0, 1), 0.0)
         random_drops = np.mean([1 - recovered(items.mean(row), empty, full) for row in c.curve.random_complement], axis=0)
         out["necessity_margin"] = necessity - random_drops
     if result.specificity and task in result.specificity:
@@ -343,6 +342,46 @@ def coherence_components(result: RunResult, task: str, n_bootstrap: int = N_BOOT
         out["stress"] = stress_robustness(t, items)
     if c.ood:
         out["ood"] = ood_faithfulness(t, n_bootstrap, seed, thresholds.D_high).values
+    return out
+
+
+RESTART_SALT = 15485863  # keeps the restart draws apart from every other draw of the same seed
+
+
+def restart_draws(n_restarts: int, n_bootstrap: int, seed: int) -> np.ndarray:
+    """[B] the search restart each bootstrap replicate uses (uniform, seeded)."""
+    return np.random.default_rng((seed, RESTART_SALT)).integers(0, n_restarts, size=n_bootstrap)
+
+
+def restart_jaccard(c: CircuitSection) -> float | None:
+    """Mean over pairs of search restarts of their node sets' Jaccard index (1: every restart found the same nodes);
+    None with fewer than two restarts."""
+    sets = [{(site, i) for site, idx in r.kept.items() for i in idx} for r in c.restarts]
+    pairs = [(a, b) for i, a in enumerate(sets) for b in sets[i + 1:]]
+    if not pairs:
+        return None
+    return float(np.mean([len(a & b) / len(a | b) if a | b else 1.0 for a, b in pairs]))
+
+
+def _circuit_parts(items: _Items, empty: np.ndarray, full: np.ndarray, circuit: list[float], complement: list[float],
+                   learned: list[list[float]] | None, curve: FaithfulnessCurve | None) -> dict[str, np.ndarray]:
+    """One circuit's faithfulness and necessity, and with a curve its CPR, CMD and compactness, each [1 + B]."""
+    sufficiency = closeness(share(items.mean(circuit), empty, full))  # no reward for beating the model
+    necessity = 1 - recovered(items.mean(complement), empty, full)
+    out = {"faithfulness": np.sqrt(np.nan_to_num(sufficiency) * np.nan_to_num(necessity)), "necessity": necessity}
+    if curve is None or learned is None:
+        return out
+    span = full - empty  # at least MIN_EFFECT at the point; a replicate with no behaviour left reads 0 at every size
+
+    def fraction(row: list[float]) -> np.ndarray:
+        return np.nan_to_num((items.mean(row) - empty) / np.where(span > 0, span, np.nan))
+
+    ranked, randomly = [fraction(row) for row in learned], [fraction(row) for row in curve.random]
+    x = np.log(np.asarray(curve.sizes, dtype=float))
+    out["cpr"], out["cmd"] = area(ranked, x), area([np.abs(1 - f) for f in ranked], x)
+    a_learned, a_random = area([closeness(f) for f in ranked], x), area([closeness(f) for f in randomly], x)
+    room = 1 - a_random
+    out["compactness"] = np.where(room > 0, np.clip((a_learned - a_random) / np.where(room > 0, room, 1.0), 0, 1), 0.0)
     return out
 
 

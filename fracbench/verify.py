@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .models import resolve_model
 from .results import RunResult
-from .runner import run
+from .runner import DEFAULT_RESTARTS, run
 from .scoring import Estimate, verdict
 
 METRICS = ("D", "C", "F")
@@ -71,7 +71,7 @@ def verify(claim: RunResult, model_spec: str, tasks: list[str] | None = None, sa
         return Verification(model_spec, False, chosen, [], None)
     first = claim.tasks[chosen[0]]
     settings = dict(n_test=first.behaviour["test"].n, n_train=first.n_examples["train"], seed=claim.provenance.seeds["examples"],
-                    batch_size=claim.provenance.batch_size, dtype=claim.provenance.dtype)
+                    batch_size=claim.provenance.batch_size, dtype=claim.provenance.dtype, restarts=claimed_restarts(claim, chosen))
     for name in chosen:  # one run: every task must share the settings
         t = claim.tasks[name]
         if (t.behaviour["test"].n, t.n_examples["train"]) != (settings["n_test"], settings["n_train"]):
@@ -88,6 +88,14 @@ def verify(claim: RunResult, model_spec: str, tasks: list[str] | None = None, sa
         same = theirs.verdict == mine.verdict and theirs.reasons == mine.reasons
         checks.append(Check(name, "verdict", theirs.verdict, mine.verdict, theirs.verdict == mine.verdict, same))
     return Verification(model_spec, True, chosen, checks, kept)
+
+
+def claimed_restarts(claim: RunResult, tasks: list[str]) -> int:
+    """The claim's number of search restarts (its searched circuits' restarts; 1 in an older schema's file)."""
+    counts = {len(c.restarts) or 1 for t in tasks if (c := claim.tasks[t].circuits) is not None and c.search_sufficiency is not None}
+    if len(counts) > 1:
+        raise ValueError(f"the claim's tasks {', '.join(tasks)} were searched with different numbers of restarts; verify them separately (--tasks)")
+    return counts.pop() if counts else DEFAULT_RESTARTS
 
 
 def compare(task: str, metric: str, claimed: Estimate | None, measured: Estimate | None) -> Check:

@@ -244,7 +244,7 @@ def test_report_prints_the_scores_and_the_threshold_sensitivity_of_real_runs(cap
     results = {read_results(f).model.name: f for f in files}
     chosen = [results["zoo:dense"], results["zoo:random"]]
     code, out, _ = run_cli(capsys, "report", "--markdown", *map(str, chosen))
-    assert code == 0 and "| task | model | D | C | G | cue reliance | nodes | verdict |" in out
+    assert code == 0 and "| task | model | D | C | G | cue reliance | nodes | restarts (J) | verdict |" in out
     assert "| random | " in out and "does not decode" in out
     code, out, _ = run_cli(capsys, "report", "--sensitivity", *map(str, chosen))
     rows = [line for line in out.splitlines() if line.startswith("| C_low |")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
+import numpy as np
 import pytest
 
 from fracbench.results import (
@@ -24,15 +25,18 @@ from fracbench.results_coherence import (
     Curve,
     FaithfulnessCurve,
     OODCircuit,
+    SearchRestart,
     StressSection,
 )
 from fracbench.scoring import (
+    CI_PERCENTILES,
     C_LOW,
     COMPONENT_LOW,
     CUE_RELIANCE_MIN,
     D_HIGH,
     IN_C,
     coherence,
+    coherence_components,
     recovered,
     retention,
     specificity_drops,
@@ -248,3 +252,38 @@ def test_a_bootstrap_replicate_where_the_stressed_model_keeps_nothing_still_scor
     t.stress.dropout = t.stress.distractors = None
     v = verdict(run({"a": t}), "a")
     assert v.components["stress"] == pytest.approx(1.0) and math.isfinite(v.C.low) and math.isfinite(v.C.high)
+
+
+def with_restarts(t: TaskResult, circuits: list[list[float]], reported: int = 0) -> TaskResult:
+    """``t`` with search restarts whose circuits alone give ``circuits`` (the reported one: t's own)."""
+    c = t.circuits
+    assert circuits[reported] == c.test.circuit
+    restarts = [SearchRestart(kept=c.kept if i == reported else {"s": [i, 50 + i]}, n_nodes=2, search_sufficiency=0.9, circuit=row,
+                              complement=c.test.complement, learned=c.curve.learned) for i, row in enumerate(circuits)]
+    return t.model_copy(update={"circuits": c.model_copy(update={"restarts": restarts, "reported": reported})})
+
+
+def test_c_s_interval_holds_the_search_restarts_spread() -> None:
+    """Scores v2 searched once: two seeds of the same search gave dense copy_name 1,583 and 2,415 nodes, and C's interval
+    (prompts resampled, one circuit) held none of that. Now each bootstrap replicate draws a restart first."""
+    same, spread = (coherence_components(run({"a": with_restarts(task(), rows)}), "a")["faithfulness"]
+                    for rows in ([[3.0] * 4] * 5, [[3.0] * 4, [2.0] * 4, [4.0] * 4, [1.0] * 4, [3.5] * 4]))
+    assert spread[0] == same[0] == pytest.approx(0.75)  # the point estimate is the reported circuit's
+    assert np.ptp(same[1:]) == pytest.approx(0.0)  # every prompt alike and every restart alike: nothing varies
+    low, high = np.percentile(spread[1:], CI_PERCENTILES)
+    # sufficiency 1/4 (restart 3) gives faithfulness sqrt(1/4 x 3/4); 4/4 (restart 2) sqrt(3/4)
+    assert low == pytest.approx(math.sqrt(0.25 * 0.75)) and high == pytest.approx(math.sqrt(0.75))
+    assert coherence(run({"a": task()}), "a").C == coherence(run({"a": with_restarts(task(), [[3.0] * 4] * 5)}), "a").C
+
+
+def test_restart_agreement_is_the_mean_pairwise_node_jaccard() -> None:
+    t = with_restarts(task(), [[3.0] * 4] * 3)  # {0, 1}, {1, 51}, {2, 52}: Jaccard 1/3, 0, 0
+    assert coherence(run({"a": t}), "a").components["restart_jaccard"] == pytest.approx(1 / 9)
+    assert coherence(run({"a": task()}), "a").components["restart_jaccard"] is None
+
+
+def test_the_reported_circuit_must_be_one_of_the_restarts() -> None:
+    t = with_restarts(task(), [[3.0] * 4, [2.0] * 4])
+    CircuitSection.model_validate(t.circuits.model_dump())
+    with pytest.raises(ValueError, match=r"restarts\[1\] \(reported\) must be the circuit"):
+        CircuitSection.model_validate({**t.circuits.model_dump(), "reported": 1})

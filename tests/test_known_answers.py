@@ -64,10 +64,12 @@ def test_a_permuted_twin_gets_the_same_d_c_and_verdict(model: str, task: str) ->
     original = load_model(f"zoo:{model}")
     scored = {}
     for adapter in (original, permuted_twin(original, seed=11)):
-        result, _ = measure_task(adapter, get_task(task), 128, 0)
+        result, _ = measure_task(adapter, get_task(task), 128, 0, restarts=3)  # 3 restarts: their draws must follow the nodes too
         scored[adapter.info.name] = (result, verdict(types.SimpleNamespace(tasks={task: result}, specificity=None), task))
     (a, va), (b, vb) = scored.values()
     assert a.circuits.n_nodes == b.circuits.n_nodes and a.circuits.n_edges == b.circuits.n_edges
+    assert [r.n_nodes for r in a.circuits.restarts] == [r.n_nodes for r in b.circuits.restarts]
+    assert va.components["restart_jaccard"] == pytest.approx(vb.components["restart_jaccard"], abs=1e-12)
     assert va.verdict == vb.verdict
     assert va.D.value == vb.D.value
     assert va.C.value == pytest.approx(vb.C.value, abs=1e-6) and va.C.low == pytest.approx(vb.C.low, abs=1e-6)

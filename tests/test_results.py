@@ -169,10 +169,10 @@ def test_an_unknown_field_is_refused_anywhere(where, path: str) -> None:
 def test_an_unknown_schema_version_is_refused_saying_which_are_read(tmp_path: Path) -> None:
     path = tmp_path / "future.json"
     path.write_text(json.dumps(edited(lambda d: d.update(schema_version="99"))))
-    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4, 5, 6\)"):
+    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4, 5, 6, 7\)"):
         read_results(path)
     with pytest.raises(ValidationError, match="schema_version"):
-        RunResult.model_validate(edited(lambda d: d.update(schema_version="7")))
+        RunResult.model_validate(edited(lambda d: d.update(schema_version="8")))
 
 
 LM_EVAL = {"lm_eval_version": "0.4.13", "model_args": "pretrained=/m,dtype=float32", "n": 3, "seed": 0,

@@ -240,3 +240,9 @@ def test_provenance_records_the_dtype_an_hf_spec_asks_for(tmp_path: Path, monkey
     spec = f"hf:pretrained={tmp_path},dtype=bfloat16"
     result, _ = runner.run(spec, tasks="quote_close", out_dir=tmp_path / "results", n_test=1, progress=False, probes=False)
     assert result.provenance.dtype == "bfloat16"
+
+
+def test_the_number_of_restarts_is_checked_before_any_work(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"restarts \(--restarts\) must be at least 1"):
+        runner.run("dense", out_dir=tmp_path, restarts=0)
+    assert not any(tmp_path.iterdir())

@@ -3,7 +3,7 @@
 from .ablation import NodeStatistics, PromptBatches, ablation_interventions, logit_diffs_under, node_statistics
 from .faithfulness import Conditions, measure_conditions
 from .nodes import NodeSite, node_sites, total_nodes
-from .search import DEFAULT_TARGET, Circuit, search_circuit
+from .search import DEFAULT_TARGET, Circuit, median_restart, search_circuit, search_circuits
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -15,8 +15,10 @@ __all__ = [
     "ablation_interventions",
     "logit_diffs_under",
     "measure_conditions",
+    "median_restart",
     "node_sites",
     "node_statistics",
     "search_circuit",
+    "search_circuits",
     "total_nodes",
 ]

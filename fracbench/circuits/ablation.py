@@ -4,7 +4,8 @@ A node that is not kept is replaced by its mean over the task's training distrib
 (every real token of every prompt), as Gao et al. prune: the rest of the network then
 sees an input-independent value where the node was. ``keep`` maps each node site to a
 [n_nodes] tensor, 1 (or True) for nodes left alone; values in between blend (the circuit
-search's surrogate gradients flow through them).
+search's surrogate gradients flow through them). A [B, n_nodes] tensor gives each prompt of the
+batch its own mask (the search's restarts share one forward pass that way).
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def ablation_interventions(sites: Sequence[NodeSite], keep: NodeValues, means: M
             if edit is not None:
                 nodes = edit(site, nodes)
             if site.name in keep:
-                mean, k = site.per_node(means[site.name]).to(nodes.dtype), keep[site.name][:, None]
+                mean, k = site.per_node(means[site.name]).to(nodes.dtype), keep[site.name]
+                k = k[:, None] if k.dim() == 1 else k[:, None, :, None]  # [n_nodes] for every row, or [B, n_nodes] per row
                 # a boolean mask selects (kept nodes pass bit for bit); the search's 0/1 floats blend, carrying gradients
                 nodes = torch.where(k, nodes, mean) if k.dtype == torch.bool else mean + k.to(nodes.dtype) * (nodes - mean)
             return nodes.reshape(x.shape)

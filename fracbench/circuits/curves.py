@@ -59,22 +59,30 @@ def top(sites: Sequence[NodeSite], ranking: torch.Tensor, k: int, device: torch.
 
 
 @torch.no_grad()
+def ranking_curve(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: dict[str, torch.Tensor],
+                  ranking: torch.Tensor, sizes: Sequence[int], full: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Per size, [N] logit differences with the first ``size`` nodes of ``ranking`` alone (the full model at 100%, not
+    recomputed when ``full`` is given)."""
+    n_total = total_nodes(list(sites))
+
+    def alone(k: int) -> torch.Tensor:
+        if k >= n_total and full is not None:
+            return full.clone()
+        return logit_diffs_under(adapter, batches, ablation_interventions(sites, top(sites, ranking, k, adapter.device), means))
+
+    return [alone(k) for k in sizes]
+
+
+@torch.no_grad()
 def faithfulness_curves(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: dict[str, torch.Tensor],
                         scores: dict[str, torch.Tensor], order: NodeOrder, circuit_size: int, seed: int,
                         n_random_sets: int = N_RANDOM_SETS, full: torch.Tensor | None = None) -> FaithfulnessCurves:
     """The learned and a random ranking's circuits at every grid size (the full model at 100%, not recomputed
     when ``full`` is given), and ``n_random_sets`` random sets of ``circuit_size`` nodes ablated."""
-    n_total = total_nodes(list(sites))
-    sizes = grid_sizes(n_total)
-    learned, rand = learned_ranking(sites, scores, order), random_ranking(order, seed, 0)
-
-    def alone(ranking: torch.Tensor, k: int) -> torch.Tensor:
-        if k >= n_total and full is not None:
-            return full.clone()
-        return logit_diffs_under(adapter, batches, ablation_interventions(sites, top(sites, ranking, k, adapter.device), means))
-
+    sizes = grid_sizes(total_nodes(list(sites)))
     complements = []
     for draw in range(n_random_sets):
         keep = top(sites, random_ranking(order, seed, draw + 1), circuit_size, adapter.device)
         complements.append(logit_diffs_under(adapter, batches, ablation_interventions(sites, {n: ~k for n, k in keep.items()}, means)))
-    return FaithfulnessCurves(sizes, [alone(learned, k) for k in sizes], [alone(rand, k) for k in sizes], complements)
+    return FaithfulnessCurves(sizes, ranking_curve(adapter, sites, batches, means, learned_ranking(sites, scores, order), sizes, full),
+                              ranking_curve(adapter, sites, batches, means, random_ranking(order, seed, 0), sizes, full), complements)

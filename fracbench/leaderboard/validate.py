@@ -20,9 +20,12 @@ from ..scoring import SCORES_VERSION, STRESS_KINDS, Estimate, Verdict, verdict
 from ..tasks import SUITE_VERSION, TASKS
 from ..tasks.base import CUE_SPLITS
 
-MAX_SUBMISSION_BYTES = 64 * 2**20  # a full zoo run is about 7.5 MB
+MAX_SUBMISSION_BYTES = 64 * 2**20  # a full zoo run is about 14 MB
 TOLERANCE = 1e-6  # the largest difference allowed between a stored score and its recomputation
-BOARD_SCHEMA_VERSIONS = ("6",)  # scores version 3 needs what schema 6 records (cue splits, each test example's cue)
+# scores version 3 needs what schema 6 records (cue splits, each test example's cue); schema 7 adds the search restarts, which C's
+# interval then holds (a schema-6 file searched once and scores as one restart)
+BOARD_SCHEMA_VERSIONS = ("6", "7")
+MIN_RESTARTS = 5  # a searched circuit's restarts on the board (fracbench run's default): fewer would narrow C's interval
 REQUIRED_SECTIONS = ("probes", "circuits", "scores")  # per task: what D, C and the verdict are recomputed from
 
 
@@ -124,6 +127,9 @@ def _sections(result: RunResult) -> list[Problem]:
             continue  # no behaviour to explain: no circuit, no stress, no OOD circuit tests
         problems += [Problem(f"{where}.circuits.ood", f"has no split {s!r}; C's ood component covers every OOD split")
                      for s in ood if s not in t.circuits.ood]
+        if result.schema_version != "6" and len(t.circuits.restarts) < MIN_RESTARTS:
+            problems.append(Problem(f"{where}.circuits.restarts", f"has {len(t.circuits.restarts)} search restarts; the board takes at "
+                                    f"least {MIN_RESTARTS} (run with --restarts {MIN_RESTARTS} or more): C's interval holds their spread"))
         if t.stress is None:
             problems.append(Problem(f"{where}.stress", "is missing, but a circuit was searched; C's stress component needs it"))
         else:

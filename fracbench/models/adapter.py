@@ -48,6 +48,10 @@ class Encoding:
     def to(self, device: torch.device | str) -> Encoding:
         return Encoding(self.ids.to(device), self.attention_mask.to(device), self.offsets.to(device), self.texts)
 
+    def repeat(self, times: int) -> Encoding:
+        """The batch stacked ``times`` times (rows [k B, (k + 1) B) are copy k): one forward pass for several masks."""
+        return Encoding(self.ids.repeat(times, 1), self.attention_mask.repeat(times, 1), self.offsets.repeat(times, 1, 1), self.texts * times)
+
     def token_positions(self, row: int, char_positions: Iterable[int]) -> list[int]:
         """Token index holding each character position of text ``row``: the token whose span contains it."""
         ends = self.offsets[row, :, 1].tolist()

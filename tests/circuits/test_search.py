@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fracbench.circuits import PromptBatches, measure_conditions, node_sites, node_statistics, search_circuit
+from fracbench.circuits import PromptBatches, measure_conditions, median_restart, node_sites, node_statistics, search_circuit, search_circuits
 from fracbench.circuits.edges import count_edges, edge_slots
 from fracbench.circuits.keys import node_order
 from fracbench.models.twins import permuted_twin
@@ -64,6 +64,32 @@ def test_the_same_seed_finds_the_same_circuit(dense_bracket) -> None:
     adapter, sites, search, stats, circuit, _ = dense_bracket
     again = search_circuit(adapter, sites, search, stats.means, steps=STEPS, seed=0)
     assert all(torch.equal(circuit.kept[n], again.kept[n]) for n in circuit.kept)
+
+
+def test_restarts_share_the_forward_pass_yet_are_searched_apart(dense_bracket) -> None:
+    """Each restart learns on its own rows of every batch and is bisected alone: each reaches the target, the same
+    seed gives the same restarts, one restart is the single search, and the reported one is of median size."""
+    adapter, sites, search, stats, circuit, _ = dense_bracket
+    found = search_circuits(adapter, sites, search, stats.means, steps=STEPS, seed=0, restarts=3)
+    assert all(c.search_sufficiency >= c.target for c in found)
+    again = search_circuits(adapter, sites, search, stats.means, steps=STEPS, seed=0, restarts=3)
+    assert all(torch.equal(a.kept[n], b.kept[n]) for a, b in zip(found, again) for n in a.kept)
+    sizes = [c.n_kept for c in found]
+    assert found[median_restart(found)].n_kept == sorted(sizes)[1], sizes
+    one = search_circuits(adapter, sites, search, stats.means, steps=STEPS, seed=0, restarts=1)[0]
+    assert all(torch.equal(one.kept[n], circuit.kept[n]) for n in circuit.kept)
+    with pytest.raises(ValueError, match="restarts must be >= 1"):
+        search_circuits(adapter, sites, search, stats.means, restarts=0)
+
+
+def test_the_median_restart_is_the_middle_size_with_ties_to_the_first() -> None:
+    class Found:
+        def __init__(self, n: int) -> None:
+            self.n_kept = n
+
+    assert median_restart([Found(n) for n in (50, 10, 30, 20, 40)]) == 2
+    assert median_restart([Found(n) for n in (10, 20, 20, 30)]) == 1  # the lower median of an even count
+    assert median_restart([Found(5)]) == 0
 
 
 def test_edges_are_nonzero_weights_between_kept_nodes(dense_bracket) -> None:

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 from fracbench.leaderboard import build_site, check_board, entries, load_board, validate_submission
+from fracbench.coherence import DEFAULT_RESTARTS
+from fracbench.leaderboard.validate import MIN_RESTARTS
 from fracbench.models import zoo
 
 from .test_browser import BOARD
@@ -40,3 +42,16 @@ def test_dropping_a_stress_curve_or_an_ood_circuit_split_from_a_real_entry_is_re
     del task["circuits"]["ood"]["ood/deeper/1"]
     fields = {p.field for p in validate_submission(json.dumps(data).encode()).problems}
     assert fields == {"tasks.bracket_depth.stress.weight_noise", "tasks.bracket_depth.circuits.ood"}
+
+
+def test_the_project_board_holds_every_restart_and_keeping_fewer_is_refused() -> None:
+    """Fewer restarts would narrow C's interval (the restarts' spread is in it), so the board takes at least five."""
+    dense = next(e for e in load_board(BOARD) if e.result.model.name == "zoo:dense")
+    searched = [c for t in dense.result.tasks.values() if (c := t.circuits).search_sufficiency is not None]
+    assert MIN_RESTARTS == DEFAULT_RESTARTS  # what fracbench run does by default is what the board takes
+    assert searched and all(len(c.restarts) >= MIN_RESTARTS for c in searched)
+    data = json.loads((BOARD / "submissions" / dense.submission).read_bytes())
+    circuits = data["tasks"]["bracket_depth"]["circuits"]
+    circuits["restarts"], circuits["reported"] = [circuits["restarts"][circuits["reported"]]], 0  # only the reported circuit
+    problems = validate_submission(json.dumps(data).encode()).problems
+    assert any(p.field == "tasks.bracket_depth.circuits.restarts" and "at least 5" in p.message for p in problems), problems

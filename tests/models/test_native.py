@@ -175,3 +175,17 @@ def test_zoo_checkpoints_ship_and_load(name: str) -> None:
 def test_the_untrained_twin_is_the_same_architecture_freshly_initialized_and_seeded(adapter: NativeAdapter) -> None:
     check_untrained_twin(adapter)
     assert adapter.untrained_twin(7).model.cfg == adapter.model.cfg
+
+
+def test_a_magnitude_pruned_twin_zeroes_the_smallest_weights_of_each_matrix(tiny_adapter: NativeAdapter) -> None:
+    from fracbench.models.twins import magnitude_pruned_twin
+
+    twin = magnitude_pruned_twin(tiny_adapter, 0.5)
+    for original, pruned in zip(tiny_adapter.model.weight_matrices(), twin.model.weight_matrices()):
+        kept = pruned != 0
+        assert abs(kept.float().mean().item() - 0.5) <= 1 / original.numel() + 1e-6
+        assert torch.equal(pruned[kept], original[kept])  # the survivors are untouched
+        assert original[~kept].abs().max() <= original[kept].abs().min()  # and they are the largest
+    assert twin.info.weights_sha256 != tiny_adapter.info.weights_sha256
+    with pytest.raises(ValueError, match=r"fraction .* must be in \[0, 1\)"):
+        magnitude_pruned_twin(tiny_adapter, 1.0)
