@@ -50,7 +50,7 @@ from .results_coherence import (
 from .tasks import Task
 
 N_SEARCH = 256  # train examples: node statistics, mask search and bisection
-SEARCH_BATCH = 64  # prompts per mask-search step (Gao et al.'s batch), whatever the run's batch size, dealt out among the restarts
+SEARCH_BATCH = 64  # prompts per mask-search step (Gao et al.'s batch), whatever the run's batch size; each restart gets the whole batch
 DEFAULT_RESTARTS = 5  # independent restarts of the search; the circuit of median size is reported
 N_SPARSITY = 128  # examples per split for the sparsity diagnostic
 
