@@ -22,7 +22,16 @@ def test_run_dense_zoo_model(benchmark, tmp_path, stage: str) -> None:
         lambda: run("zoo:dense", out_dir=tmp_path, progress=False, probes=full, circuits=full), rounds=1, iterations=1
     )
     TIMES[stage] = benchmark.stats.stats.min
-    benchmark.extra_info.update({f"seconds {task}": round(s, 1) for task, s in result.provenance.timings.tasks.items()})
+    timings = result.provenance.timings
+    benchmark.extra_info.update({f"seconds {task}": round(s, 1) for task, s in timings.tasks.items()})
+    stages: dict[str, float] = {}
+    for per_task in timings.stages.values():
+        for name, seconds in per_task.items():
+            stages[name] = stages.get(name, 0.0) + seconds
+    if timings.specificity is not None:
+        stages["specificity"] = timings.specificity
+    benchmark.extra_info["seconds by stage"] = {name: round(s, 1) for name, s in stages.items()}
+    print(f"\n{stage}: " + ", ".join(f"{name} {s:.0f} s" for name, s in stages.items()))
     if full:
         benchmark.extra_info["verdicts"] = {name: t.scores.verdict for name, t in result.tasks.items()}
         benchmark.extra_info["ratio to behaviour only"] = TIMES["all"] / TIMES.get("behaviour only", float("nan"))

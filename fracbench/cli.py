@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import cli_board
+from .circuits.ablation import ABLATIONS, DEFAULT_ABLATION
 from .models import DTYPES, check_device, resolve_model, zoo
 from .report import behaviour_markdown, behaviour_table, decodability_table, plot_behaviour
 from .report_coherence import coherence_table, scores_markdown, sensitivity_markdown
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restarts", type=int, default=DEFAULT_RESTARTS, metavar="R",
                    help=f"restarts of the circuit search; the median-size circuit is reported and the restarts' spread is in C's "
                    f"interval (default: {DEFAULT_RESTARTS}; the leaderboard takes >= {DEFAULT_RESTARTS})")
+    p.add_argument("--ablation", default=DEFAULT_ABLATION, choices=ABLATIONS,
+                   help="what a node outside a circuit takes: its mean over the search prompts' text tokens (mean) or its mean at "
+                   f"the same token position (positional_mean); docs/metrics.md, 'Ablation' (default: {DEFAULT_ABLATION})")
     p.add_argument("--no-probes", action="store_true", help="skip decodability (probes)")
     p.add_argument("--no-circuits", action="store_true", help="skip circuits, stress and OOD circuit tests, and sparsity")
     p.add_argument("--lm-eval", action="store_true", help="also run lm-eval on fracbench's lm-eval tasks (same model, tasks, n, "
@@ -148,6 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             circuits=not args.no_circuits,
             lm_eval=args.lm_eval,
             restarts=args.restarts,
+            ablation=args.ablation,
         )
         print(behaviour_table(result))
         if args.lm_eval:

@@ -27,6 +27,7 @@ from .circuits import (
     node_statistics,
     search_circuits,
 )
+from .circuits.ablation import DEFAULT_ABLATION, check_ablation
 from .circuits.edges import count_edges, edge_slots
 from .circuits.curves import faithfulness_curves, learned_ranking, ranking_curve
 from .circuits.keys import NodeOrder, node_order
@@ -48,6 +49,7 @@ from .results_coherence import (
     StressSection,
 )
 from .tasks import Task
+from .timing import Stopwatch
 
 N_SEARCH = 256  # train examples: node statistics, mask search and bisection
 SEARCH_BATCH = 64  # prompts per mask-search step (Gao et al.'s batch), whatever the run's batch size; each restart gets the whole batch
@@ -77,22 +79,28 @@ def measure_coherence(
     steps: int = DEFAULT_STEPS,
     restarts: int = DEFAULT_RESTARTS,
     progress: bool = False,
+    ablation: str = DEFAULT_ABLATION,
+    clock: Stopwatch | None = None,
 ) -> tuple[CircuitSection, StressSection | None, dict[str, dict[str, SparsityAxis]], TaskCircuit]:
     """The task's circuit section, stress curves and sparsity diagnostic; ``full_test`` is the
     behaviour test split's logit differences (the same ``n_test`` examples, seed ``seed``), the
     full model's side of faithfulness, not recomputed. The search runs ``restarts`` times; the restart of
     median size is the circuit every later measurement uses, and each restart's faithfulness and
-    curve go into the section for C's interval."""
+    curve go into the section for C's interval. Nodes outside a circuit take their ``ablation`` mean
+    (:data:`~fracbench.circuits.ablation.ABLATIONS`); ``clock`` collects each stage's seconds."""
+    clock = clock if clock is not None else Stopwatch()
+    check_ablation(ablation)
     if len(full_test) != n_test:
         raise ValueError(f"full_test has {len(full_test)} logit differences for n_test = {n_test} test examples")
     sites = node_sites(adapter)
     train = task.examples("train", 2 * n_search, seed)
     search = PromptBatches.build(adapter, task, train[:n_search], SEARCH_BATCH)
     held_out = PromptBatches.build(adapter, task, train[n_search:], batch_size)  # the bisection's prompts
-    stats = node_statistics(adapter, search, sites)
-    order = node_order(adapter, sites, stats.means, stats.stds)
-    found = search_circuits(adapter, sites, search, stats.means, target=target, steps=steps, seed=seed, restarts=restarts,
-                            progress=progress, desc=f"{task.name} circuit", held_out=held_out, order=order)
+    with clock("circuit_search"):
+        stats = node_statistics(adapter, search, sites, ablation)
+        order = node_order(adapter, sites, stats.means, stats.stds)
+        found = search_circuits(adapter, sites, search, stats.values, target=target, steps=steps, seed=seed, restarts=restarts,
+                                progress=progress, desc=f"{task.name} circuit", held_out=held_out, order=order)
     reported = median_restart(found)
     circuit = found[reported]
     kept = circuit.kept
@@ -100,34 +108,39 @@ def measure_coherence(
     nothing = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool, device=adapter.device) for s in sites}
 
     def under(batches: PromptBatches, keep: Mapping[str, torch.Tensor]) -> list[float]:
-        return logit_diffs_under(adapter, batches, ablation_interventions(sites, keep, stats.means)).tolist()
+        return logit_diffs_under(adapter, batches, ablation_interventions(sites, keep, stats.values)).tolist()
 
     full = torch.tensor(full_test, dtype=torch.float64)
-    measured = measure_conditions(adapter, sites, test, stats.means, kept, full=full)
-    conditions = CircuitConditions(empty=measured.empty.tolist(), circuit=measured.circuit.tolist(), complement=measured.complement.tolist())
-    curve, searched = None, []
-    if circuit.search_sufficiency is not None:
-        grid = faithfulness_curves(adapter, sites, test, stats.means, circuit.scores, order, circuit.n_kept, seed, full=full)
-        curve = FaithfulnessCurve(sizes=grid.sizes, learned=[r.tolist() for r in grid.learned], random=[r.tolist() for r in grid.random],
-                                  random_complement=[r.tolist() for r in grid.random_complement])
-        searched = [restart_section(conditions, curve, _kept_lists(kept), circuit.n_kept, circuit.search_sufficiency) if r == reported else
-                    measure_restart(adapter, sites, test, stats, c, order, curve.sizes, full, measured.empty)
-                    for r, c in enumerate(tqdm(found, desc=f"{task.name} restarts", disable=not progress, leave=False))]
+    with clock("circuit_faithfulness"):
+        measured = measure_conditions(adapter, sites, test, stats.values, kept, full=full)
+        conditions = CircuitConditions(empty=measured.empty.tolist(), circuit=measured.circuit.tolist(), complement=measured.complement.tolist())
+        curve, searched = None, []
+        if circuit.search_sufficiency is not None:
+            grid = faithfulness_curves(adapter, sites, test, stats.values, circuit.scores, order, circuit.n_kept, seed, full=full)
+            curve = FaithfulnessCurve(sizes=grid.sizes, learned=[r.tolist() for r in grid.learned], random=[r.tolist() for r in grid.random],
+                                      random_complement=[r.tolist() for r in grid.random_complement])
+            searched = [restart_section(conditions, curve, _kept_lists(kept), circuit.n_kept, circuit.search_sufficiency) if r == reported else
+                        measure_restart(adapter, sites, test, stats, c, order, curve.sizes, full, measured.empty)
+                        for r, c in enumerate(tqdm(found, desc=f"{task.name} restarts", disable=not progress, leave=False))]
     ood = {}
-    for split in tqdm([s for s in task.splits() if s.is_ood], desc=f"{task.name} OOD circuits", disable=not progress, leave=False):
-        batches = PromptBatches.build(adapter, task, task.examples(split.name, n_test, seed), batch_size)
-        ood[split.name] = OODCircuit(empty=under(batches, nothing), circuit=under(batches, kept))
+    with clock("circuit_ood"):
+        for split in tqdm([s for s in task.splits() if s.is_ood], desc=f"{task.name} OOD circuits", disable=not progress, leave=False):
+            batches = PromptBatches.build(adapter, task, task.examples(split.name, n_test, seed), batch_size)
+            empty = under(batches, nothing)  # an empty circuit ablates the same nodes: the same numbers, not recomputed
+            ood[split.name] = OODCircuit(empty=empty, circuit=empty if circuit.n_kept == 0 else under(batches, kept))
     section = CircuitSection(
-        target=target, steps=steps, penalty=DEFAULT_PENALTY, seed=seed, n_search_examples=n_search,
+        target=target, steps=steps, penalty=DEFAULT_PENALTY, seed=seed, n_search_examples=n_search, ablation=ablation,
         node_sites={s.name: s.n_nodes for s in sites},
         kept=_kept_lists(kept),
         n_nodes=circuit.n_kept, n_edges=count_edges(adapter, kept), edge_slots=edge_slots(adapter),
         search_sufficiency=circuit.search_sufficiency, test=conditions, ood=ood, curve=curve,
         restarts=searched, reported=reported if searched else None,
     )
-    curves = None if circuit.search_sufficiency is None else measure_stress(adapter, task, sites, stats, kept, test, n_test, seed,
-                                                                              batch_size, progress, order)
-    sparsity = measure_sparsity(adapter, task, n_test, seed, batch_size, progress)
+    with clock("stress"):
+        curves = None if circuit.search_sufficiency is None else measure_stress(adapter, task, sites, stats, kept, test, n_test, seed,
+                                                                                  batch_size, progress, order)
+    with clock("sparsity"):
+        sparsity = measure_sparsity(adapter, task, n_test, seed, batch_size, progress)
     return section, curves, sparsity, TaskCircuit(sites, stats, kept, test)
 
 
@@ -145,8 +158,8 @@ def restart_section(conditions: CircuitConditions, curve: FaithfulnessCurve, kep
 def measure_restart(adapter: ModelAdapter, sites: list[NodeSite], test: PromptBatches, stats: NodeStatistics, circuit: Circuit,
                     order: NodeOrder, sizes: list[int], full: torch.Tensor, empty: torch.Tensor) -> SearchRestart:
     """Another restart's circuit on the test prompts: alone, ablated, and its ranking's curve at the reported sizes."""
-    measured = measure_conditions(adapter, sites, test, stats.means, circuit.kept, full=full, empty=empty)
-    learned = ranking_curve(adapter, sites, test, stats.means, learned_ranking(sites, circuit.scores, order), sizes, full)
+    measured = measure_conditions(adapter, sites, test, stats.values, circuit.kept, full=full, empty=empty)
+    learned = ranking_curve(adapter, sites, test, stats.values, learned_ranking(sites, circuit.scores, order), sizes, full)
     return SearchRestart(kept=_kept_lists(circuit.kept), n_nodes=circuit.n_kept, search_sufficiency=circuit.search_sufficiency,
                          circuit=measured.circuit.tolist(), complement=measured.complement.tolist(), learned=[r.tolist() for r in learned])
 
@@ -193,6 +206,6 @@ def measure_specificity(adapter: ModelAdapter, circuits: Mapping[str, TaskCircui
     for a, b in tqdm(pairs, desc="specificity", disable=not progress, leave=False):
         other = circuits[b]
         complement = {name: ~k for name, k in circuits[a].kept.items()}
-        diffs = logit_diffs_under(adapter, other.test, ablation_interventions(other.sites, complement, other.stats.means))
+        diffs = logit_diffs_under(adapter, other.test, ablation_interventions(other.sites, complement, other.stats.values))
         out.setdefault(a, {})[b] = diffs.tolist()
     return out

@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -29,7 +29,7 @@ from pydantic import (
 
 from .results_coherence import CircuitSection, SparsityAxis, StressSection, TaskScores
 
-SCHEMA_VERSION = "7"  # bump on any change a reader of the old schema would misread
+SCHEMA_VERSION = "8"  # bump on any change a reader of the old schema would misread
 # Versions read_results accepts. Version 1 had only behaviour, version 2 behaviour and probes:
 # their circuits and stress placeholders were null in every file fracbench wrote, so they
 # read as version 3 documents without those sections. Version 3 has no untrained-twin
@@ -37,8 +37,11 @@ SCHEMA_VERSION = "7"  # bump on any change a reader of the old schema would misr
 # lm_eval section (lm-eval's results on the same model, tasks, n and seed); nothing else changed. Version 6
 # (suite 0.3) probes on cue-random examples and records each test example's cue (probes.test_cue_agrees), and
 # behaviour has the cue_agree and cue_flip splits. Version 7 restarts the circuit search and keeps every restart
-# (circuits.restarts, circuits.reported); a version 6 file searched once.
-READABLE_SCHEMA_VERSIONS = ("1", "2", "3", "4", "5", "6", "7")
+# (circuits.restarts, circuits.reported); a version 6 file searched once. Version 8 records the ablation kind
+# (circuits.ablation: pooled or position-specific means, BOS left out; version 7 and earlier averaged BOS into one
+# pooled mean, "mean_with_bos") and each task's stage timings (provenance.timings.stages).
+SchemaVersion = Literal["1", "2", "3", "4", "5", "6", "7", "8"]
+READABLE_SCHEMA_VERSIONS = get_args(SchemaVersion)
 ID_SPLITS = ("train", "test", "cue_agree", "cue_flip")  # in-distribution split names; the rest are ood/<axis>/<level>
 AGGREGATE_TOLERANCE = 1e-9  # stored aggregates must match the recomputed ones this closely
 
@@ -75,6 +78,10 @@ class Timings(Strict):
     """Wall-clock seconds."""
 
     tasks: dict[str, NonNegativeFloat]  # task name -> seconds spent evaluating it
+    # task name -> stage (behaviour, probes, circuit_search, circuit_faithfulness, circuit_ood, stress, sparsity) -> seconds;
+    # empty before schema 8
+    stages: dict[str, dict[str, NonNegativeFloat]] = {}
+    specificity: NonNegativeFloat | None = None  # seconds of the cross-task specificity ablations; None: not measured or before schema 8
     total: NonNegativeFloat  # the whole run: model loading, every task, building the result
 
 
@@ -386,7 +393,7 @@ class LmEvalSection(Strict):
 class RunResult(Strict):
     """One model evaluated on (part of) the suite: the document a results file holds."""
 
-    schema_version: Literal["1", "2", "3", "4", "5", "6", "7"]  # SCHEMA_VERSION when fracbench writes it; "1"-"6": older files
+    schema_version: SchemaVersion  # SCHEMA_VERSION when fracbench writes it; "1"-"7": older files
     fracbench_version: str  # the fracbench that wrote the file
     suite_version: str  # the task suite's version (fracbench.tasks.SUITE_VERSION)
     created: AwareDatetime  # when the run finished, ISO 8601 with a time zone (UTC when fracbench writes it)
@@ -402,14 +409,15 @@ class RunResult(Strict):
 
     @model_validator(mode="after")
     def _sections_exist_in_version(self) -> RunResult:
-        if self.schema_version not in ("5", "6", "7") and self.lm_eval is not None:
+        if self.schema_version not in ("5", "6", "7", "8") and self.lm_eval is not None:
             raise ValueError(f"schema_version {self.schema_version} has no lm_eval section; schema_version 5 and later files carry it")
-        if self.schema_version not in ("6", "7") and any(t.probes is not None and t.probes.test_cue_agrees is not None
-                                                         for t in self.tasks.values()):
-            raise ValueError(f"schema_version {self.schema_version} does not record the test examples' cue; schema_version 6 and 7 files do")
-        if self.schema_version != "7" and any(t.circuits is not None and t.circuits.restarts for t in self.tasks.values()):
+        if self.schema_version not in ("6", "7", "8") and any(t.probes is not None and t.probes.test_cue_agrees is not None
+                                                              for t in self.tasks.values()):
+            raise ValueError(f"schema_version {self.schema_version} does not record the test examples' cue; schema_version 6 and later "
+                             "files do")
+        if self.schema_version not in ("7", "8") and any(t.circuits is not None and t.circuits.restarts for t in self.tasks.values()):
             raise ValueError(f"schema_version {self.schema_version} searched each circuit once (no circuits.restarts); schema_version 7 "
-                             "files carry the restarts")
+                             "and later files carry the restarts")
         if self.schema_version == "1":
             bad = [name for name, t in self.tasks.items() if t.probes is not None]
             if bad:
@@ -434,6 +442,26 @@ class RunResult(Strict):
                     if len(diffs) != self.tasks[other].behaviour["test"].n:
                         raise ValueError(f"specificity[{source!r}][{other!r}] has {len(diffs)} prompts; "
                                          f"{other}'s test split has {self.tasks[other].behaviour['test'].n}")
+        return self
+
+    @model_validator(mode="after")
+    def _ablation_and_timings_in_version(self) -> RunResult:
+        """Schema 8 records the ablation kind and stage timings; earlier files pooled BOS into one mean and had neither."""
+        circuits = {name: t.circuits for name, t in self.tasks.items() if t.circuits is not None}
+        if self.schema_version == "8":
+            old = [name for name, c in circuits.items() if c.ablation == "mean_with_bos"]
+            if old:
+                raise ValueError(f"task {old[0]!r}: circuits.ablation is missing or 'mean_with_bos'; schema_version 8 files record "
+                                 "'mean' or 'positional_mean'")
+        else:
+            new = [name for name, c in circuits.items() if c.ablation != "mean_with_bos"]
+            if new:
+                raise ValueError(f"task {new[0]!r}: circuits.ablation is {circuits[new[0]].ablation!r}, but schema_version "
+                                 f"{self.schema_version} files averaged BOS into one mean ('mean_with_bos'); schema_version 8 records "
+                                 "the kind")
+            if self.provenance.timings.stages or self.provenance.timings.specificity is not None:
+                raise ValueError(f"schema_version {self.schema_version} has no stage timings (provenance.timings.stages, specificity); "
+                                 "schema_version 8 files carry them")
         return self
 
 

@@ -89,6 +89,9 @@ class CircuitSection(Strict):
     penalty: float = Field(ge=0)  # loss per kept node in the mask search
     seed: int  # seeds the mask search's initial scores
     n_search_examples: int = Field(ge=1)  # the first train examples: node means and stds, mask search (the next as many: bisection)
+    # what a node outside the circuit takes: its mean over the search prompts' text tokens ("mean"), its mean at the same
+    # position ("positional_mean"); schema 7 and earlier averaged every token, BOS included ("mean_with_bos")
+    ablation: Literal["mean", "positional_mean", "mean_with_bos"] = "mean_with_bos"
     node_sites: dict[str, int] = Field(min_length=1)  # node site -> its number of nodes (the whole node space)
     kept: dict[str, list[int]]  # node site -> indices of the circuit's nodes there, ascending (sites with none omitted)
     n_nodes: NonNegativeInt  # nodes in the circuit: the total of kept

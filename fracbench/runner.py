@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .behaviour import logit_diffs
+from .circuits.ablation import DEFAULT_ABLATION, check_ablation
 from .coherence import DEFAULT_RESTARTS, N_SEARCH, TaskCircuit, measure_coherence, measure_specificity
 from .decodability import check_probe_settings, measure_decodability
 from .models import check_device, resolve_model
@@ -40,14 +41,17 @@ from .results import (
 )
 from .results_coherence import ScoreEstimate, TaskScores
 from .tasks import SUITE_VERSION, Task, resolve_tasks
+from .timing import Stopwatch
 
 N_TRAIN = 512  # train examples the decodability probes are fitted (and their site chosen) on
 
 
 def evaluate_task(adapter: ModelAdapter, task: Task, n_test: int, seed: int, batch_size: int = 128, progress: bool = False,
-                  probes: bool = True, n_train: int = N_TRAIN, circuits: bool = True, *, restarts: int = DEFAULT_RESTARTS) -> TaskResult:
+                  probes: bool = True, n_train: int = N_TRAIN, circuits: bool = True, *, restarts: int = DEFAULT_RESTARTS,
+                  ablation: str = DEFAULT_ABLATION) -> TaskResult:
     """One (model, task) job: :func:`measure_task`'s result without what specificity needs."""
-    return measure_task(adapter, task, n_test, seed, batch_size, progress, probes, n_train, circuits, restarts=restarts)[0]
+    return measure_task(adapter, task, n_test, seed, batch_size, progress, probes, n_train, circuits, restarts=restarts,
+                        ablation=ablation)[0]
 
 
 def measure_task(
@@ -62,23 +66,29 @@ def measure_task(
     circuits: bool = True,
     *,
     restarts: int = DEFAULT_RESTARTS,
+    ablation: str = DEFAULT_ABLATION,
+    clock: Stopwatch | None = None,
 ) -> tuple[TaskResult, TaskCircuit | None]:
     """Behaviour of ``adapter`` on ``task``'s test split and every OOD split, ``n_test`` items each;
     with ``probes``, also decodability (probes fitted on ``n_train`` train examples); with
     ``circuits``, the circuit (the median of ``restarts`` searches), its stress and OOD curves and
-    sparsity (and what specificity across tasks needs of it)."""
+    sparsity (and what specificity across tasks needs of it), nodes outside circuits taking their ``ablation`` mean.
+    ``clock`` collects each stage's seconds."""
+    clock = clock if clock is not None else Stopwatch()
     behaviour = {}
     for split in task.splits():
         if split.name == "train":
             continue  # the zoo trains on it; behaviour is measured on held-out and shifted data
         examples = task.examples(split.name, n_test, seed)
-        diffs = logit_diffs(adapter, task, examples, batch_size=batch_size, progress=progress, desc=f"{task.name} {split.name}")
+        with clock("behaviour"):
+            diffs = logit_diffs(adapter, task, examples, batch_size=batch_size, progress=progress, desc=f"{task.name} {split.name}")
         behaviour[split.name] = SplitBehaviour.from_logit_diffs(diffs.tolist(), split.axis, split.level)
     n_examples = {s: b.n for s, b in behaviour.items()}
     section = None
     if probes:
-        section = measure_decodability(adapter, task, n_train, n_test, seed, batch_size=batch_size, device=str(adapter.device),
-                                       progress=progress)
+        with clock("probes"):
+            section = measure_decodability(adapter, task, n_train, n_test, seed, batch_size=batch_size, device=str(adapter.device),
+                                           progress=progress)
         n_examples = {"train": n_train, **n_examples}
     circuit = curves = sparsity = found = None
     if circuits:
@@ -87,7 +97,7 @@ def measure_task(
         n_search = max(1, min(n_train // 2, N_SEARCH)) if probes else N_SEARCH
         circuit, curves, sparsity, found = measure_coherence(adapter, task, behaviour["test"].logit_diffs, n_test, seed,
                                                              batch_size=batch_size, n_search=n_search, restarts=restarts,
-                                                             progress=progress)
+                                                             progress=progress, ablation=ablation, clock=clock)
         n_examples.setdefault("train", 2 * n_search)
     result = TaskResult(version=task.version, n_examples=n_examples, behaviour=behaviour, probes=section, circuits=circuit,
                         stress=curves, sparsity=sparsity)
@@ -110,6 +120,7 @@ def run(
     circuits: bool = True,
     lm_eval: bool = False,
     restarts: int = DEFAULT_RESTARTS,
+    ablation: str = DEFAULT_ABLATION,
 ) -> tuple[RunResult, Path]:
     """Evaluate ``model_spec`` on ``tasks`` and write the results file; returns it and its path.
 
@@ -122,6 +133,7 @@ def run(
     """
     start = time.perf_counter()
     check_settings(n_test, batch_size, n_train if probes else None, restarts)
+    check_ablation(ablation)
     check_device(device)
     selected = resolve_tasks(tasks)
     spec = resolve_model(model_spec, dtype)  # the spec's own dtype (hf:...,dtype=) wins over the argument
@@ -130,16 +142,21 @@ def run(
     out = check_writable(out_dir)
     adapter = spec.load(device)
     timings: dict[str, float] = {}
+    stages: dict[str, dict[str, float]] = {}
     results: dict[str, TaskResult] = {}
     found: dict[str, TaskCircuit] = {}
     for task in tqdm(selected, desc=adapter.info.name, disable=not progress):
         t0 = time.perf_counter()
+        clock = Stopwatch()
         results[task.name], circuit = measure_task(adapter, task, n_test, seed, batch_size, progress, probes, n_train, circuits,
-                                                   restarts=restarts)
+                                                   restarts=restarts, ablation=ablation, clock=clock)
+        stages[task.name] = clock.seconds
         if circuit is not None:
             found[task.name] = circuit
         timings[task.name] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     specificity = measure_specificity(adapter, found, progress) if circuits else None
+    specificity_seconds = time.perf_counter() - t0 if circuits else None
     created = datetime.now(timezone.utc)
     result = RunResult(
         schema_version=SCHEMA_VERSION,
@@ -154,7 +171,7 @@ def run(
             device=str(adapter.device),
             dtype=spec.dtype,
             command=list(sys.argv if command is None else command),
-            timings=Timings(tasks=timings, total=time.perf_counter() - start),
+            timings=Timings(tasks=timings, stages=stages, specificity=specificity_seconds, total=time.perf_counter() - start),
         ),
         tasks=results,
         specificity=specificity,

@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .circuits.ablation import ABLATIONS, DEFAULT_ABLATION
 from .models import resolve_model
 from .results import RunResult
 from .runner import DEFAULT_RESTARTS, run
@@ -71,7 +72,8 @@ def verify(claim: RunResult, model_spec: str, tasks: list[str] | None = None, sa
         return Verification(model_spec, False, chosen, [], None)
     first = claim.tasks[chosen[0]]
     settings = dict(n_test=first.behaviour["test"].n, n_train=first.n_examples["train"], seed=claim.provenance.seeds["examples"],
-                    batch_size=claim.provenance.batch_size, dtype=claim.provenance.dtype, restarts=claimed_restarts(claim, chosen))
+                    batch_size=claim.provenance.batch_size, dtype=claim.provenance.dtype, restarts=claimed_restarts(claim, chosen),
+                    ablation=claimed_ablation(claim, chosen))
     for name in chosen:  # one run: every task must share the settings
         t = claim.tasks[name]
         if (t.behaviour["test"].n, t.n_examples["train"]) != (settings["n_test"], settings["n_train"]):
@@ -88,6 +90,18 @@ def verify(claim: RunResult, model_spec: str, tasks: list[str] | None = None, sa
         same = theirs.verdict == mine.verdict and theirs.reasons == mine.reasons
         checks.append(Check(name, "verdict", theirs.verdict, mine.verdict, theirs.verdict == mine.verdict, same))
     return Verification(model_spec, True, chosen, checks, kept)
+
+
+def claimed_ablation(claim: RunResult, tasks: list[str]) -> str:
+    """The ablation the claim's circuits were measured with; one this version no longer computes is an error."""
+    kinds = {c.ablation for t in tasks if (c := claim.tasks[t].circuits) is not None}
+    if len(kinds) > 1:
+        raise ValueError(f"the claim's tasks {', '.join(tasks)} were measured with different ablations; verify them separately (--tasks)")
+    kind = kinds.pop() if kinds else DEFAULT_ABLATION
+    if kind not in ABLATIONS:
+        raise ValueError(f"the claim's circuits were measured with the {kind!r} ablation (schema_version {claim.schema_version}), which "
+                         f"this fracbench no longer computes ({', '.join(ABLATIONS)}); rerun the model with `fracbench run` instead")
+    return kind
 
 
 def claimed_restarts(claim: RunResult, tasks: list[str]) -> int:

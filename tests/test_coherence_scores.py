@@ -61,7 +61,7 @@ def task(circuit=(3.0, 3.0, 3.0, 3.0), complement=(1.0, 1.0, 1.0, 1.0), ood_full
     test = SplitBehaviour.from_logit_diffs(FULL, None, 0)
     ood = SplitBehaviour.from_logit_diffs(list(ood_full), "far", 1)
     c = CircuitSection(
-        target=0.9, steps=1, penalty=1e-3, seed=0, n_search_examples=2, node_sites={"s": 100}, kept={"s": [0, 1]}, n_nodes=2,
+        target=0.9, steps=1, penalty=1e-3, seed=0, n_search_examples=2, ablation="mean", node_sites={"s": 100}, kept={"s": [0, 1]}, n_nodes=2,
         n_edges=edges, edge_slots=slots, search_sufficiency=0.9,
         test=CircuitConditions(empty=EMPTY, circuit=list(circuit), complement=list(complement)),
         ood={"ood/far/1": OODCircuit(empty=[0.0] * 4, circuit=list(ood_circuit))},

@@ -33,7 +33,7 @@ AWKWARD = [0.1, 1 / 3, -2.5e-300, 123456.78901234567, 5e-324, -1.797693134862315
 
 def make_circuit(n_test: int, n_ood: int) -> CircuitSection:
     return CircuitSection(
-        target=0.9, steps=10, penalty=1e-3, seed=0, n_search_examples=4, node_sites={"blocks.0.mlp.hook_post": 8, "blocks.0.hook_mlp_out": 4},
+        target=0.9, steps=10, penalty=1e-3, seed=0, n_search_examples=4, ablation="mean", node_sites={"blocks.0.mlp.hook_post": 8, "blocks.0.hook_mlp_out": 4},
         kept={"blocks.0.mlp.hook_post": [1, 5]}, n_nodes=2, n_edges=3, edge_slots=32, search_sufficiency=0.93,
         test=CircuitConditions(empty=[0.0] * n_test, circuit=[0.5] * n_test, complement=[-0.1] * n_test),
         ood={"ood/long_body/2": OODCircuit(empty=[0.0] * n_ood, circuit=[0.25] * n_ood)},
@@ -169,10 +169,43 @@ def test_an_unknown_field_is_refused_anywhere(where, path: str) -> None:
 def test_an_unknown_schema_version_is_refused_saying_which_are_read(tmp_path: Path) -> None:
     path = tmp_path / "future.json"
     path.write_text(json.dumps(edited(lambda d: d.update(schema_version="99"))))
-    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4, 5, 6, 7\)"):
+    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4, 5, 6, 7, 8\)"):
         read_results(path)
     with pytest.raises(ValidationError, match="schema_version"):
-        RunResult.model_validate(edited(lambda d: d.update(schema_version="8")))
+        RunResult.model_validate(edited(lambda d: d.update(schema_version="9")))
+
+
+def older(data: dict, version: str) -> dict:
+    """``data`` as a file of an older schema would hold it: BOS pooled into the means, no stage timings."""
+    for t in data["tasks"].values():
+        if t.get("circuits"):
+            t["circuits"]["ablation"] = "mean_with_bos"
+    data["provenance"]["timings"].update(stages={}, specificity=None)
+    data["schema_version"] = version
+    return data
+
+
+@pytest.mark.parametrize("kind", ["mean", "positional_mean"])
+def test_version_8_records_the_ablation_and_older_files_read_as_bos_pooled(kind: str) -> None:
+    result = RunResult.model_validate(edited(lambda d: d["tasks"]["quote_close"]["circuits"].update(ablation=kind)))
+    assert result.tasks["quote_close"].circuits.ablation == kind
+    old = edited(lambda d: older(d, "7"))
+    del old["tasks"]["quote_close"]["circuits"]["ablation"]
+    assert RunResult.model_validate(old).tasks["quote_close"].circuits.ablation == "mean_with_bos"
+    with pytest.raises(ValidationError, match="circuits.ablation is 'mean', but schema_version 7 files averaged BOS"):
+        RunResult.model_validate(edited(lambda d: d.update(schema_version="7")))
+    with pytest.raises(ValidationError, match="schema_version 8 files record 'mean' or 'positional_mean'"):
+        RunResult.model_validate(edited(lambda d: d["tasks"]["quote_close"]["circuits"].update(ablation="mean_with_bos")))
+    with pytest.raises(ValidationError, match="ablation"):
+        RunResult.model_validate(edited(lambda d: d["tasks"]["quote_close"]["circuits"].update(ablation="resample")))
+
+
+def test_stage_timings_round_trip_in_version_8_and_are_refused_before(tmp_path: Path) -> None:
+    stages = {"quote_close": {"behaviour": 0.25, "circuit_search": 0.5}}
+    result = RunResult.model_validate(edited(lambda d: d["provenance"]["timings"].update(stages=stages, specificity=0.125)))
+    assert read_results(write_results(result, tmp_path / "r.json")) == result
+    with pytest.raises(ValidationError, match="schema_version 7 has no stage timings"):
+        RunResult.model_validate(edited(lambda d: (older(d, "7"), d["provenance"]["timings"].update(stages=stages))))
 
 
 LM_EVAL = {"lm_eval_version": "0.4.13", "model_args": "pretrained=/m,dtype=float32", "n": 3, "seed": 0,
@@ -309,8 +342,7 @@ def without_circuits(d: dict) -> None:
 
 def test_version_3_files_carry_no_untrained_twin_baseline(tmp_path: Path) -> None:
     path = tmp_path / "v3.json"
-    data = with_probes().model_dump(mode="json")
-    data["schema_version"] = "3"
+    data = older(with_probes().model_dump(mode="json"), "3")
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="schema_version 3 has no untrained-twin baseline, but task 'quote_close' has one"):
         read_results(path)
@@ -333,7 +365,7 @@ def test_version_2_files_carry_no_circuit_sections(tmp_path: Path) -> None:
     path = tmp_path / "v2.json"
     path.write_text(json.dumps(edited(lambda d: (without_circuits(d), d.update(schema_version="2")))))
     assert read_results(path).tasks["quote_close"].circuits is None
-    path.write_text(json.dumps(edited(lambda d: d.update(schema_version="2"))))
+    path.write_text(json.dumps(edited(lambda d: older(d, "2"))))
     with pytest.raises(ValueError, match="schema_version 2 has no circuit sections"):
         read_results(path)
 

@@ -57,6 +57,15 @@ def spy_on_loading(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
+def test_run_records_the_ablation_it_was_asked_for_and_refuses_unknown_kinds(tmp_path: Path, tiny_zoo: Path) -> None:
+    result, _ = runner.run("dense", "quote_close", tmp_path / "a", n_test=N, seed=0, batch_size=4, progress=False, n_train=24,
+                           ablation="positional_mean", restarts=1)
+    assert result.tasks["quote_close"].circuits.ablation == "positional_mean"
+    with pytest.raises(ValueError, match="ablation must be one of 'positional_mean', 'mean', got 'zero'"):
+        runner.run("dense", "quote_close", tmp_path / "b", n_test=N, progress=False, ablation="zero")
+    assert not (tmp_path / "b").exists()
+
+
 def test_run_writes_a_complete_results_file(tmp_path: Path, tiny_zoo: Path, tiny_adapter: NativeAdapter) -> None:
     out_dir = tmp_path / "results"
     result, path = runner.run(
@@ -75,8 +84,13 @@ def test_run_writes_a_complete_results_file(tmp_path: Path, tiny_zoo: Path, tiny
         assert task.scores is not None and task.scores.verdict == "does not decode"  # the untrained tiny model
     assert set(result.specificity) <= {"quote_close", "copy_name"}
     assert list(result.tasks) == ["quote_close", "copy_name"]
-    assert set(result.provenance.timings.tasks) == {"quote_close", "copy_name"}
-    assert result.provenance.timings.total >= sum(result.provenance.timings.tasks.values())
+    timings = result.provenance.timings
+    assert set(timings.tasks) == set(timings.stages) == {"quote_close", "copy_name"}
+    assert timings.total >= sum(timings.tasks.values()) + timings.specificity
+    for name, stages in timings.stages.items():  # each task's stages, in the order they ran, add up to no more than the task
+        assert list(stages) == ["behaviour", "probes", "circuit_search", "circuit_faithfulness", "circuit_ood", "stress", "sparsity"]
+        assert sum(stages.values()) <= timings.tasks[name]
+    assert all(t.circuits.ablation == "mean" for t in result.tasks.values())
     assert result.provenance.seeds == {"examples": 7, "probes": 7, "circuits": 7} and result.provenance.command == ["fracbench", "run"]
     assert (result.provenance.device, result.provenance.dtype) == ("cpu", "float32")
     assert result.model.name == "zoo:dense" and result.model.weights_sha256 == tiny_adapter.info.weights_sha256

@@ -22,9 +22,9 @@ from ..tasks.base import CUE_SPLITS
 
 MAX_SUBMISSION_BYTES = 64 * 2**20  # a full zoo run is about 14 MB
 TOLERANCE = 1e-6  # the largest difference allowed between a stored score and its recomputation
-# scores version 3 needs what schema 6 records (cue splits, each test example's cue); schema 7 adds the search restarts, which C's
-# interval then holds (a schema-6 file searched once and scores as one restart)
-BOARD_SCHEMA_VERSIONS = ("6", "7")
+# scores version 3 needs what schema 6 records (cue splits, each test example's cue) and the search restarts of schema 7, which
+# C's interval holds; the board takes schema 8 alone, whose ablation means leave BOS out (every entry measured the same way)
+BOARD_SCHEMA_VERSIONS = ("8",)
 MIN_RESTARTS = 5  # a searched circuit's restarts on the board (fracbench run's default): fewer would narrow C's interval
 REQUIRED_SECTIONS = ("probes", "circuits", "scores")  # per task: what D, C and the verdict are recomputed from
 
@@ -127,7 +127,7 @@ def _sections(result: RunResult) -> list[Problem]:
             continue  # no behaviour to explain: no circuit, no stress, no OOD circuit tests
         problems += [Problem(f"{where}.circuits.ood", f"has no split {s!r}; C's ood component covers every OOD split")
                      for s in ood if s not in t.circuits.ood]
-        if result.schema_version != "6" and len(t.circuits.restarts) < MIN_RESTARTS:
+        if len(t.circuits.restarts) < MIN_RESTARTS:
             problems.append(Problem(f"{where}.circuits.restarts", f"has {len(t.circuits.restarts)} search restarts; the board takes at "
                                     f"least {MIN_RESTARTS} (run with --restarts {MIN_RESTARTS} or more): C's interval holds their spread"))
         if t.stress is None:

@@ -1,5 +1,7 @@
 """Known answers for circuits: the weight-sparse zoo model's circuits are smaller than its dense twin's
-at the same faithfulness target (Gao et al. report about 16x at their scale; fracbench asks for 2x)."""
+at the same faithfulness target (Gao et al. report about 16x at their scale; fracbench asks for 2x).
+Measured as `fracbench run` measures: the median of restarted searches (one search is bimodal: sparse
+quote_close gave 1,429 nodes once where three restarts gave 348-355)."""
 
 from __future__ import annotations
 
@@ -7,20 +9,21 @@ import math
 
 import pytest
 
-from fracbench.circuits import PromptBatches, node_sites, node_statistics, search_circuit
+from fracbench.circuits import PromptBatches, median_restart, node_sites, node_statistics, search_circuits
 from fracbench.circuits.edges import count_edges
 from fracbench.models import zoo
 from fracbench.tasks import get_task
 
 TASKS = ("quote_close", "bracket_depth", "dict_or_list")
-N, STEPS = 128, 200
+N, STEPS, RESTARTS = 128, 200, 3
 
 
 def circuit_edges(model: str, task_name: str) -> tuple[int, int, float]:
     adapter, task = zoo.load(model), get_task(task_name)
     sites = node_sites(adapter)
     search = PromptBatches.build(adapter, task, task.examples("train", N, 0), 64)
-    circuit = search_circuit(adapter, sites, search, node_statistics(adapter, search, sites).means, steps=STEPS, seed=0)
+    found = search_circuits(adapter, sites, search, node_statistics(adapter, search, sites).values, steps=STEPS, seed=0, restarts=RESTARTS)
+    circuit = found[median_restart(found)]
     return circuit.n_kept, count_edges(adapter, circuit.kept), circuit.search_sufficiency
 
 

@@ -106,6 +106,18 @@ def test_verify_reruns_the_claim_and_reports_each_metric(tmp_path: Path, tiny_zo
     assert all(c["reproduced"] and c["exact"] for c in answer["checks"])
 
 
+def test_verify_refuses_a_claim_measured_with_an_ablation_it_no_longer_computes(tmp_path: Path, tiny_zoo: Path,
+                                                                              tiny_results: dict[str, bytes], capsys) -> None:
+    data = json.loads(tiny_results["partial"])
+    data["schema_version"] = "7"  # scores version 3's first files: BOS pooled into the means
+    data["provenance"]["timings"].update(stages={}, specificity=None)
+    for t in data["tasks"].values():
+        t["circuits"]["ablation"] = "mean_with_bos"
+    assert main(["verify", str(write(tmp_path, json.dumps(data).encode())), "--model", "zoo:dense", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "'mean_with_bos' ablation (schema_version 7)" in err and "rerun the model with `fracbench run`" in err, err
+
+
 def test_verify_fails_a_claim_the_model_does_not_reproduce(tmp_path: Path, tiny_zoo: Path, capsys: pytest.CaptureFixture) -> None:
     _, made = run("zoo:dense", tasks=["quote_close"], out_dir=tmp_path / "run", n_test=48, n_train=64, seed=1, progress=False)
     data = json.loads(made.read_bytes())  # enough test examples for a narrow interval

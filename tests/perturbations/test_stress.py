@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fracbench.circuits import PromptBatches, ablation_interventions, logit_diffs_under, node_sites, node_statistics
+from fracbench.circuits.ablation import ABLATIONS
 from fracbench.circuits.keys import node_order
 from fracbench.models.twins import permuted_twin
 from fracbench.perturbations import stress
@@ -58,13 +59,14 @@ def test_the_model_and_the_circuit_draw_the_same_noise(setup, order) -> None:
     assert torch.equal(point.model, point.circuit) and not torch.equal(point.model, logit_diffs_under(adapter, batches))
 
 
-def test_stress_draws_follow_the_nodes_of_a_permuted_twin(setup, order) -> None:
+@pytest.mark.parametrize("ablation", ABLATIONS)
+def test_stress_draws_follow_the_nodes_of_a_permuted_twin(setup, order, ablation: str) -> None:
     """The twin's neurons and heads are reordered, and its circuit is the same nodes moved: its curves are the
-    original's up to float summation order (scores v2 drew noise and dropout subsets by node index)."""
+    original's up to float summation order, under either ablation (scores v2 drew noise and dropout subsets by node index)."""
     adapter, task, sites, batches, _, _ = setup
     twin = permuted_twin(adapter, seed=3)
     twin_batches = PromptBatches.build(twin, task, task.examples("test", 16, 0), 8)
-    stats, twin_stats = node_statistics(adapter, batches, sites), node_statistics(twin, twin_batches, sites)
+    stats, twin_stats = node_statistics(adapter, batches, sites, ablation), node_statistics(twin, twin_batches, sites, ablation)
     keys, twin_keys = order, node_order(twin, sites)
     g = torch.Generator().manual_seed(1)
     kept = {s.name: torch.rand(s.n_nodes, generator=g) < 0.5 for s in sites}

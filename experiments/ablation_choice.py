@@ -1,0 +1,78 @@
+"""The measurement that chooses the default ablation (docs/metrics.md, "Ablation" and "Ablation choice").
+
+For each task, under each ablation kind: the all-ablated model's test accuracy (how much of the answer the ablation
+itself leaks) with its binomial 95% half-width, every restart's circuit size, and the median restart's test
+sufficiency and CPR. The rule that reads these numbers was written in docs/metrics.md before this ran.
+
+    python experiments/ablation_choice.py --model zoo:dense --n 256 --restarts 3 --out ablation_choice.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from fracbench.circuits import PromptBatches, logit_diffs_under, median_restart, node_sites, node_statistics, search_circuits
+from fracbench.circuits.ablation import ABLATIONS, ablation_interventions
+from fracbench.circuits.curves import faithfulness_curves
+from fracbench.circuits.keys import node_order
+from fracbench.models import resolve_model
+from fracbench.tasks import TASKS
+
+
+def measure(adapter, task, ablation: str, n: int, restarts: int, seed: int) -> dict:
+    sites = node_sites(adapter)
+    train = task.examples("train", 2 * 256, seed)
+    search = PromptBatches.build(adapter, task, train[:256], 64)
+    held_out = PromptBatches.build(adapter, task, train[256:], 64)
+    test = PromptBatches.build(adapter, task, task.examples("test", n, seed), 64)
+    stats = node_statistics(adapter, search, sites, ablation)
+    order = node_order(adapter, sites, stats.means, stats.stds)
+    nothing = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool) for s in sites}
+    full = logit_diffs_under(adapter, test).double()
+    empty = logit_diffs_under(adapter, test, ablation_interventions(sites, nothing, stats.values)).double()
+    accuracy = float((empty > 0).double().mean())
+    found = search_circuits(adapter, sites, search, stats.values, seed=seed, restarts=restarts, held_out=held_out, order=order)
+    circuit = found[median_restart(found)]
+    alone = logit_diffs_under(adapter, test, ablation_interventions(sites, circuit.kept, stats.values)).double()
+    span = float(full.mean() - empty.mean())
+    curves = faithfulness_curves(adapter, sites, test, stats.values, circuit.scores, order, circuit.n_kept, seed, full=full)
+    fractions = [(float(row.double().mean()) - float(empty.mean())) / span for row in curves.learned]
+    x = np.log(np.asarray(curves.sizes, dtype=float))
+    cpr = float(np.trapezoid(fractions, x) / (x[-1] - x[0]))
+    return {
+        "empty_accuracy": accuracy,
+        "empty_half_width": 1.96 * math.sqrt(accuracy * (1 - accuracy) / n),
+        "model_accuracy": float((full > 0).double().mean()),
+        "sizes": [c.n_kept for c in found],
+        "median_size": circuit.n_kept,
+        "test_sufficiency": (float(alone.mean()) - float(empty.mean())) / span,
+        "cpr": cpr,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="zoo:dense")
+    parser.add_argument("--n", type=int, default=256)
+    parser.add_argument("--restarts", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="ablation_choice.json")
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    adapter = resolve_model(args.model).load("cpu")
+    rows = {}
+    for name in tqdm(list(TASKS), desc="tasks"):
+        rows[name] = {kind: measure(adapter, TASKS[name], kind, args.n, args.restarts, args.seed) for kind in ABLATIONS}
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=1)
+        print(name, json.dumps(rows[name]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
