@@ -21,16 +21,18 @@ from fracbench.circuits import PromptBatches, logit_diffs_under, median_restart,
 from fracbench.circuits.ablation import ABLATIONS, ablation_interventions
 from fracbench.circuits.curves import faithfulness_curves
 from fracbench.circuits.keys import node_order
+from fracbench.coherence import N_SEARCH, SEARCH_BATCH
 from fracbench.models import resolve_model
+from fracbench.scoring import area
 from fracbench.tasks import TASKS
 
 
 def measure(adapter, task, ablation: str, n: int, restarts: int, seed: int) -> dict:
     sites = node_sites(adapter)
-    train = task.examples("train", 2 * 256, seed)
-    search = PromptBatches.build(adapter, task, train[:256], 64)
-    held_out = PromptBatches.build(adapter, task, train[256:], 64)
-    test = PromptBatches.build(adapter, task, task.examples("test", n, seed), 64)
+    train = task.examples("train", 2 * N_SEARCH, seed)  # as fracbench run splits them: search, then bisection
+    search = PromptBatches.build(adapter, task, train[:N_SEARCH], SEARCH_BATCH)
+    held_out = PromptBatches.build(adapter, task, train[N_SEARCH:], SEARCH_BATCH)
+    test = PromptBatches.build(adapter, task, task.examples("test", n, seed), SEARCH_BATCH)
     stats = node_statistics(adapter, search, sites, ablation)
     order = node_order(adapter, sites, stats.means, stats.stds)
     nothing = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool) for s in sites}
@@ -42,9 +44,8 @@ def measure(adapter, task, ablation: str, n: int, restarts: int, seed: int) -> d
     alone = logit_diffs_under(adapter, test, ablation_interventions(sites, circuit.kept, stats.values)).double()
     span = float(full.mean() - empty.mean())
     curves = faithfulness_curves(adapter, sites, test, stats.values, circuit.scores, order, circuit.n_kept, seed, full=full)
-    fractions = [(float(row.double().mean()) - float(empty.mean())) / span for row in curves.learned]
-    x = np.log(np.asarray(curves.sizes, dtype=float))
-    cpr = float(np.trapezoid(fractions, x) / (x[-1] - x[0]))
+    fractions = [np.array([(float(row.double().mean()) - float(empty.mean())) / span]) for row in curves.learned]
+    cpr = float(area(fractions, np.log(np.asarray(curves.sizes, dtype=float)))[0])  # scoring's CPR, point estimate
     return {
         "empty_accuracy": accuracy,
         "empty_half_width": 1.96 * math.sqrt(accuracy * (1 - accuracy) / n),

@@ -1,10 +1,9 @@
 """Ablation of nodes, and the task metric under it.
 
 A node that is not kept is replaced by a value that no longer depends on the input, as Gao et
-al. prune: by default its mean over the task's training distribution at the same token position
-(``positional_mean``), or its mean over every position (``mean``). Means are over the prompts'
-text tokens: padding never counts, and a special token (BOS) only counts at its own position,
-never in the pooled mean (docs/metrics.md, "Ablation"). ``keep`` maps each node site to a
+al. prune: by default its mean over every position of the task's training prompts (``mean``), or
+its mean at the same token position (``positional_mean``). Padding never counts, and a special
+token (BOS) only counts at its own position, never in the pooled mean (docs/metrics.md, "Ablation"). ``keep`` maps each node site to a
 [n_nodes] tensor, 1 (or True) for nodes left alone; values in between blend (the circuit
 search's surrogate gradients flow through them). A [B, n_nodes] tensor gives each prompt of the
 batch its own mask (the search's restarts share one forward pass that way).
@@ -58,7 +57,8 @@ class PromptBatches:
 class NodeStatistics:
     """Each node site's mean and standard deviation [*shape] over the prompts' text tokens (the scale
     activation noise is measured in, and what nodes are keyed by), its mean at each token position
-    [n_positions + 1, *shape] (the last row, the pooled mean, for positions past the longest prompt), and which of the two ablated nodes take (``ablation``)."""
+    [n_positions + 1, *shape] (the last row, the pooled mean, for positions past the longest prompt),
+    and which of the two ablated nodes take (``ablation``)."""
 
     means: dict[str, torch.Tensor]
     stds: dict[str, torch.Tensor]
@@ -72,6 +72,7 @@ class NodeStatistics:
 
 
 def check_ablation(ablation: str) -> str:
+    """``ablation`` if it is one of :data:`ABLATIONS`, else a ValueError naming them."""
     if ablation not in ABLATIONS:
         raise ValueError(f"ablation must be one of {', '.join(map(repr, ABLATIONS))}, got {ablation!r}")
     return ablation
