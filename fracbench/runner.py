@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from .behaviour import logit_diffs
 from .circuits.ablation import DEFAULT_ABLATION, check_ablation
+from .circuits.canonical import Canonical, canonical_order
 from .coherence import DEFAULT_RESTARTS, N_SEARCH, TaskCircuit, measure_coherence, measure_specificity
 from .decodability import check_probe_settings, measure_decodability
 from .models import check_device, resolve_model
@@ -39,7 +40,7 @@ from .results import (
     check_writable,
     write_results,
 )
-from .results_coherence import ScoreEstimate, TaskScores
+from .results_coherence import CircuitSection, ScoreEstimate, TaskScores
 from .tasks import SUITE_VERSION, Task, resolve_tasks
 from .timing import Stopwatch
 
@@ -72,8 +73,17 @@ def measure_task(
     """Behaviour of ``adapter`` on ``task``'s test split and every OOD split, ``n_test`` items each;
     with ``probes``, also decodability (probes fitted on ``n_train`` train examples); with
     ``circuits``, the circuit (the median of ``restarts`` searches), its stress and OOD curves and
-    sparsity (and what specificity across tasks needs of it), nodes outside circuits taking their ``ablation`` mean.
-    ``clock`` collects each stage's seconds."""
+    sparsity (and what specificity across tasks needs of it, in the canonical model's node order), nodes outside
+    circuits taking their ``ablation`` mean. ``clock`` collects each stage's seconds. Everything is measured on the
+    model in its canonical order (:mod:`fracbench.circuits.canonical`), circuits reported in the user's indices."""
+    return _measure(canonical_order(adapter), task, n_test, seed, batch_size, progress, probes, n_train, circuits,
+                    restarts=restarts, ablation=ablation, clock=clock)
+
+
+def _measure(canonical: Canonical, task: Task, n_test: int, seed: int, batch_size: int, progress: bool, probes: bool,
+             n_train: int, circuits: bool, *, restarts: int, ablation: str, clock: Stopwatch | None) -> tuple[TaskResult, TaskCircuit | None]:
+    """:func:`measure_task` on a model already in canonical order."""
+    adapter = canonical.adapter
     clock = clock if clock is not None else Stopwatch()
     behaviour = {}
     for split in task.splits():
@@ -98,6 +108,7 @@ def measure_task(
         circuit, curves, sparsity, found = measure_coherence(adapter, task, behaviour["test"].logit_diffs, n_test, seed,
                                                              batch_size=batch_size, n_search=n_search, restarts=restarts,
                                                              progress=progress, ablation=ablation, clock=clock)
+        circuit = in_user_order(circuit, canonical)
         n_examples.setdefault("train", 2 * n_search)
     result = TaskResult(version=task.version, n_examples=n_examples, behaviour=behaviour, probes=section, circuits=circuit,
                         stress=curves, sparsity=sparsity)
@@ -141,6 +152,7 @@ def run(
         raise ValueError(f"--lm-eval runs lm-eval's HuggingFace model; {model_spec} is a {spec.kind} model (give an hf: model)")
     out = check_writable(out_dir)
     adapter = spec.load(device)
+    canonical = canonical_order(adapter)  # every stage measures this; the results name the user's model and its nodes
     timings: dict[str, float] = {}
     stages: dict[str, dict[str, float]] = {}
     results: dict[str, TaskResult] = {}
@@ -148,14 +160,14 @@ def run(
     for task in tqdm(selected, desc=adapter.info.name, disable=not progress):
         t0 = time.perf_counter()
         clock = Stopwatch()
-        results[task.name], circuit = measure_task(adapter, task, n_test, seed, batch_size, progress, probes, n_train, circuits,
-                                                   restarts=restarts, ablation=ablation, clock=clock)
+        results[task.name], circuit = _measure(canonical, task, n_test, seed, batch_size, progress, probes, n_train, circuits,
+                                               restarts=restarts, ablation=ablation, clock=clock)
         stages[task.name] = clock.seconds
         if circuit is not None:
             found[task.name] = circuit
         timings[task.name] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    specificity = measure_specificity(adapter, found, progress) if circuits else None
+    specificity = measure_specificity(canonical.adapter, found, progress) if circuits else None
     specificity_seconds = time.perf_counter() - t0 if circuits else None
     created = datetime.now(timezone.utc)
     result = RunResult(
@@ -183,6 +195,12 @@ def run(
         result = result.model_copy(update={"lm_eval": section})
     result = with_scores(result)
     return result, write_outputs(result, results_path(out, adapter.info.name, created))
+
+
+def in_user_order(section: CircuitSection, canonical: Canonical) -> CircuitSection:
+    """A circuit section measured in canonical order, its node indices (circuit and restarts) in the user's order."""
+    restarts = [r.model_copy(update={"kept": canonical.user_indices(r.kept)}) for r in section.restarts]
+    return section.model_copy(update={"kept": canonical.user_indices(section.kept), "restarts": restarts})
 
 
 def with_scores(result: RunResult) -> RunResult:

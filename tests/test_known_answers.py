@@ -67,22 +67,21 @@ def _keys(adapter, kept: dict[str, list[int]]) -> set[tuple[str, int]]:
     return {(s.name, int(order.ranks[s.name][i])) for s in sites for i in kept.get(s.name, [])}
 
 
-@pytest.mark.parametrize("model, task", [("dense", "bracket_depth"), ("sparse", "dict_or_list")])
-def test_a_permuted_twin_gets_the_same_d_c_and_verdict(model: str, task: str) -> None:
+def test_a_permuted_twin_gets_the_same_d_c_and_verdict() -> None:
     """Scores v2 drew by node index and gave the permuted dense model 393 instead of 420 nodes and C 0.560 instead of
-    0.572 on bracket_depth. Now every draw follows the nodes' keys: D is equal and so is the verdict; the circuits are
-    the same nodes up to float rounding (the twin's logits differ by up to 3e-5, which can move a node whose learned
-    score ends within rounding of 0, or the bisection by a step: measured 1-5 nodes, C within 0.007)."""
-    original = load_model(f"zoo:{model}")
+    0.572 on bracket_depth; keyed draws alone still left the twin's float rounding to the search (sparse dict_or_list:
+    a reported circuit sharing 263 of 457 nodes). Measured in canonical order, a twin is the original's weights bit for
+    bit: D, C and the verdict are equal, and the circuit (in each model's own indices) is the same nodes by key. (Dense
+    bracket_depth passes too, measured; tests/circuits/test_canonical.py checks both models' canonical weights.)"""
+    task = "dict_or_list"
+    original = load_model("zoo:sparse")
     scored = {}
     for adapter in (original, permuted_twin(original, seed=11)):
-        result, _ = measure_task(adapter, get_task(task), 128, 0, n_train=256, restarts=3)  # 3 restarts: their draws follow the nodes too
+        result, _ = measure_task(adapter, get_task(task), 128, 0, n_train=256, restarts=3)  # 3 restarts: the median's choice too
         keys = _keys(adapter, result.circuits.kept)
         scored[adapter.info.name] = (result, verdict(types.SimpleNamespace(tasks={task: result}, specificity=None), task), keys)
     (a, va, ka), (b, vb, kb) = scored.values()
-    assert va.D.value == vb.D.value and va.verdict == vb.verdict
-    assert len(ka & kb) / len(ka | kb) >= 0.98, (a.circuits.n_nodes, b.circuits.n_nodes)
-    for x, y in zip(a.circuits.restarts, b.circuits.restarts, strict=True):
-        assert abs(x.n_nodes - y.n_nodes) <= max(3, 0.02 * x.n_nodes), (x.n_nodes, y.n_nodes)
-    for bound in ("value", "low", "high"):
-        assert getattr(va.C, bound) == pytest.approx(getattr(vb.C, bound), abs=0.02), (va.C, vb.C)
+    assert (va.D, va.C, va.verdict, va.components) == (vb.D, vb.C, vb.verdict, vb.components)
+    assert ka == kb and len(ka) == a.circuits.n_nodes > 0
+    assert [r.n_nodes for r in a.circuits.restarts] == [r.n_nodes for r in b.circuits.restarts]
+    assert a.circuits.kept != b.circuits.kept  # the same nodes by key, at other indices: the twin really moved them

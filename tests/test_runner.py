@@ -109,16 +109,16 @@ def test_run_into_an_unwritable_directory_fails_before_loading(tmp_path: Path, t
 
 
 def test_a_run_that_fails_midway_leaves_no_results_file(tmp_path: Path, tiny_zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = runner.measure_task
+    real = runner._measure
     done: list[str] = []
 
-    def fail_on_second(adapter, task, *args, **kwargs):
+    def fail_on_second(canonical, task, *args, **kwargs):
         if done:
             raise FloatingPointError("NaN in logits")
         done.append(task.name)
-        return real(adapter, task, *args, **kwargs)
+        return real(canonical, task, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "measure_task", fail_on_second)
+    monkeypatch.setattr(runner, "_measure", fail_on_second)
     out_dir = tmp_path / "results"
     with pytest.raises(FloatingPointError):
         runner.run("dense", tasks="quote_close,bracket_depth", out_dir=out_dir, n_test=N, progress=False, probes=False)

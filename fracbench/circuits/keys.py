@@ -49,7 +49,7 @@ def node_order(adapter: ModelAdapter, sites: Sequence[NodeSite], means: dict[str
                stds: dict[str, torch.Tensor] | None = None) -> NodeOrder:
     """The node keys of ``adapter``: from its weight links, or (without them) from the nodes' ``means`` and
     ``stds`` over the search prompts (:class:`~fracbench.circuits.ablation.NodeStatistics`)."""
-    digests = _weight_digests(adapter, sites)
+    digests = weight_digests(adapter, sites)
     if digests is None:
         if means is None:
             raise ValueError(f"{adapter.info.name} has no weight links: node keys need the nodes' means (and stds)")
@@ -66,7 +66,7 @@ def node_order(adapter: ModelAdapter, sites: Sequence[NodeSite], means: dict[str
     return NodeOrder(ranks, canonical)
 
 
-def _weight_digests(adapter: ModelAdapter, sites: Sequence[NodeSite]) -> dict[str, list[bytes]] | None:
+def weight_digests(adapter: ModelAdapter, sites: Sequence[NodeSite]) -> dict[str, list[bytes]] | None:
     """Per node: a hash of the sorted values of every weight row (as a link's output) and column (as its input)."""
     try:
         links = sorted(adapter.weight_links(), key=lambda link: link.name)

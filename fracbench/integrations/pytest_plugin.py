@@ -37,6 +37,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--fracbench-n", type=int, default=512, metavar="N", help="examples per split (default: 512)")
     group.addoption("--fracbench-n-train", type=int, default=None, metavar="N", help="train examples for the probes "
                     "(default: fracbench run's)")
+    group.addoption("--fracbench-restarts", type=int, default=None, metavar="R", help="restarts of the circuit search "
+                    "(default: fracbench run's; the board takes no fewer)")
     group.addoption("--fracbench-seed", type=int, default=0, metavar="SEED", help="seed of the examples (default: 0)")
     group.addoption("--fracbench-device", default="cpu", metavar="DEVICE", help="cpu or cuda (default: cpu)")
 
@@ -77,6 +79,8 @@ class FracbenchSession:
     """The options, checked once, and the run, made on first use and shared by every test."""
 
     def __init__(self, config: pytest.Config) -> None:
+        from ..coherence import DEFAULT_RESTARTS
+        from ..runner import N_TRAIN
         from ..tasks import resolve_tasks
 
         opt = config.getoption
@@ -86,7 +90,9 @@ class FracbenchSession:
         except KeyError as err:
             raise pytest.UsageError(f"fracbench: --fracbench-tasks: {err.args[0]}") from None
         self.n, self.seed, self.device = opt("--fracbench-n"), opt("--fracbench-seed"), opt("--fracbench-device")
-        self.n_train = opt("--fracbench-n-train")
+        # None is "fracbench run's default"; a given 0 stays 0, so that the check below refuses it
+        self.n_train = N_TRAIN if opt("--fracbench-n-train") is None else opt("--fracbench-n-train")
+        self.restarts = DEFAULT_RESTARTS if opt("--fracbench-restarts") is None else opt("--fracbench-restarts")
         self.out = Path(opt("--fracbench-out")) if opt("--fracbench-out") else None
         self.progress = opt("capture") == "no"  # progress bars only where pytest shows output (-s)
         self.result = None
@@ -99,24 +105,27 @@ class FracbenchSession:
         """Bad options fail the session at once, with fracbench's own message."""
         from ..models import check_device, resolve_model
         from ..results import check_writable
-        from ..runner import N_TRAIN, check_settings
+        from ..runner import check_settings
 
         try:
             check_device(self.device)
-            check_settings(self.n, 128, self.n_train or N_TRAIN)
+            check_settings(self.n, 128, self.n_train, self.restarts)
             resolve_model(self.spec)
             if self.out is not None:
                 check_writable(self.out.parent)
         except (KeyError, ValueError, OSError) as err:
-            raise pytest.UsageError(f"fracbench: {err.args[0] if isinstance(err, KeyError) else err}") from None
+            # the settings' messages name fracbench run's options (--n, --n-train, --restarts): here they are --fracbench-*
+            message = str(err.args[0] if isinstance(err, KeyError) else err).replace("(--", "(--fracbench-")
+            raise pytest.UsageError(f"fracbench: {message}") from None
 
     def results(self) -> FracbenchResults:
         if self._results is None:
-            from ..runner import N_TRAIN, run
+            from ..runner import run
 
             with tempfile.TemporaryDirectory() as scratch:
                 self.result, _ = run(self.spec, tasks=self.tasks, out_dir=scratch, device=self.device, n_test=self.n, seed=self.seed,
-                                     n_train=self.n_train or N_TRAIN, progress=self.progress, command=["pytest", "--fracbench-model", self.spec])
+                                     n_train=self.n_train, restarts=self.restarts, progress=self.progress,
+                                     command=["pytest", "--fracbench-model", self.spec])
             self._results = FracbenchResults(self.result)
         return self._results
 

@@ -62,12 +62,22 @@ def ranked(items: list[Entry]) -> list[Entry]:
     return out
 
 
+# leaderboard.json's numbers, to this many decimals: the same submissions scored on another CPU differed in the last
+# bit (a bootstrap bound, 0.4768345249074071 vs ...070: numpy's vectorized sums follow the CPU's instruction set), and
+# the committed site must be what any machine builds; the submissions keep full precision
+DECIMALS = 9
+
+
+def _rounded(x: float) -> float:
+    return round(x, DECIMALS)
+
+
 def estimate_json(e: Estimate | None) -> dict[str, float] | None:
-    return None if e is None else {"value": e.value, "low": e.low, "high": e.high}
+    return None if e is None else {"value": _rounded(e.value), "low": _rounded(e.low), "high": _rounded(e.high)}
 
 
 def task_json(v: Verdict) -> dict:
-    return {"D": estimate_json(v.D), "C": estimate_json(v.C), "F": estimate_json(v.F), "components": dict(v.components),
+    return {"D": estimate_json(v.D), "C": estimate_json(v.C), "F": estimate_json(v.F), "components": {k: None if c is None else _rounded(c) for k, c in v.components.items()},
             "verdict": v.verdict, "reasons": list(v.reasons)}
 
 

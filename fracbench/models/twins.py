@@ -13,6 +13,7 @@ version 2's edge-counted compactness gave the dense model pruned to 50% +0.055).
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import torch
 
@@ -23,22 +24,37 @@ def permuted_twin(adapter: NativeAdapter, seed: int) -> NativeAdapter:
     """The model with each block's MLP neurons and attention heads in a seeded random order."""
     if not isinstance(adapter, NativeAdapter):
         raise TypeError(f"permuted_twin takes a native (zoo) model's adapter, got {type(adapter).__name__}")
-    model = copy.deepcopy(adapter.model)
     generator = torch.Generator().manual_seed(seed)
+    neurons, heads = [], []
+    for block in adapter.model.blocks:  # per block the neurons' order, then the heads': the draws of scores v2's twins
+        neurons.append(torch.randperm(block.mlp.fc_in.out_features, generator=generator))
+        heads.append(torch.randperm(block.attn.n_heads, generator=generator))
+    return reordered(adapter, neurons, heads, f"{adapter.info.name} (permuted twin, seed {seed})")
+
+
+def reordered(adapter: NativeAdapter, neurons: Sequence[torch.Tensor], heads: Sequence[torch.Tensor], name: str) -> NativeAdapter:
+    """The model with block l's MLP neuron i taken from neuron ``neurons[l][i]`` and head h from head ``heads[l][h]``
+    (each a permutation): the same function, the weights moved by indexing, bit for bit."""
+    model = copy.deepcopy(adapter.model)
+    if not len(neurons) == len(heads) == len(model.blocks):
+        raise ValueError(f"one neuron and one head order per block ({len(model.blocks)}), got {len(neurons)} and {len(heads)}")
     with torch.no_grad():
-        for block in model.blocks:
+        for block, order, head_order in zip(model.blocks, neurons, heads):
             mlp, attn = block.mlp, block.attn
-            neurons = torch.randperm(mlp.fc_in.out_features, generator=generator)
-            mlp.fc_in.weight.copy_(mlp.fc_in.weight[neurons])
-            mlp.fc_in.bias.copy_(mlp.fc_in.bias[neurons])
-            mlp.fc_out.weight.copy_(mlp.fc_out.weight[:, neurons])
-            heads = torch.randperm(attn.n_heads, generator=generator)
-            channels = (heads[:, None] * attn.d_head + torch.arange(attn.d_head)).reshape(-1)  # each head's channels, moved whole
+            mlp.fc_in.weight.copy_(mlp.fc_in.weight[order])
+            mlp.fc_in.bias.copy_(mlp.fc_in.bias[order])
+            mlp.fc_out.weight.copy_(mlp.fc_out.weight[:, order])
+            channels = head_channels(head_order, attn.d_head)
             for proj in (attn.q, attn.k, attn.v):
                 proj.weight.copy_(proj.weight[channels])
                 proj.bias.copy_(proj.bias[channels])
             attn.o.weight.copy_(attn.o.weight[:, channels])
-    return NativeAdapter(model, f"{adapter.info.name} (permuted twin, seed {seed})", adapter.tokenizer, str(adapter.device))
+    return NativeAdapter(model, name, adapter.tokenizer, str(adapter.device))
+
+
+def head_channels(heads: torch.Tensor, d_head: int) -> torch.Tensor:
+    """The q/k/v channels of heads in the order ``heads``: each head's channels moved whole."""
+    return (heads[:, None] * d_head + torch.arange(d_head)).reshape(-1)
 
 
 def magnitude_pruned_twin(adapter: NativeAdapter, fraction: float) -> NativeAdapter:

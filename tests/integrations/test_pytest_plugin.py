@@ -20,7 +20,8 @@ def test_dict_or_list_is_not_fractured(fracbench_results):
 def test_the_model_is_loaded_behind_the_adapter(fracbench_model):
     assert fracbench_model.info.n_layers >= 1
 """
-FAST = ["--fracbench-tasks", "dict_or_list", "--fracbench-n", "64", "--fracbench-n-train", "128", "-p", "no:cacheprovider"]
+FAST = ["--fracbench-tasks", "dict_or_list", "--fracbench-n", "64", "--fracbench-n-train", "128", "--fracbench-restarts", "2",
+        "-p", "no:cacheprovider"]
 GENERATED = [f"*dict_or_list::{check}*" for check in ("behaviour", "decodability", "faithfulness", "stress", "ood", "verdict")]
 
 
@@ -67,3 +68,9 @@ def test_a_bad_option_stops_the_session_with_fracbench_s_message(pytester: pytes
     result = pytester.runpytest("--fracbench-tasks", "nonesuch")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*fracbench: --fracbench-tasks: unknown task 'nonesuch'*"])
+    result = pytester.runpytest_subprocess("--fracbench-model", "zoo:dense", "--fracbench-restarts", "0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*fracbench: restarts (--fracbench-restarts) must be at least 1 search, got 0*"])
+    result = pytester.runpytest_subprocess("--fracbench-model", "zoo:dense", "--fracbench-n-train", "0")  # 0 is not "the default"
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*fracbench: n_train (--fracbench-n-train) must be at least 2 train examples*"])
