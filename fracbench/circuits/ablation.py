@@ -134,8 +134,9 @@ def ablation_interventions(sites: Sequence[NodeSite], keep: NodeValues, means: M
             if site.name in keep:
                 mean, k = site.per_node(_at_positions(site, means[site.name], x.shape[1])).to(nodes.dtype), keep[site.name]
                 k = k[:, None] if k.dim() == 1 else k[:, None, :, None]  # [n_nodes] for every row, or [B, n_nodes] per row
-                # a boolean mask selects (kept nodes pass bit for bit); the search's 0/1 floats blend, carrying gradients
-                nodes = torch.where(k, nodes, mean) if k.dtype == torch.bool else mean + k.to(nodes.dtype) * (nodes - mean)
+                # a boolean mask selects (kept nodes pass bit for bit); the search's 0/1 floats blend, carrying gradients:
+                # lerp is exact at 0 and 1 (mean + k * (x - mean) is not at 1) and one fused pass, forward and backward
+                nodes = torch.where(k, nodes, mean) if k.dtype == torch.bool else torch.lerp(mean.expand_as(nodes), nodes, k.to(nodes.dtype))
             return nodes.reshape(x.shape)
 
         out[site.name] = intervene

@@ -34,6 +34,20 @@ def test_keeping_every_node_is_the_plain_forward(setup) -> None:
                        logit_diffs_under(adapter, batches))
 
 
+@pytest.mark.parametrize("ablation", ["mean", "positional_mean"])
+def test_the_search_s_0_1_float_mask_ablates_exactly_as_the_boolean_circuit(setup, ablation: str) -> None:
+    """The search learns on float masks and the bisection measures boolean ones: at 0 and 1 they must be the same
+    forward, bit for bit (mean + k * (x - mean) was not, at k = 1)."""
+    adapter, _, batches, sites, stats = setup
+    values = stats.means if ablation == "mean" else stats.position_means
+    g = torch.Generator().manual_seed(0)
+    circuit = {s.name: torch.rand(s.n_nodes, generator=g) > 0.5 for s in sites}
+    per_prompt = {name: k.float().expand(8, -1) for name, k in circuit.items()}  # [B, n_nodes]: the restarts' form
+    by_bool = logit_diffs_under(adapter, batches, ablation_interventions(sites, circuit, values))
+    assert torch.equal(by_bool, logit_diffs_under(adapter, batches, ablation_interventions(sites, {n: k.float() for n, k in circuit.items()}, values)))
+    assert torch.equal(by_bool, logit_diffs_under(adapter, batches, ablation_interventions(sites, per_prompt, values)))
+
+
 def test_an_ablated_node_holds_its_mean_on_every_token(setup) -> None:
     adapter, _, batches, sites, stats = setup
     site = next(s for s in sites if s.name.endswith("mlp.hook_post"))
