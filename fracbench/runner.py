@@ -81,7 +81,8 @@ def measure_task(
 
 
 def _measure(canonical: Canonical, task: Task, n_test: int, seed: int, batch_size: int, progress: bool, probes: bool,
-             n_train: int, circuits: bool, *, restarts: int, ablation: str, clock: Stopwatch | None) -> tuple[TaskResult, TaskCircuit | None]:
+             n_train: int, circuits: bool, *, restarts: int, ablation: str,
+             clock: Stopwatch | None) -> tuple[TaskResult, TaskCircuit | None]:
     """:func:`measure_task` on a model already in canonical order."""
     adapter = canonical.adapter
     clock = clock if clock is not None else Stopwatch()

@@ -136,7 +136,10 @@ def ablation_interventions(sites: Sequence[NodeSite], keep: NodeValues, means: M
                 k = k[:, None] if k.dim() == 1 else k[:, None, :, None]  # [n_nodes] for every row, or [B, n_nodes] per row
                 # a boolean mask selects (kept nodes pass bit for bit); the search's 0/1 floats blend, carrying gradients:
                 # lerp is exact at 0 and 1 (mean + k * (x - mean) is not at 1) and one fused pass, forward and backward
-                nodes = torch.where(k, nodes, mean) if k.dtype == torch.bool else torch.lerp(mean.expand_as(nodes), nodes, k.to(nodes.dtype))
+                if k.dtype == torch.bool:
+                    nodes = torch.where(k, nodes, mean)
+                else:
+                    nodes = torch.lerp(mean.expand_as(nodes), nodes, k.to(nodes.dtype))
             return nodes.reshape(x.shape)
 
         out[site.name] = intervene

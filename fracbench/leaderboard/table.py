@@ -77,7 +77,8 @@ def estimate_json(e: Estimate | None) -> dict[str, float] | None:
 
 
 def task_json(v: Verdict) -> dict:
-    return {"D": estimate_json(v.D), "C": estimate_json(v.C), "F": estimate_json(v.F), "components": {k: None if c is None else _rounded(c) for k, c in v.components.items()},
+    components = {name: None if c is None else _rounded(c) for name, c in v.components.items()}
+    return {"D": estimate_json(v.D), "C": estimate_json(v.C), "F": estimate_json(v.F), "components": components,
             "verdict": v.verdict, "reasons": list(v.reasons)}
 
 

@@ -33,6 +33,26 @@ def test_the_committed_site_is_up_to_date(tmp_path: Path) -> None:
     assert not stale, f"rebuild the site: fracbench leaderboard build leaderboard (stale: {stale})"
 
 
+def test_leaderboard_json_holds_scores_rounded_so_that_any_cpu_builds_the_same_bytes() -> None:
+    from fracbench.leaderboard.table import DECIMALS
+
+    numbers: list[float] = []
+
+    def walk(x) -> None:
+        if isinstance(x, float):
+            numbers.append(x)
+        elif isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(json.loads((BOARD / "site" / "leaderboard.json").read_text())["entries"])
+    assert numbers and all(round(x, DECIMALS) == x for x in numbers)
+    assert any(round(x, 6) != x for x in numbers)  # rounded, not truncated to the table's two digits
+
+
 def test_dropping_a_stress_curve_or_an_ood_circuit_split_from_a_real_entry_is_refused() -> None:
     """Either would drop a term from C's mean; the board requires every one a searched circuit has."""
     dense = next(e for e in load_board(BOARD) if e.result.model.name == "zoo:dense")
