@@ -2,9 +2,11 @@
 
 For each task, under each ablation kind: the all-ablated model's test accuracy (how much of the answer the ablation
 itself leaks) with its binomial 95% half-width, every restart's circuit size, and the median restart's test
-sufficiency and CPR. The rule that reads these numbers was written in docs/metrics.md before this ran.
+sufficiency and CPR; under resample also how many prompts had no counterfactual. The rules that read these numbers
+(positional mean, then resample) were written in docs/metrics.md before this ran.
 
     python experiments/ablation_choice.py --model zoo:dense --n 256 --restarts 3 --out ablation_choice.json
+    python experiments/ablation_choice.py --kinds mean resample --out resample_choice.json
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import time
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fracbench.circuits import PromptBatches, logit_diffs_under, median_restart, node_sites, node_statistics, search_circuits
-from fracbench.circuits.ablation import ABLATIONS, ablation_interventions
+from fracbench.circuits import PromptBatches, ablated_logit_diffs, logit_diffs_under, median_restart, node_sites, node_statistics, search_circuits
+from fracbench.circuits.ablation import ABLATIONS, RESAMPLE
+from fracbench.circuits.counterfactual import counterfactual_examples
 from fracbench.circuits.curves import faithfulness_curves
 from fracbench.circuits.keys import node_order
 from fracbench.coherence import N_SEARCH, SEARCH_BATCH
@@ -29,19 +33,29 @@ from fracbench.tasks import TASKS
 
 def measure(adapter, task, ablation: str, n: int, restarts: int, seed: int) -> dict:
     sites = node_sites(adapter)
+    unmatched = {}
+
+    def batches(split: str, examples: list) -> PromptBatches:
+        if ablation != RESAMPLE:
+            return PromptBatches.build(adapter, task, examples, SEARCH_BATCH)
+        counterfactuals = counterfactual_examples(adapter, task, examples, split, seed)
+        unmatched[split] = sum(c is None for c in counterfactuals)
+        return PromptBatches.build(adapter, task, examples, SEARCH_BATCH, counterfactuals)
+
     train = task.examples("train", 2 * N_SEARCH, seed)  # as fracbench run splits them: search, then bisection
-    search = PromptBatches.build(adapter, task, train[:N_SEARCH], SEARCH_BATCH)
-    held_out = PromptBatches.build(adapter, task, train[N_SEARCH:], SEARCH_BATCH)
-    test = PromptBatches.build(adapter, task, task.examples("test", n, seed), SEARCH_BATCH)
+    search = batches("train", train[:N_SEARCH])
+    held_out = batches("train", train[N_SEARCH:])
+    test = batches("test", task.examples("test", n, seed))
+    started = time.perf_counter()
     stats = node_statistics(adapter, search, sites, ablation)
     order = node_order(adapter, sites, stats.means, stats.stds)
     nothing = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool) for s in sites}
     full = logit_diffs_under(adapter, test).double()
-    empty = logit_diffs_under(adapter, test, ablation_interventions(sites, nothing, stats.values)).double()
+    empty = ablated_logit_diffs(adapter, test, sites, nothing, stats.values)
     accuracy = float((empty > 0).double().mean())
     found = search_circuits(adapter, sites, search, stats.values, seed=seed, restarts=restarts, held_out=held_out, order=order)
     circuit = found[median_restart(found)]
-    alone = logit_diffs_under(adapter, test, ablation_interventions(sites, circuit.kept, stats.values)).double()
+    alone = ablated_logit_diffs(adapter, test, sites, circuit.kept, stats.values)
     span = float(full.mean() - empty.mean())
     curves = faithfulness_curves(adapter, sites, test, stats.values, circuit.scores, order, circuit.n_kept, seed, full=full)
     fractions = [np.array([(float(row.double().mean()) - float(empty.mean())) / span]) for row in curves.learned]
@@ -54,6 +68,8 @@ def measure(adapter, task, ablation: str, n: int, restarts: int, seed: int) -> d
         "median_size": circuit.n_kept,
         "test_sufficiency": (float(alone.mean()) - float(empty.mean())) / span,
         "cpr": cpr,
+        "seconds": time.perf_counter() - started,  # statistics, search, bisection, test and curves
+        "unmatched": unmatched,  # resample: prompts per split without a counterfactual (pooled mean)
     }
 
 
@@ -64,12 +80,13 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="ablation_choice.json")
+    parser.add_argument("--kinds", nargs="+", default=list(ABLATIONS), choices=[*ABLATIONS, RESAMPLE])
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     adapter = resolve_model(args.model).load("cpu")
     rows = {}
     for name in tqdm(list(TASKS), desc="tasks"):
-        rows[name] = {kind: measure(adapter, TASKS[name], kind, args.n, args.restarts, args.seed) for kind in ABLATIONS}
+        rows[name] = {kind: measure(adapter, TASKS[name], kind, args.n, args.restarts, args.seed) for kind in args.kinds}
         with open(args.out, "w") as f:
             json.dump(rows, f, indent=1)
         print(name, json.dumps(rows[name]), flush=True)

@@ -19,8 +19,7 @@ from .circuits import (
     DEFAULT_TARGET,
     NodeStatistics,
     PromptBatches,
-    ablation_interventions,
-    logit_diffs_under,
+    ablated_logit_diffs,
     measure_conditions,
     node_sites,
     median_restart,
@@ -108,7 +107,7 @@ def measure_coherence(
     nothing = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool, device=adapter.device) for s in sites}
 
     def under(batches: PromptBatches, keep: Mapping[str, torch.Tensor]) -> list[float]:
-        return logit_diffs_under(adapter, batches, ablation_interventions(sites, keep, stats.values)).tolist()
+        return ablated_logit_diffs(adapter, batches, sites, keep, stats.values).tolist()
 
     full = torch.tensor(full_test, dtype=torch.float64)
     with clock("circuit_faithfulness"):
@@ -206,6 +205,6 @@ def measure_specificity(adapter: ModelAdapter, circuits: Mapping[str, TaskCircui
     for a, b in tqdm(pairs, desc="specificity", disable=not progress, leave=False):
         other = circuits[b]
         complement = {name: ~k for name, k in circuits[a].kept.items()}
-        diffs = logit_diffs_under(adapter, other.test, ablation_interventions(other.sites, complement, other.stats.values))
+        diffs = ablated_logit_diffs(adapter, other.test, other.sites, complement, other.stats.values)
         out.setdefault(a, {})[b] = diffs.tolist()
     return out

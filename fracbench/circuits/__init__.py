@@ -1,6 +1,6 @@
-"""Circuits: node sets found by learned masks (Gao et al.), mean ablation, faithfulness."""
+"""Circuits: node sets found by learned masks (Gao et al.), mean and resample ablation, faithfulness."""
 
-from .ablation import NodeStatistics, PromptBatches, ablation_interventions, logit_diffs_under, node_statistics
+from .ablation import NodeStatistics, PromptBatches, ablated_logit_diffs, ablation_interventions, logit_diffs_under, node_statistics
 from .faithfulness import Conditions, measure_conditions
 from .nodes import NodeSite, node_sites, total_nodes
 from .search import DEFAULT_TARGET, Circuit, median_restart, search_circuit, search_circuits
@@ -12,6 +12,7 @@ __all__ = [
     "NodeSite",
     "NodeStatistics",
     "PromptBatches",
+    "ablated_logit_diffs",
     "ablation_interventions",
     "logit_diffs_under",
     "measure_conditions",

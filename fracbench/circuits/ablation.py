@@ -7,12 +7,16 @@ token (BOS) only counts at its own position, never in the pooled mean (docs/metr
 [n_nodes] tensor, 1 (or True) for nodes left alone; values in between blend (the circuit
 search's surrogate gradients flow through them). A [B, n_nodes] tensor gives each prompt of the
 batch its own mask (the search's restarts share one forward pass that way).
+
+``resample`` (measured by ``experiments/ablation_choice.py``, not a ``fracbench run`` option) gives an
+ablated node its activation on the prompt's counterfactual instead (:mod:`.counterfactual`): the
+prompt batches then carry those prompts, and :func:`ablated_logit_diffs` takes each batch's own values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
@@ -25,6 +29,7 @@ from .nodes import NodeSite
 NodeValues = Mapping[str, torch.Tensor]  # node site -> [n_nodes]
 ABLATIONS = ("positional_mean", "mean")  # what an ablated node takes: its mean at the same position, or over all positions
 DEFAULT_ABLATION = "mean"
+RESAMPLE = "resample"  # measured against the mean kinds, not a run option: the rule in docs/metrics.md kept "mean"
 # A position seen in fewer search prompts than this takes the pooled mean: the mean of n prompts varies by
 # 1/sqrt(n) of the node's spread, 1/4 at 16, and a mean over a handful of prompts is their activation, not an ablation
 MIN_POSITION_COUNT = 16
@@ -34,23 +39,53 @@ NodeEdit = Callable[[NodeSite, torch.Tensor], torch.Tensor]  # (site, [B, T, n_n
 @dataclass
 class PromptBatches:
     """A task's prompts tokenized once, in length-sorted batches, with target and foil ids:
-    every evaluation of a circuit (bisection, stress sweeps, OOD levels) reuses them."""
+    every evaluation of a circuit (bisection, stress sweeps, OOD levels) reuses them. With
+    ``counterfactuals`` (resample ablation), each batch also holds its prompts' counterfactuals,
+    token for token as long, and which rows have one (``matched``)."""
 
     batches: list[tuple[Encoding, torch.Tensor, torch.Tensor, torch.Tensor]]  # (encoding, targets, foils, example index)
     n: int
+    counterfactuals: list[tuple[Encoding, torch.Tensor]] | None = None  # per batch: (encoding, matched [B] bool)
+    _resampled: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)  # cached counterfactual activations
 
     @classmethod
-    def build(cls, adapter: ModelAdapter, task: Task, examples: Sequence[Example], batch_size: int = 64) -> PromptBatches:
+    def build(cls, adapter: ModelAdapter, task: Task, examples: Sequence[Example], batch_size: int = 64,
+              counterfactuals: Sequence[Example | None] | None = None) -> PromptBatches:
         if not examples:
             raise ValueError(f"task {task.name!r}: no examples to evaluate a circuit on")
+        if counterfactuals is not None and len(counterfactuals) != len(examples):
+            raise ValueError(f"{len(counterfactuals)} counterfactuals for {len(examples)} examples: one each (None for none)")
         targets, foils = completion_ids(adapter, task, examples)
         order = sorted(range(len(examples)), key=lambda i: len(examples[i].prompt))
-        batches = []
+        batches, paired = [], []
         for start in range(0, len(order), batch_size):
             idx = torch.tensor(order[start : start + batch_size])
             enc = adapter.encode([examples[i].prompt for i in idx.tolist()])
             batches.append((enc, targets[idx].to(adapter.device), foils[idx].to(adapter.device), idx))
-        return cls(batches, len(examples))
+            if counterfactuals is not None:
+                rows = [counterfactuals[i] for i in idx.tolist()]
+                # a row without a counterfactual runs its own prompt there, and takes the pooled mean
+                cf = adapter.encode([x.prompt if x is not None else examples[i].prompt for x, i in zip(rows, idx.tolist())])
+                if not torch.equal(cf.attention_mask, enc.attention_mask):
+                    raise ValueError(f"task {task.name!r}: a counterfactual has another number of tokens than its prompt")
+                paired.append((cf, torch.tensor([x is not None for x in rows], device=adapter.device)))
+        return cls(batches, len(examples), paired if counterfactuals is not None else None)
+
+    @torch.no_grad()
+    def resampled(self, adapter: ModelAdapter, sites: Sequence[NodeSite], b: int,
+                  pooled: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Batch ``b``'s ablation values under resample ablation, [B, T, *shape] per site: each prompt's
+        counterfactual activations, the pooled mean for a prompt without one (computed once, then cached)."""
+        if self.counterfactuals is None:
+            raise ValueError("resample ablation needs prompt batches built with counterfactuals "
+                             "(PromptBatches.build(..., counterfactuals=counterfactual_examples(...)))")
+        if b not in self._resampled:
+            enc, matched = self.counterfactuals[b]
+            acts = adapter.forward(enc, capture=[s.name for s in sites]).activations
+            rows = lambda a: matched.reshape(-1, *[1] * (a.dim() - 1))  # noqa: E731
+            self._resampled[b] = {s.name: torch.where(rows(acts[s.name]), acts[s.name], pooled[s.name].to(acts[s.name].dtype))
+                                  for s in sites}
+        return self._resampled[b]
 
 
 @dataclass
@@ -66,15 +101,30 @@ class NodeStatistics:
     ablation: str = DEFAULT_ABLATION
 
     @property
-    def values(self) -> dict[str, torch.Tensor]:
-        """What an ablated node takes: [n_positions + 1, *shape] per position, or the pooled [*shape]."""
+    def values(self) -> AblationValues:
+        """What an ablated node takes: [n_positions + 1, *shape] per position, the pooled [*shape], or (resample)
+        each prompt's counterfactual activations, which the prompt batches hold."""
+        if self.ablation == RESAMPLE:
+            return Resample(self.means)
         return self.position_means if self.ablation == "positional_mean" else self.means
 
 
-def check_ablation(ablation: str) -> str:
-    """``ablation`` if it is one of :data:`ABLATIONS`, else a ValueError naming them."""
-    if ablation not in ABLATIONS:
-        raise ValueError(f"ablation must be one of {', '.join(map(repr, ABLATIONS))}, got {ablation!r}")
+@dataclass(frozen=True)
+class Resample:
+    """Resample ablation's values: the counterfactual activations of whichever batch runs
+    (:meth:`PromptBatches.resampled`), ``pooled`` for a prompt without a counterfactual."""
+
+    pooled: Mapping[str, torch.Tensor]
+
+
+AblationValues = Mapping[str, torch.Tensor] | Resample
+
+
+def check_ablation(ablation: str, measured: bool = False) -> str:
+    """``ablation`` if it is one of :data:`ABLATIONS` (or :data:`RESAMPLE`, when ``measured``), else a ValueError naming them."""
+    kinds = (*ABLATIONS, RESAMPLE) if measured else ABLATIONS
+    if ablation not in kinds:
+        raise ValueError(f"ablation must be one of {', '.join(map(repr, kinds))}, got {ablation!r}")
     return ablation
 
 
@@ -86,7 +136,7 @@ def node_statistics(adapter: ModelAdapter, batches: PromptBatches, sites: Sequen
     takes the pooled mean (and so does every position past the longest prompt, see
     :func:`ablation_interventions`). A special token's position (BOS at 0) keeps its own
     activation, which no input changes."""
-    check_ablation(ablation)
+    check_ablation(ablation, measured=True)
     names = [s.name for s in sites]
     n_positions = max(int(enc.attention_mask.shape[1]) for enc, *_ in batches.batches)
     zeros = lambda *shape: {s.name: torch.zeros(*shape, *s.shape, dtype=torch.float64, device=adapter.device) for s in sites}  # noqa: E731
@@ -133,6 +183,8 @@ def ablation_interventions(sites: Sequence[NodeSite], keep: NodeValues, means: M
                 nodes = edit(site, nodes)
             if site.name in keep:
                 mean, k = site.per_node(_at_positions(site, means[site.name], x.shape[1])).to(nodes.dtype), keep[site.name]
+                if mean.dim() == 4 and len(mean) != len(nodes):  # one batch's values, the batch stacked once per restart
+                    mean = mean.repeat(len(nodes) // len(mean), 1, 1, 1)
                 k = k[:, None] if k.dim() == 1 else k[:, None, :, None]  # [n_nodes] for every row, or [B, n_nodes] per row
                 # a boolean mask selects (kept nodes pass bit for bit); the search's 0/1 floats blend, carrying gradients:
                 # lerp is exact at 0 and 1 (mean + k * (x - mean) is not at 1) and one fused pass, forward and backward
@@ -151,6 +203,8 @@ def _at_positions(site: NodeSite, value: torch.Tensor, n_positions: int) -> torc
     whose last row serves every position past the others."""
     if value.dim() == len(site.shape):
         return value
+    if value.dim() == len(site.shape) + 2:  # [B, T, *shape]: per prompt and position (resample)
+        return value
     if n_positions < len(value):
         return value[:n_positions]
     return torch.cat([value[:-1], value[-1:].expand(n_positions - len(value) + 1, *value.shape[1:])])
@@ -163,6 +217,24 @@ def last_token_logit_diffs(adapter: ModelAdapter, enc: Encoding, targets: torch.
     last = logits[torch.arange(len(targets), device=logits.device), enc.last_index]
     rows = torch.arange(len(targets), device=logits.device)
     return last[rows, targets] - last[rows, foils]
+
+
+def batch_values(adapter: ModelAdapter, batches: PromptBatches, b: int, sites: Sequence[NodeSite],
+                 values: AblationValues) -> Mapping[str, torch.Tensor]:
+    """What batch ``b``'s ablated nodes take: ``values`` itself, or under resample the batch's counterfactual activations."""
+    return batches.resampled(adapter, sites, b, values.pooled) if isinstance(values, Resample) else values
+
+
+@torch.no_grad()
+def ablated_logit_diffs(adapter: ModelAdapter, batches: PromptBatches, sites: Sequence[NodeSite], keep: NodeValues,
+                        values: AblationValues, edit: NodeEdit | None = None) -> torch.Tensor:
+    """[N] float64 logit differences of every prompt, in example order, with the nodes ``keep`` leaves out ablated to
+    ``values`` (and ``edit`` applied first: one edit serves every batch, so its random draws run on across them)."""
+    out = torch.empty(batches.n, dtype=torch.float64)
+    for b, (enc, targets, foils, idx) in enumerate(batches.batches):
+        interventions = ablation_interventions(sites, keep, batch_values(adapter, batches, b, sites, values), edit)
+        out[idx] = last_token_logit_diffs(adapter, enc, targets, foils, interventions).double().cpu()
+    return out
 
 
 @torch.no_grad()

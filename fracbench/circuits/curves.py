@@ -19,7 +19,7 @@ import torch
 
 from ..models.adapter import ModelAdapter
 from ..tasks.base import stable_seed
-from .ablation import PromptBatches, ablation_interventions, logit_diffs_under
+from .ablation import AblationValues, PromptBatches, ablated_logit_diffs
 from .keys import NodeOrder
 from .nodes import NodeSite, total_nodes
 
@@ -59,7 +59,7 @@ def top(sites: Sequence[NodeSite], ranking: torch.Tensor, k: int, device: torch.
 
 
 @torch.no_grad()
-def ranking_curve(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: dict[str, torch.Tensor],
+def ranking_curve(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: AblationValues,
                   ranking: torch.Tensor, sizes: Sequence[int], full: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Per size, [N] logit differences with the first ``size`` nodes of ``ranking`` alone (the full model at 100%, not
     recomputed when ``full`` is given)."""
@@ -68,13 +68,13 @@ def ranking_curve(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: Pro
     def alone(k: int) -> torch.Tensor:
         if k >= n_total and full is not None:
             return full.clone()
-        return logit_diffs_under(adapter, batches, ablation_interventions(sites, top(sites, ranking, k, adapter.device), means))
+        return ablated_logit_diffs(adapter, batches, sites, top(sites, ranking, k, adapter.device), means)
 
     return [alone(k) for k in sizes]
 
 
 @torch.no_grad()
-def faithfulness_curves(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: dict[str, torch.Tensor],
+def faithfulness_curves(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: AblationValues,
                         scores: dict[str, torch.Tensor], order: NodeOrder, circuit_size: int, seed: int,
                         n_random_sets: int = N_RANDOM_SETS, full: torch.Tensor | None = None) -> FaithfulnessCurves:
     """The learned and a random ranking's circuits at every grid size (the full model at 100%, not recomputed
@@ -83,6 +83,6 @@ def faithfulness_curves(adapter: ModelAdapter, sites: Sequence[NodeSite], batche
     complements = []
     for draw in range(n_random_sets):
         keep = top(sites, random_ranking(order, seed, draw + 1), circuit_size, adapter.device)
-        complements.append(logit_diffs_under(adapter, batches, ablation_interventions(sites, {n: ~k for n, k in keep.items()}, means)))
+        complements.append(ablated_logit_diffs(adapter, batches, sites, {n: ~k for n, k in keep.items()}, means))
     return FaithfulnessCurves(sizes, ranking_curve(adapter, sites, batches, means, learned_ranking(sites, scores, order), sizes, full),
                               ranking_curve(adapter, sites, batches, means, random_ranking(order, seed, 0), sizes, full), complements)

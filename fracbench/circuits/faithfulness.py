@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ..models.adapter import ModelAdapter
-from .ablation import PromptBatches, ablation_interventions, logit_diffs_under
+from .ablation import AblationValues, PromptBatches, ablated_logit_diffs, logit_diffs_under
 from .nodes import NodeSite
 
 MIN_EFFECT = 0.5  # logits: m(M) - m(∅) below this leaves nothing to normalize by
@@ -61,13 +61,13 @@ class Conditions:
         return clip01(1 - normalized(float(self.complement.mean()), float(self.empty.mean()), float(self.full.mean())))
 
 
-def measure_conditions(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: dict[str, torch.Tensor],
+def measure_conditions(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: AblationValues,
                        kept: dict[str, torch.Tensor], full: torch.Tensor | None = None, empty: torch.Tensor | None = None) -> Conditions:
     """Logit differences with everything, nothing, the circuit only and all but the circuit;
     ``full`` and ``empty`` may be passed in when already known (they do not depend on the circuit)."""
 
     def run(keep: dict[str, torch.Tensor] | None) -> torch.Tensor:
-        return logit_diffs_under(adapter, batches, None if keep is None else ablation_interventions(sites, keep, means))
+        return logit_diffs_under(adapter, batches) if keep is None else ablated_logit_diffs(adapter, batches, sites, keep, means)
 
     nothing = {name: torch.zeros_like(k) for name, k in kept.items()}
     return Conditions(

@@ -25,7 +25,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..models.adapter import ModelAdapter
-from .ablation import PromptBatches, ablation_interventions, last_token_logit_diffs, logit_diffs_under
+from .ablation import (AblationValues, PromptBatches, ablated_logit_diffs, ablation_interventions, batch_values,
+                       last_token_logit_diffs, logit_diffs_under)
 from .faithfulness import MIN_EFFECT, normalized
 from .curves import learned_ranking, top
 from .keys import NodeOrder, node_order
@@ -77,7 +78,7 @@ def search_circuits(
     adapter: ModelAdapter,
     sites: Sequence[NodeSite],
     batches: PromptBatches,
-    means: dict[str, torch.Tensor],
+    means: AblationValues,
     target: float = DEFAULT_TARGET,
     steps: int = DEFAULT_STEPS,
     penalty: float = DEFAULT_PENALTY,
@@ -114,7 +115,7 @@ def search_circuits(
     # the full and the all-ablated model's logit differences per batch: computed once, they normalize every step
     full = _per_batch(batches, logit_diffs_under(adapter, batches), adapter.device)
     nothing = {s.name: torch.zeros(s.n_nodes, device=adapter.device) for s in sites}
-    empty = _per_batch(batches, logit_diffs_under(adapter, batches, ablation_interventions(sites, nothing, means)), adapter.device)
+    empty = _per_batch(batches, ablated_logit_diffs(adapter, batches, sites, nothing, means), adapter.device)
     full_mean, empty_mean = float(torch.cat(full).mean()), float(torch.cat(empty).mean())
     if full_mean - empty_mean < MIN_EFFECT:  # no behaviour beyond the all-ablated model: nothing to search for
         none = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool, device=adapter.device) for s in sites}
@@ -128,7 +129,7 @@ def search_circuits(
         masks = {name: _Heaviside.apply(s) for name, s in scores.items()}  # [R, n_nodes]
         keep = {name: m[owner] for name, m in masks.items()}  # [R B, n_nodes]: each row its restart's mask
         diffs = last_token_logit_diffs(adapter, enc.repeat(restarts), targets.repeat(restarts), foils.repeat(restarts),
-                                       ablation_interventions(sites, keep, means)).view(restarts, n)
+                                       ablation_interventions(sites, keep, batch_values(adapter, batches, b, sites, means))).view(restarts, n)
         span = (full[b].mean() - empty[b].mean()).clamp_min(1e-6)
         sufficiency = (diffs.mean(dim=1) - empty[b].mean()) / span  # [R]
         loss = (1 - sufficiency).square().sum() + penalty * sum(m.sum() for m in masks.values())  # every restart's kept nodes
@@ -137,12 +138,12 @@ def search_circuits(
         optimizer.step()
     if held_out is not None:
         full_mean = float(logit_diffs_under(adapter, held_out).mean())
-        empty_mean = float(logit_diffs_under(adapter, held_out, ablation_interventions(sites, nothing, means)).mean())
+        empty_mean = float(ablated_logit_diffs(adapter, held_out, sites, nothing, means).mean())
     return [_bisect(adapter, sites, held_out or batches, means, {name: s[r].detach() for name, s in scores.items()}, target, n_total,
                     full_mean, empty_mean, order) for r in tqdm(range(restarts), desc=f"{desc} bisection", disable=not progress, leave=False)]
 
 
-def search_circuit(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: dict[str, torch.Tensor],
+def search_circuit(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: AblationValues,
                    **settings) -> Circuit:
     """One search (:func:`search_circuits` with one restart)."""
     return search_circuits(adapter, sites, batches, means, restarts=1, **settings)[0]
@@ -160,7 +161,7 @@ def _per_batch(batches: PromptBatches, per_example: torch.Tensor, device: torch.
     return [per_example[idx].float().to(device) for _, _, _, idx in batches.batches]
 
 
-def _bisect(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: dict[str, torch.Tensor],
+def _bisect(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: AblationValues,
             ranking: dict[str, torch.Tensor], target: float, n_total: int, full: float, empty: float, nodes: NodeOrder) -> Circuit:
     """Bisection on k, the number of top-ranked nodes kept (ties broken by the nodes' keys);
     ``full`` and ``empty`` are the mean logit differences of the full and the all-ablated model."""
@@ -170,7 +171,7 @@ def _bisect(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBat
         return top(sites, order, k, adapter.device)
 
     def sufficiency(k: int) -> float:
-        circuit = float(logit_diffs_under(adapter, batches, ablation_interventions(sites, keep_top(k), means)).mean())
+        circuit = float(ablated_logit_diffs(adapter, batches, sites, keep_top(k), means).mean())
         return normalized(circuit, empty, full)
 
     # Sufficiency is not monotone in k once nodes the search removed come back (adding them can

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..circuits.ablation import NodeStatistics, PromptBatches, ablation_interventions, logit_diffs_under
+from ..circuits.ablation import NodeStatistics, PromptBatches, ablated_logit_diffs, logit_diffs_under
 from ..circuits.keys import NodeOrder
 from ..circuits.nodes import NodeSite
 from ..models.adapter import ModelAdapter
@@ -55,8 +55,8 @@ def _both(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatch
           kept: dict[str, torch.Tensor], make_edit=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(full model, circuit alone) logit differences with the edit ``make_edit()`` returns applied at the node
     sites; it is made afresh for each condition, so both draw the same random numbers."""
-    model = logit_diffs_under(adapter, batches, ablation_interventions(sites, {}, stats.values, make_edit() if make_edit else None))
-    circuit = logit_diffs_under(adapter, batches, ablation_interventions(sites, kept, stats.values, make_edit() if make_edit else None))
+    model = ablated_logit_diffs(adapter, batches, sites, {}, stats.values, make_edit() if make_edit else None)
+    circuit = ablated_logit_diffs(adapter, batches, sites, kept, stats.values, make_edit() if make_edit else None)
     return model, circuit
 
 
@@ -93,8 +93,8 @@ def dropout(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBat
         split = dict(zip(names, dropped.split([s.n_nodes for s in sites])))
         model_keep = {n: ~split[n].to(kept[n].device) for n in names}
         circuit_keep = {n: kept[n] & model_keep[n] for n in names}
-        model = logit_diffs_under(adapter, batches, ablation_interventions(sites, model_keep, stats.values))
-        circuit = logit_diffs_under(adapter, batches, ablation_interventions(sites, circuit_keep, stats.values))
+        model = ablated_logit_diffs(adapter, batches, sites, model_keep, stats.values)
+        circuit = ablated_logit_diffs(adapter, batches, sites, circuit_keep, stats.values)
         points.append(CurvePoint(fraction, model, circuit))
     return points
 
@@ -147,6 +147,6 @@ def distractors(adapter: ModelAdapter, task: Task, sites: Sequence[NodeSite], st
     for level in levels:
         batches = PromptBatches.build(adapter, task, distractor_examples(task, n, seed, level), batch_size)
         model = logit_diffs_under(adapter, batches)
-        circuit = logit_diffs_under(adapter, batches, ablation_interventions(sites, kept, stats.values))
+        circuit = ablated_logit_diffs(adapter, batches, sites, kept, stats.values)
         points.append(CurvePoint(float(DISTRACTOR_LEVELS[level - 1]), model, circuit))
     return points

@@ -93,7 +93,7 @@ def test_weight_noise_restores_the_weights_even_when_the_forward_fails(setup, mo
     def broken(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(stress, "logit_diffs_under", broken)
+    monkeypatch.setattr(stress, "ablated_logit_diffs", broken)
     with pytest.raises(RuntimeError, match="interrupted"):
         stress.weight_noise(adapter, sites, batches, stats, kept, seed=0, order=node_order(adapter, sites))
     assert all(torch.equal(before[k], v) for k, v in adapter.model.state_dict().items())
