@@ -1,0 +1,137 @@
+"""Decoded but not used: erase a latent's linearly decodable subspace and measure what the behaviour loses.
+
+At one site (the probe's best, in a run) the latent's subspace is erased with LEACE (Belrose et al. 2023,
+EleutherAI's ``concept-erasure``: the least-squares affine edit after which no linear classifier reads the latent
+from the fit rows) on every text token of the test prompts, and the task's logit difference is measured. The
+control is the same estimator fitted on a nonsense concept of the same rank (a seeded Gaussian one, independent of
+the activations: its erased directions are uniformly random in the whitened space LEACE works in), several draws.
+A latent the model uses costs more than the control; one that decodes but is not used costs what a random subspace
+costs (docs/metrics.md, "Erasure").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from concept_erasure import LeaceEraser, LeaceFitter
+
+from .activations import latent_dataset
+from .behaviour import completion_ids
+from .circuits.ablation import last_token_logit_diffs
+from .models.adapter import Encoding, ModelAdapter
+from .tasks import Example, Task
+from .tasks.base import stable_seed
+
+N_RANDOM_SUBSPACES = 8  # seeded draws of the same-rank control
+RANDOM_CONCEPT_SCALE = 1e3  # a nonsense concept's scale: LEACE truncates singular values below 0.01, and the
+# cross-covariance of an independent unit-scale concept is ~1/sqrt(rows); the erased directions do not depend on it
+BATCH = 64
+
+
+@dataclass
+class Erasure:
+    """Per test prompt, the logit difference of the model, with the latent erased, and with each control erased."""
+
+    latent: str
+    site: str
+    rank: int  # dimensions LEACE erased (at most classes - 1)
+    full: torch.Tensor  # [N] float64
+    erased: torch.Tensor  # [N]
+    random: list[torch.Tensor]  # per control draw, [N]
+
+
+def fit_eraser(activations: torch.Tensor, labels: torch.Tensor, n_classes: int) -> LeaceEraser:
+    """LEACE for a latent's classes, from its fit rows [N, d] (float64). Without the package's trace constraint,
+    so that the latent's and the control's erasers are the same estimator (the constraint mixes in an orthogonal
+    projection when the erasure would raise the covariance's trace, which depends on the concept)."""
+    z = torch.nn.functional.one_hot(labels, n_classes).double()
+    return LeaceFitter.fit(activations.double(), z, constrain_cov_trace=False).eraser
+
+
+def random_eraser(activations: torch.Tensor, rank: int, seed: int, draw: int) -> LeaceEraser:
+    """LEACE fitted on a seeded Gaussian concept of ``rank`` dimensions, independent of the activations."""
+    generator = torch.Generator().manual_seed(stable_seed("erasure_control", seed, draw))
+    z = RANDOM_CONCEPT_SCALE * torch.randn(len(activations), rank, generator=generator, dtype=torch.float64)
+    return LeaceFitter.fit(activations.double(), z, constrain_cov_trace=False).eraser
+
+
+def on_device(eraser: LeaceEraser, device: torch.device | str) -> LeaceEraser:
+    """The eraser with its matrices on ``device`` (fitting runs on the CPU rows the capture returns)."""
+    bias = None if eraser.bias is None else eraser.bias.to(device)
+    return LeaceEraser(eraser.proj_left.to(device), eraser.proj_right.to(device), bias)
+
+
+def erased_rank(eraser: LeaceEraser) -> int:
+    """How many directions the eraser removes (LEACE zeroes the columns it truncates)."""
+    return int((eraser.proj_left.abs().sum(dim=0) > 0).sum())
+
+
+def _on_text_tokens(eraser: LeaceEraser, enc: Encoding):
+    """An intervention that erases every text token's activation; BOS and padding pass untouched, as the
+    eraser was fitted on text tokens only (BOS lies far from their mean, and the edit is affine)."""
+    text = ((enc.offsets[..., 1] > enc.offsets[..., 0]) & enc.attention_mask.bool())[..., None]
+
+    def intervene(x: torch.Tensor) -> torch.Tensor:
+        return torch.where(text, eraser(x.double()).to(x.dtype), x)
+
+    return intervene
+
+
+@torch.no_grad()
+def logit_diffs_erased(adapter: ModelAdapter, task: Task, examples: Sequence[Example], site: str,
+                       eraser: LeaceEraser | None) -> torch.Tensor:
+    """[N] float64 logit differences on ``examples`` with ``eraser`` applied at ``site`` (None: the plain model)."""
+    targets, foils = completion_ids(adapter, task, examples)
+    out = torch.empty(len(examples), dtype=torch.float64)
+    for start in range(0, len(examples), BATCH):
+        rows = slice(start, start + BATCH)
+        enc = adapter.encode([e.prompt for e in examples[rows]])
+        interventions = None if eraser is None else {site: _on_text_tokens(eraser, enc.to(adapter.device))}
+        out[rows] = last_token_logit_diffs(adapter, enc, targets[rows].to(adapter.device), foils[rows].to(adapter.device),
+                                           interventions).double().cpu()
+    return out
+
+
+def measure_erasure(adapter: ModelAdapter, task: Task, latent: str, site: str, fit_examples: Sequence[Example],
+                    test_examples: Sequence[Example], seed: int, n_random: int = N_RANDOM_SUBSPACES) -> Erasure:
+    """Fit LEACE for ``latent`` at ``site`` on the labelled tokens of ``fit_examples``, and measure the test prompts'
+    logit differences plain, erased, and with ``n_random`` same-rank controls erased."""
+    if n_random < 1:
+        raise ValueError(f"n_random (control subspaces) must be >= 1, got {n_random}")
+    data = latent_dataset(adapter, fit_examples, latent, [site])
+    x = data.activations[site].reshape(len(data.labels), -1)
+    if len(torch.unique(data.labels)) < 2:
+        raise ValueError(f"task {task.name!r}, latent {latent!r}: the fit rows hold a single class; nothing to erase")
+    eraser = on_device(fit_eraser(x, data.labels, task.latent(latent).n_classes), adapter.device)
+    rank = erased_rank(eraser)
+    return Erasure(
+        latent, site, rank,
+        full=logit_diffs_erased(adapter, task, test_examples, site, None),
+        erased=logit_diffs_erased(adapter, task, test_examples, site, eraser),
+        random=[logit_diffs_erased(adapter, task, test_examples, site, on_device(random_eraser(x, rank, seed, d), adapter.device))
+                for d in range(n_random)],
+    )
+
+
+def lost_share(full: torch.Tensor, edited: torch.Tensor) -> float:
+    """The share of the model's mean logit difference an edit removes: 1 - m(edited) / m(full) (NaN when m(full) <= 0)."""
+    m = float(full.mean())
+    return 1 - float(edited.mean()) / m if m > 0 else float("nan")
+
+
+def erasure_gap(e: Erasure, n_bootstrap: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """The latent's lost share minus the controls' mean lost share, with a 95% bootstrap interval over test prompts
+    (each replicate resamples the prompts once, for the model, the erasure and every control alike)."""
+    rng = np.random.default_rng(stable_seed("erasure_gap", seed))
+    full, erased, random = e.full.numpy(), e.erased.numpy(), np.stack([r.numpy() for r in e.random])
+
+    def gap(rows: np.ndarray) -> float:
+        m = full[rows].mean()
+        return (1 - erased[rows].mean() / m) - float(np.mean(1 - random[:, rows].mean(axis=1) / m))
+
+    point = gap(np.arange(len(full)))
+    draws = [gap(rng.integers(0, len(full), len(full))) for _ in range(n_bootstrap)]
+    return point, float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
