@@ -1,0 +1,56 @@
+"""Erasure on the zoo (docs/metrics.md, "Erasure"): for every task and latent of a results file, LEACE at the
+latent's best probe site against same-rank controls, on fresh test prompts.
+
+    python experiments/erasure_zoo.py leaderboard/submissions/*.json --out erasure_zoo.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+from tqdm.auto import tqdm
+
+from fracbench.decodability import examples
+from fracbench.erasure import N_RANDOM_SUBSPACES, erasure_gap, lost_share, measure_erasure
+from fracbench.models import resolve_model
+from fracbench.results import read_results
+from fracbench.tasks import TASKS
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="+", help="results files (fracbench run): the model and each latent's best site")
+    parser.add_argument("--n-fit", type=int, default=256, help="train prompts LEACE is fitted on")
+    parser.add_argument("--n-test", type=int, default=256)
+    parser.add_argument("--random", type=int, default=N_RANDOM_SUBSPACES)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="erasure_zoo.json")
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    out: dict[str, dict] = {}
+    for path in args.results:
+        results = read_results(path)
+        model = results.model.name
+        adapter = resolve_model(model).load("cpu")
+        jobs = [(task, name, latent.best_site) for task, t in results.tasks.items() if t.probes is not None
+                for name, latent in t.probes.latents.items() if latent.best_site]
+        for task_name, latent, site in tqdm(jobs, desc=model):
+            task = TASKS[task_name]
+            e = measure_erasure(adapter, task, latent, site, examples(task, "train", args.n_fit, args.seed),
+                                examples(task, "test", args.n_test, args.seed), args.seed, args.random)
+            gap, low, high = erasure_gap(e, seed=args.seed)
+            out.setdefault(model, {}).setdefault(task_name, {})[latent] = {
+                "site": site, "rank": e.rank, "model_logit_diff": float(e.full.mean()),
+                "model_accuracy": float((e.full > 0).double().mean()), "erased_accuracy": float((e.erased > 0).double().mean()),
+                "lost_share": lost_share(e.full, e.erased), "control_lost_shares": [lost_share(e.full, r) for r in e.random],
+                "gap": gap, "gap_low": low, "gap_high": high,
+            }
+            with open(args.out, "w") as f:
+                json.dump(out, f, indent=1)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

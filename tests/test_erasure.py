@@ -1,0 +1,86 @@
+"""Erasure: LEACE leaves every class of the latent with the same mean on its fit rows, removes at most classes - 1
+directions, the control removes as many, BOS is never edited, and a trained model loses its behaviour when the latent
+it uses is erased but not when a random subspace of that rank is."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fracbench.activations import latent_dataset
+from fracbench.erasure import (_on_text_tokens, erased_rank, erasure_gap, fit_eraser, logit_diffs_erased, lost_share,
+                               measure_erasure, random_eraser)
+from fracbench.models import resolve_model
+from fracbench.tasks import get_task
+
+SITE = "blocks.0.hook_resid_mid"
+
+
+@pytest.fixture(scope="module")
+def rows(tiny_adapter):
+    task = get_task("bracket_depth")
+    data = latent_dataset(tiny_adapter, task.examples("train", 64, 0), "depth", [SITE])
+    return task, data.activations[SITE], data.labels
+
+
+def test_leace_leaves_every_class_with_the_same_mean(rows) -> None:
+    task, x, labels = rows
+    eraser = fit_eraser(x, labels, task.latent("depth").n_classes)
+    erased = eraser(x.double())
+    means = torch.stack([erased[labels == c].mean(0) for c in labels.unique()])
+    before = torch.stack([x.double()[labels == c].mean(0) for c in labels.unique()])
+    spread_before, spread_after = (before - before.mean(0)).abs().max(), (means - means.mean(0)).abs().max()
+    assert spread_before > 1e-3 and spread_after < 1e-6 * spread_before  # the classes differed before, not after
+
+
+def test_the_control_erases_as_many_directions_as_the_latent(rows) -> None:
+    task, x, labels = rows
+    rank = erased_rank(fit_eraser(x, labels, task.latent("depth").n_classes))
+    assert 1 <= rank <= len(labels.unique()) - 1
+    controls = [random_eraser(x, rank, seed=0, draw=d) for d in range(3)]
+    assert [erased_rank(c) for c in controls] == [rank] * 3
+    assert not torch.allclose(controls[0].proj_left, controls[1].proj_left)  # draws differ
+    assert torch.equal(random_eraser(x, rank, 0, 1).proj_left, controls[1].proj_left)  # and are seeded
+
+
+def test_bos_and_padding_are_never_edited(tiny_adapter, rows) -> None:
+    task, x, labels = rows
+    eraser = fit_eraser(x, labels, task.latent("depth").n_classes)
+    enc = tiny_adapter.encode(["x = [1", "y = [[2, 3]"])
+    acts = torch.randn(2, enc.ids.shape[1], x.shape[1])
+    edited = _on_text_tokens(eraser, enc)(acts)
+    untouched = ~((enc.offsets[..., 1] > enc.offsets[..., 0]) & enc.attention_mask.bool())
+    assert untouched[:, 0].all() and untouched[0, -1]  # BOS of both, padding of the shorter
+    assert torch.equal(edited[untouched], acts[untouched]) and not torch.equal(edited[~untouched], acts[~untouched])
+
+
+def test_erasure_bad_input_names_what_to_fix(tiny_adapter) -> None:
+    task = get_task("quote_close")
+    examples = task.examples("train", 8, 0)
+    with pytest.raises(ValueError, match="n_random"):
+        measure_erasure(tiny_adapter, task, "quote_type", SITE, examples, examples, seed=0, n_random=0)
+    with pytest.raises(KeyError, match="latent"):
+        measure_erasure(tiny_adapter, task, "no_such_latent", SITE, examples, examples, seed=0)
+
+
+def test_the_gap_is_the_erasure_s_lost_share_beyond_the_controls() -> None:
+    from fracbench.erasure import Erasure
+    full = torch.full((50,), 4.0, dtype=torch.float64)
+    e = Erasure("l", SITE, 1, full, torch.full((50,), 1.0, dtype=torch.float64), [torch.full((50,), 3.0, dtype=torch.float64)] * 2)
+    assert lost_share(full, e.erased) == pytest.approx(0.75)
+    point, low, high = erasure_gap(e)
+    assert point == pytest.approx(0.5) and low == pytest.approx(0.5) and high == pytest.approx(0.5)
+
+
+@pytest.mark.slow
+def test_erasing_the_quote_a_trained_model_reads_costs_more_than_a_random_subspace() -> None:
+    """On the dense zoo model, erasing quote_type where it is read (the residual stream before the last MLP) costs
+    most of quote_close's logit difference; random directions of the same rank cost far less."""
+    adapter = resolve_model("zoo:dense").load("cpu")
+    task = get_task("quote_close")
+    e = measure_erasure(adapter, task, "quote_type", "blocks.2.hook_resid_mid", task.examples("train", 128, 0),
+                        task.examples("test", 64, 0), seed=0, n_random=3)
+    assert e.rank == 1
+    assert torch.equal(e.full, logit_diffs_erased(adapter, task, task.examples("test", 64, 0), "blocks.2.hook_resid_mid", None))
+    point, low, _ = erasure_gap(e)
+    assert lost_share(e.full, e.erased) > 0.5 and low > 0.3
