@@ -40,7 +40,7 @@ def main() -> None:
             task = TASKS[task_name]
             e = measure_erasure(adapter, task, latent, site, examples(task, "train", args.n_fit, args.seed),
                                 examples(task, "test", args.n_test, args.seed), args.seed, args.random)
-            gap, low, high = erasure_gap(e, seed=args.seed)
+            gap, low, high = erasure_gap(e, seed=args.seed) or (None, None, None)  # None: no behaviour to lose
             out.setdefault(model, {}).setdefault(task_name, {})[latent] = {
                 "site": site, "rank": e.rank, "model_logit_diff": float(e.full.mean()),
                 "model_accuracy": float((e.full > 0).double().mean()), "erased_accuracy": float((e.erased > 0).double().mean()),

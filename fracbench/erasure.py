@@ -21,6 +21,7 @@ from concept_erasure import LeaceEraser, LeaceFitter
 from .activations import latent_dataset
 from .behaviour import completion_ids
 from .circuits.ablation import last_token_logit_diffs
+from .circuits.faithfulness import MIN_EFFECT
 from .models.adapter import Encoding, ModelAdapter
 from .tasks import Example, Task
 from .tasks.base import stable_seed
@@ -117,20 +118,30 @@ def measure_erasure(adapter: ModelAdapter, task: Task, latent: str, site: str, f
 
 
 def lost_share(full: torch.Tensor, edited: torch.Tensor) -> float:
-    """The share of the model's mean logit difference an edit removes: 1 - m(edited) / m(full) (NaN when m(full) <= 0)."""
+    """The share of the model's mean logit difference an edit removes, signed: 1 - m(edited) / m(full) (negative when
+    the edit raises it; NaN when m(full) <= 0)."""
     m = float(full.mean())
     return 1 - float(edited.mean()) / m if m > 0 else float("nan")
 
 
-def erasure_gap(e: Erasure, n_bootstrap: int = 1000, seed: int = 0) -> tuple[float, float, float]:
-    """The latent's lost share minus the controls' mean lost share, with a 95% bootstrap interval over test prompts
-    (each replicate resamples the prompts once, for the model, the erasure and every control alike)."""
+def has_behaviour(e: Erasure) -> bool:
+    """Whether the model's mean logit difference on the test prompts is at least MIN_EFFECT: without behaviour a
+    share of it is noise over a number near 0 (the random model's intervals spanned -9 to 10), as for circuits."""
+    return float(e.full.mean()) >= MIN_EFFECT
+
+
+def erasure_gap(e: Erasure, n_bootstrap: int = 1000, seed: int = 0) -> tuple[float, float, float] | None:
+    """How much more the latent's erasure changes the behaviour than the controls': |lost share| of the erasure minus
+    the controls' mean |lost share|, with a 95% bootstrap interval over test prompts (each replicate resamples the
+    prompts once, for the model, the erasure and every control alike). None without behaviour (:func:`has_behaviour`)."""
+    if not has_behaviour(e):
+        return None
     rng = np.random.default_rng(stable_seed("erasure_gap", seed))
     full, erased, random = e.full.numpy(), e.erased.numpy(), np.stack([r.numpy() for r in e.random])
 
     def gap(rows: np.ndarray) -> float:
         m = full[rows].mean()
-        return (1 - erased[rows].mean() / m) - float(np.mean(1 - random[:, rows].mean(axis=1) / m))
+        return abs(1 - erased[rows].mean() / m) - float(np.mean(np.abs(1 - random[:, rows].mean(axis=1) / m)))
 
     point = gap(np.arange(len(full)))
     draws = [gap(rng.integers(0, len(full), len(full))) for _ in range(n_bootstrap)]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fracbench.activations import latent_dataset
-from fracbench.erasure import (_on_text_tokens, erased_rank, erasure_gap, fit_eraser, logit_diffs_erased, lost_share,
+from fracbench.erasure import (Erasure, _on_text_tokens, erased_rank, erasure_gap, fit_eraser, logit_diffs_erased, lost_share,
                                measure_erasure, random_eraser)
 from fracbench.models import resolve_model
 from fracbench.tasks import get_task
@@ -63,13 +63,20 @@ def test_erasure_bad_input_names_what_to_fix(tiny_adapter) -> None:
         measure_erasure(tiny_adapter, task, "no_such_latent", SITE, examples, examples, seed=0)
 
 
-def test_the_gap_is_the_erasure_s_lost_share_beyond_the_controls() -> None:
-    from fracbench.erasure import Erasure
-    full = torch.full((50,), 4.0, dtype=torch.float64)
-    e = Erasure("l", SITE, 1, full, torch.full((50,), 1.0, dtype=torch.float64), [torch.full((50,), 3.0, dtype=torch.float64)] * 2)
-    assert lost_share(full, e.erased) == pytest.approx(0.75)
-    point, low, high = erasure_gap(e)
-    assert point == pytest.approx(0.5) and low == pytest.approx(0.5) and high == pytest.approx(0.5)
+def constant(value: float) -> torch.Tensor:
+    return torch.full((50,), value, dtype=torch.float64)
+
+
+def test_the_gap_is_how_much_more_the_erasure_changes_the_behaviour_than_the_controls() -> None:
+    e = Erasure("l", SITE, 1, constant(4.0), constant(1.0), [constant(3.0), constant(5.0)])
+    assert lost_share(e.full, e.erased) == pytest.approx(0.75) and lost_share(e.full, constant(5.0)) == pytest.approx(-0.25)
+    assert erasure_gap(e) == pytest.approx((0.5, 0.5, 0.5))  # 0.75 against the controls' mean |share| 0.25
+    raised = Erasure("l", SITE, 1, constant(4.0), constant(7.0), [constant(4.0)])
+    assert erasure_gap(raised)[0] == pytest.approx(0.75)  # an erasure that raises the logit difference changes it too
+
+
+def test_without_behaviour_there_is_no_gap() -> None:
+    assert erasure_gap(Erasure("l", SITE, 1, constant(0.1), constant(-3.0), [constant(0.0)])) is None
 
 
 @pytest.mark.slow
