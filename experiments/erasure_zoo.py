@@ -13,9 +13,10 @@ import torch
 from tqdm.auto import tqdm
 
 from fracbench.decodability import examples
-from fracbench.erasure import N_RANDOM_SUBSPACES, erasure_gap, lost_share, measure_erasure
+from fracbench.erasure import N_RANDOM_SUBSPACES, measure_erasure
 from fracbench.models import resolve_model
 from fracbench.results import read_results
+from fracbench.scoring import erasure_gap
 from fracbench.tasks import TASKS
 
 
@@ -40,12 +41,14 @@ def main() -> None:
             task = TASKS[task_name]
             e = measure_erasure(adapter, task, latent, site, examples(task, "train", args.n_fit, args.seed),
                                 examples(task, "test", args.n_test, args.seed), args.seed, args.random)
-            gap, low, high = erasure_gap(e, seed=args.seed) or (None, None, None)  # None: no behaviour to lose
+            gap = erasure_gap(e.full.tolist(), e.section(), seed=args.seed)  # None: no behaviour to lose
+            m = float(e.full.mean())
             out.setdefault(model, {}).setdefault(task_name, {})[latent] = {
                 "site": site, "rank": e.rank, "model_logit_diff": float(e.full.mean()),
                 "model_accuracy": float((e.full > 0).double().mean()), "erased_accuracy": float((e.erased > 0).double().mean()),
-                "lost_share": lost_share(e.full, e.erased), "control_lost_shares": [lost_share(e.full, r) for r in e.random],
-                "gap": gap, "gap_low": low, "gap_high": high,
+                "lost_share": 1 - float(e.erased.mean()) / m, "control_lost_shares": [1 - float(r.mean()) / m for r in e.random],
+                "gap": None if gap is None else gap.value, "gap_low": None if gap is None else gap.low,
+                "gap_high": None if gap is None else gap.high,
             }
             with open(args.out, "w") as f:
                 json.dump(out, f, indent=1)

@@ -15,7 +15,7 @@ from typing import NoReturn
 from . import cli_board
 from .circuits.ablation import ABLATIONS, DEFAULT_ABLATION
 from .models import DTYPES, check_device, resolve_model, zoo
-from .report import behaviour_markdown, behaviour_table, decodability_table, plot_behaviour
+from .report import behaviour_markdown, behaviour_table, decodability_table, erasure_table, plot_behaviour
 from .report_coherence import coherence_table, scores_markdown, sensitivity_markdown
 from .results import RunResult, check_writable, read_results
 from .runner import DEFAULT_RESTARTS, N_TRAIN, check_settings, figure_path, run
@@ -159,6 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("\n" + lm_eval_agreement(result))
         if not args.no_probes:
             print("\n" + decodability_table(result))
+            print("\n" + erasure_table(result))
         if not args.no_circuits:
             print("\n" + coherence_table(result))
         print(f"wrote {path}")
@@ -213,6 +214,8 @@ def _report(result: RunResult) -> str:
     out = behaviour_table(result)
     if any(t.probes is not None for t in result.tasks.values()):
         out += "\n\n" + decodability_table(result)
+    if any(latent.erasure is not None for t in result.tasks.values() if t.probes is not None for latent in t.probes.latents.values()):
+        out += "\n\n" + erasure_table(result)
     if any(t.circuits is not None for t in result.tasks.values()):
         out += "\n\n" + coherence_table(result)
     return out

@@ -14,15 +14,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
+from tqdm.auto import tqdm
 from concept_erasure import LeaceEraser, LeaceFitter
 
 from .activations import latent_dataset
 from .behaviour import completion_ids
 from .circuits.ablation import last_token_logit_diffs
-from .circuits.faithfulness import MIN_EFFECT
+from .decodability import examples
 from .models.adapter import Encoding, ModelAdapter
+from .results import LatentErasure, ProbeSection
 from .tasks import Example, Task
 from .tasks.base import stable_seed
 
@@ -39,9 +40,15 @@ class Erasure:
     latent: str
     site: str
     rank: int  # dimensions LEACE erased (at most classes - 1)
+    n_fit: int  # labelled tokens the eraser was fitted on
     full: torch.Tensor  # [N] float64
     erased: torch.Tensor  # [N]
     random: list[torch.Tensor]  # per control draw, [N]
+
+    def section(self) -> LatentErasure:
+        """What a results file keeps (the model's own logit differences are behaviour.test's)."""
+        return LatentErasure(site=self.site, rank=self.rank, n_fit=self.n_fit, erased=self.erased.tolist(),
+                             controls=[r.tolist() for r in self.random])
 
 
 def fit_eraser(activations: torch.Tensor, labels: torch.Tensor, n_classes: int) -> LeaceEraser:
@@ -97,9 +104,10 @@ def logit_diffs_erased(adapter: ModelAdapter, task: Task, examples: Sequence[Exa
 
 
 def measure_erasure(adapter: ModelAdapter, task: Task, latent: str, site: str, fit_examples: Sequence[Example],
-                    test_examples: Sequence[Example], seed: int, n_random: int = N_RANDOM_SUBSPACES) -> Erasure:
+                    test_examples: Sequence[Example], seed: int, n_random: int = N_RANDOM_SUBSPACES,
+                    full: torch.Tensor | None = None) -> Erasure:
     """Fit LEACE for ``latent`` at ``site`` on the labelled tokens of ``fit_examples``, and measure the test prompts'
-    logit differences plain, erased, and with ``n_random`` same-rank controls erased."""
+    logit differences plain (``full``, when not already known), erased, and with ``n_random`` same-rank controls erased."""
     if n_random < 1:
         raise ValueError(f"n_random (control subspaces) must be >= 1, got {n_random}")
     data = latent_dataset(adapter, fit_examples, latent, [site])
@@ -109,40 +117,21 @@ def measure_erasure(adapter: ModelAdapter, task: Task, latent: str, site: str, f
     eraser = on_device(fit_eraser(x, data.labels, task.latent(latent).n_classes), adapter.device)
     rank = erased_rank(eraser)
     return Erasure(
-        latent, site, rank,
-        full=logit_diffs_erased(adapter, task, test_examples, site, None),
+        latent, site, rank, len(data.labels),
+        full=logit_diffs_erased(adapter, task, test_examples, site, None) if full is None else full,
         erased=logit_diffs_erased(adapter, task, test_examples, site, eraser),
         random=[logit_diffs_erased(adapter, task, test_examples, site, on_device(random_eraser(x, rank, seed, d), adapter.device))
                 for d in range(n_random)],
     )
 
 
-def lost_share(full: torch.Tensor, edited: torch.Tensor) -> float:
-    """The share of the model's mean logit difference an edit removes, signed: 1 - m(edited) / m(full) (negative when
-    the edit raises it; NaN when m(full) <= 0)."""
-    m = float(full.mean())
-    return 1 - float(edited.mean()) / m if m > 0 else float("nan")
-
-
-def has_behaviour(e: Erasure) -> bool:
-    """Whether the model's mean logit difference on the test prompts is at least MIN_EFFECT: without behaviour a
-    share of it is noise over a number near 0 (the random model's intervals spanned -9 to 10), as for circuits."""
-    return float(e.full.mean()) >= MIN_EFFECT
-
-
-def erasure_gap(e: Erasure, n_bootstrap: int = 1000, seed: int = 0) -> tuple[float, float, float] | None:
-    """How much more the latent's erasure changes the behaviour than the controls': |lost share| of the erasure minus
-    the controls' mean |lost share|, with a 95% bootstrap interval over test prompts (each replicate resamples the
-    prompts once, for the model, the erasure and every control alike). None without behaviour (:func:`has_behaviour`)."""
-    if not has_behaviour(e):
-        return None
-    rng = np.random.default_rng(stable_seed("erasure_gap", seed))
-    full, erased, random = e.full.numpy(), e.erased.numpy(), np.stack([r.numpy() for r in e.random])
-
-    def gap(rows: np.ndarray) -> float:
-        m = full[rows].mean()
-        return abs(1 - erased[rows].mean() / m) - float(np.mean(np.abs(1 - random[:, rows].mean(axis=1) / m)))
-
-    point = gap(np.arange(len(full)))
-    draws = [gap(rng.integers(0, len(full), len(full))) for _ in range(n_bootstrap)]
-    return point, float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
+def with_erasure(adapter: ModelAdapter, task: Task, section: ProbeSection, full: Sequence[float], n_train: int, n_test: int,
+                 seed: int, progress: bool = False) -> ProbeSection:
+    """``section`` with every latent's erasure at its best site: LEACE fitted on the ``n_train`` train examples the
+    probes drew from, measured on the ``n_test`` test examples behaviour measured (``full``: their logit differences)."""
+    fit, test = examples(task, "train", n_train, seed), examples(task, "test", n_test, seed)
+    latents = {}
+    for name, latent in tqdm(section.latents.items(), desc=f"{task.name} erasure", disable=not progress, leave=False):
+        e = measure_erasure(adapter, task, name, latent.best_site, fit, test, seed, full=torch.tensor(full, dtype=torch.float64))
+        latents[name] = latent.model_copy(update={"erasure": e.section()})
+    return section.model_copy(update={"latents": latents})

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from .results import RunResult, TaskResult
-from .scoring import D_VERSION, Decodability, Estimate, run_decodability
+from .scoring import D_VERSION, Decodability, Estimate, erasure_reading, run_decodability, task_erasure
 
 TABLE_WIDTH = 100  # behaviour_table wraps its OOD columns to fit a terminal this wide
 
@@ -68,6 +68,29 @@ def decodability_table(result: RunResult) -> str:
                  "untrained: the same probes on the model's untrained twin")
     lines.append("d = clip((acc - floor) / (1 - floor), 0, 1), floor = max(lexical, untrained, chance) (docs/metrics.md)")
     lines.append("not in d: control = Hewitt & Liang control-task accuracy, select = acc - control; ood acc: mean over OOD splits")
+    return "\n".join(lines)
+
+
+def erasure_table(result: RunResult) -> str:
+    """One row per (task, latent) with an erasure: its site and rank, the share of the logit difference erasing it
+    removes, the same-rank controls' mean share, the gap with its 95% interval and what it reads as."""
+    rows = [("task", "latent", "site", "rank", "lost", "controls", "gap [95% CI]", "reading")]
+    for task, t in result.tasks.items():
+        gaps = task_erasure(t)
+        for name, gap in gaps.items():
+            e, m = t.probes.latents[name].erasure, t.behaviour["test"].mean_logit_diff
+            share = lambda diffs: f"{1 - sum(diffs) / len(diffs) / m:+.2f}" if gap is not None else "-"  # noqa: E731
+            controls = f"{sum(1 - sum(c) / len(c) / m for c in e.controls) / len(e.controls):+.2f}" if gap is not None else "-"
+            rows.append((task, name, _short_site(e.site), str(e.rank), share(e.erased), controls,
+                         "-" if gap is None else _with_ci(gap), erasure_reading(gap) or "no behaviour"))
+    if len(rows) == 1:
+        return "no erasure in this run (schema 8 and earlier, or --no-probes)"
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i < 3 or i >= 6 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+    lines.append("lost: share of the test logit difference removed by LEACE-erasing the latent at its best site (signed); "
+                 "controls: the same for random subspaces of its rank")
+    lines.append("gap: |lost| minus the controls' mean |lost| (docs/metrics.md, 'Erasure'); used: gap > 0; "
+                 "not used: gap below 0.1 (decoded, if D says so, but not used from that site)")
     return "\n".join(lines)
 
 

@@ -29,7 +29,7 @@ from pydantic import (
 
 from .results_coherence import CircuitSection, SparsityAxis, StressSection, TaskScores
 
-SCHEMA_VERSION = "8"  # bump on any change a reader of the old schema would misread
+SCHEMA_VERSION = "9"  # bump on any change a reader of the old schema would misread
 # Versions read_results accepts. Version 1 had only behaviour, version 2 behaviour and probes:
 # their circuits and stress placeholders were null in every file fracbench wrote, so they
 # read as version 3 documents without those sections. Version 3 has no untrained-twin
@@ -39,8 +39,9 @@ SCHEMA_VERSION = "8"  # bump on any change a reader of the old schema would misr
 # behaviour has the cue_agree and cue_flip splits. Version 7 restarts the circuit search and keeps every restart
 # (circuits.restarts, circuits.reported); a version 6 file searched once. Version 8 records the ablation kind
 # (circuits.ablation: pooled or position-specific means, BOS left out; version 7 and earlier averaged BOS into one
-# pooled mean, "mean_with_bos") and each task's stage timings (provenance.timings.stages).
-SchemaVersion = Literal["1", "2", "3", "4", "5", "6", "7", "8"]
+# pooled mean, "mean_with_bos") and each task's stage timings (provenance.timings.stages). Version 9 adds each
+# latent's erasure at its best site (probes.latents[*].erasure); nothing else changed.
+SchemaVersion = Literal["1", "2", "3", "4", "5", "6", "7", "8", "9"]
 READABLE_SCHEMA_VERSIONS = get_args(SchemaVersion)
 ID_SPLITS = ("train", "test", "cue_agree", "cue_flip")  # in-distribution split names; the rest are ood/<axis>/<level>
 AGGREGATE_TOLERANCE = 1e-9  # stored aggregates must match the recomputed ones this closely
@@ -202,6 +203,23 @@ class UntrainedBaseline(Strict):
     test: Readout  # per test row (the model's test rows): '1' where the twin's probe predicted the label
 
 
+class LatentErasure(Strict):
+    """LEACE erasure of the latent at its best site, and of same-rank nonsense-concept controls: the test prompts'
+    logit differences under each, in example order (docs/metrics.md, "Erasure"; the model's own are behaviour.test's)."""
+
+    site: str  # the latent's best_site, where the eraser was fitted and applied
+    rank: int = Field(ge=0)  # directions LEACE erased (at most n_classes - 1)
+    n_fit: int = Field(ge=2)  # labelled tokens the eraser was fitted on
+    erased: list[float]  # per test example, the logit difference with the latent erased
+    controls: list[list[float]] = Field(min_length=1)  # per control draw, per test example
+
+    @model_validator(mode="after")
+    def _controls_match(self) -> LatentErasure:
+        if any(len(c) != len(self.erased) for c in self.controls):
+            raise ValueError(f"every control must have one logit difference per test example ({len(self.erased)})")
+        return self
+
+
 class LatentProbes(Strict):
     """Decodability of one latent: probes at every site, the best site's MLP gap and OOD transfer.
 
@@ -226,6 +244,7 @@ class LatentProbes(Strict):
     mlp: MLPReadout | None  # None when the nonlinear probe was not run
     transfer: dict[str, Transfer]  # OOD split "ood/<axis>/<level>" -> the best site's probe there
     untrained: UntrainedBaseline | None = None  # None: schema 3 files, or an adapter with no untrained twin
+    erasure: LatentErasure | None = None  # None: schema 8 and earlier files
 
     @model_validator(mode="after")
     def _aggregates_match_raw(self) -> LatentProbes:
@@ -349,6 +368,12 @@ class TaskResult(Strict):
                 for split in latent.transfer:
                     if split not in self.n_examples:
                         raise ValueError(f"probes.latents[{name!r}].transfer[{split!r}]: split missing from n_examples")
+                e = latent.erasure
+                if e is not None and ("test" not in self.behaviour or len(e.erased) != self.behaviour["test"].n):
+                    raise ValueError(f"probes.latents[{name!r}].erasure has {len(e.erased)} test prompts; behaviour.test has "
+                                     f"{self.behaviour['test'].n if 'test' in self.behaviour else 'none'}")
+                if e is not None and e.site != latent.best_site:
+                    raise ValueError(f"probes.latents[{name!r}].erasure is at {e.site!r}, not the best site {latent.best_site!r}")
         self._check_circuit_items()
         return self
 
@@ -409,13 +434,13 @@ class RunResult(Strict):
 
     @model_validator(mode="after")
     def _sections_exist_in_version(self) -> RunResult:
-        if self.schema_version not in ("5", "6", "7", "8") and self.lm_eval is not None:
+        if self.schema_version not in ("5", "6", "7", "8", "9") and self.lm_eval is not None:
             raise ValueError(f"schema_version {self.schema_version} has no lm_eval section; schema_version 5 and later files carry it")
-        if self.schema_version not in ("6", "7", "8") and any(t.probes is not None and t.probes.test_cue_agrees is not None
+        if self.schema_version not in ("6", "7", "8", "9") and any(t.probes is not None and t.probes.test_cue_agrees is not None
                                                               for t in self.tasks.values()):
             raise ValueError(f"schema_version {self.schema_version} does not record the test examples' cue; schema_version 6 and later "
                              "files do")
-        if self.schema_version not in ("7", "8") and any(t.circuits is not None and t.circuits.restarts for t in self.tasks.values()):
+        if self.schema_version not in ("7", "8", "9") and any(t.circuits is not None and t.circuits.restarts for t in self.tasks.values()):
             raise ValueError(f"schema_version {self.schema_version} searched each circuit once (no circuits.restarts); schema_version 7 "
                              "and later files carry the restarts")
         if self.schema_version == "1":
@@ -448,7 +473,11 @@ class RunResult(Strict):
     def _ablation_and_timings_in_version(self) -> RunResult:
         """Schema 8 records the ablation kind and stage timings; earlier files pooled BOS into one mean and had neither."""
         circuits = {name: t.circuits for name, t in self.tasks.items() if t.circuits is not None}
-        if self.schema_version == "8":
+        if self.schema_version != "9" and any(latent.erasure is not None for t in self.tasks.values() if t.probes is not None
+                                              for latent in t.probes.latents.values()):
+            raise ValueError(f"schema_version {self.schema_version} has no erasure (probes.latents[*].erasure); schema_version 9 "
+                             "files carry it")
+        if self.schema_version in ("8", "9"):
             old = [name for name, c in circuits.items() if c.ablation == "mean_with_bos"]
             if old:
                 raise ValueError(f"task {old[0]!r}: circuits.ablation is missing or 'mean_with_bos'; schema_version 8 files record "

@@ -26,6 +26,7 @@ from .circuits.ablation import DEFAULT_ABLATION, check_ablation
 from .circuits.canonical import Canonical, canonical_order
 from .coherence import DEFAULT_RESTARTS, N_SEARCH, TaskCircuit, measure_coherence, measure_specificity
 from .decodability import check_probe_settings, measure_decodability
+from .erasure import with_erasure
 from .models import check_device, resolve_model
 from .models.adapter import ModelAdapter
 from .results import (
@@ -100,6 +101,8 @@ def _measure(canonical: Canonical, task: Task, n_test: int, seed: int, batch_siz
         with clock("probes"):
             section = measure_decodability(adapter, task, n_train, n_test, seed, batch_size=batch_size, device=str(adapter.device),
                                            progress=progress)
+        with clock("erasure"):
+            section = with_erasure(adapter, task, section, behaviour["test"].logit_diffs, n_train, n_test, seed, progress)
         n_examples = {"train": n_train, **n_examples}
     circuit = curves = sparsity = found = None
     if circuits:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .results import LatentProbes, ProbeSection, RunResult, TaskResult
+from .results import LatentErasure, LatentProbes, ProbeSection, RunResult, TaskResult
 from .results_coherence import (COHERENT, DOES_NOT_DECODE, FRACTURED, INCONCLUSIVE, NO_BEHAVIOUR, NOT_SCORED, CircuitSection,
                                 FaithfulnessCurve, VerdictLabel)
 
@@ -217,6 +217,8 @@ class Thresholds:
     component_low: float = 0.5  # a component below this is named among the verdict's reasons
     cue_reliance_min: float = 0.05  # cue reliance's 95% lower bound above this (accuracy, agree minus flipped): relies on its cue
     model_majority: float = 0.5  # a model takes a task label held by more than this share of its tasks, else inconclusive
+    erasure_unused_max: float = 0.1  # erasure gap's 95% upper bound below this: the latent is decoded but not used there
+    # (a diagnostic beside the verdict, not in it)
 
 
 THRESHOLDS = Thresholds()
@@ -503,6 +505,49 @@ def coherence(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed
     return Coherence(_estimate(float(C[0]), C[1:]), values, C[1:])
 
 
+ERASURE_SALT = 130363  # keeps the erasure gap's resampling of the test prompts apart from D's and C's
+
+
+def erasure_gap(full: list[float], e: LatentErasure | None, n_bootstrap: int = N_BOOTSTRAP,
+                seed: int = BOOTSTRAP_SEED) -> Estimate | None:
+    """How much more erasing a latent at its best site changes the behaviour than erasing same-rank random subspaces:
+    |1 - m(erased) / m(M)| minus the controls' mean |1 - m(control) / m(M)|, m the mean logit difference on the test
+    prompts (``full``: the model's own, behaviour.test's), all resampled together (docs/metrics.md, "Erasure"). None
+    without an erasure, or without behaviour (m(M) < MIN_EFFECT: the shares would divide by a number near 0)."""
+    if e is None:
+        return None
+    if len(full) != len(e.erased):
+        raise ValueError(f"{len(full)} model logit differences for {len(e.erased)} erased ones: the same test prompts are needed")
+    items = _Items(_weights(len(e.erased), n_bootstrap, (seed, ERASURE_SALT)))
+    m = items.mean(full)
+    if m[0] < MIN_EFFECT:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        changed = lambda edited: np.abs(1 - items.mean(edited) / m)  # noqa: E731
+        gap = changed(e.erased) - np.mean([changed(c) for c in e.controls], axis=0)
+    gap[1:][m[1:] <= 0] = np.nan  # a replicate without a positive logit difference has no share
+    return _estimate(float(gap[0]), gap[1:])
+
+
+def task_erasure(t: TaskResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> dict[str, Estimate | None]:
+    """Each latent's erasure gap (:func:`erasure_gap`); empty without probes or test behaviour."""
+    if t.probes is None or "test" not in t.behaviour:
+        return {}
+    full = t.behaviour["test"].logit_diffs
+    return {name: erasure_gap(full, latent.erasure, n_bootstrap, seed) for name, latent in t.probes.latents.items()
+            if latent.erasure is not None}
+
+
+def erasure_reading(gap: Estimate | None, thresholds: Thresholds = THRESHOLDS) -> str | None:
+    """"used" when the gap's lower bound is above 0, "not used" when its upper bound is below ``erasure_unused_max``,
+    else "inconclusive"; None without a gap. (Whether the latent decodes is D's to say, beside it.)"""
+    if gap is None:
+        return None
+    if gap.low > 0:
+        return "used"
+    return "not used" if gap.high < thresholds.erasure_unused_max else "inconclusive"
+
+
 CUE_SALT = 104729  # keeps the cue splits' resampling apart from every other draw of the same seed
 
 
@@ -668,6 +713,9 @@ __all__ = [
     "CUE_RELIANCE_MIN",
     "MODEL_MAJORITY",
     "cue_reliance",
+    "erasure_gap",
+    "erasure_reading",
+    "task_erasure",
     "closeness",
     "area",
     "DIAGNOSTICS",

@@ -8,9 +8,12 @@ import pytest
 import torch
 
 from fracbench.activations import latent_dataset
-from fracbench.erasure import (Erasure, _on_text_tokens, erased_rank, erasure_gap, fit_eraser, logit_diffs_erased, lost_share,
-                               measure_erasure, random_eraser)
+from fracbench.erasure import (N_RANDOM_SUBSPACES, _on_text_tokens, erased_rank, fit_eraser, logit_diffs_erased, measure_erasure,
+                               random_eraser)
 from fracbench.models import resolve_model
+from fracbench.results import LatentErasure
+from fracbench.runner import evaluate_task
+from fracbench.scoring import erasure_gap, erasure_reading, task_erasure
 from fracbench.tasks import get_task
 
 SITE = "blocks.0.hook_resid_mid"
@@ -63,20 +66,34 @@ def test_erasure_bad_input_names_what_to_fix(tiny_adapter) -> None:
         measure_erasure(tiny_adapter, task, "no_such_latent", SITE, examples, examples, seed=0)
 
 
-def constant(value: float) -> torch.Tensor:
-    return torch.full((50,), value, dtype=torch.float64)
+def constant(value: float, n: int = 50) -> list[float]:
+    return [value] * n
+
+
+def erased(value: float, *controls: float) -> LatentErasure:
+    return LatentErasure(site=SITE, rank=1, n_fit=10, erased=constant(value), controls=[constant(c) for c in controls])
 
 
 def test_the_gap_is_how_much_more_the_erasure_changes_the_behaviour_than_the_controls() -> None:
-    e = Erasure("l", SITE, 1, constant(4.0), constant(1.0), [constant(3.0), constant(5.0)])
-    assert lost_share(e.full, e.erased) == pytest.approx(0.75) and lost_share(e.full, constant(5.0)) == pytest.approx(-0.25)
-    assert erasure_gap(e) == pytest.approx((0.5, 0.5, 0.5))  # 0.75 against the controls' mean |share| 0.25
-    raised = Erasure("l", SITE, 1, constant(4.0), constant(7.0), [constant(4.0)])
-    assert erasure_gap(raised)[0] == pytest.approx(0.75)  # an erasure that raises the logit difference changes it too
+    assert erasure_gap(constant(4.0), erased(1.0, 3.0, 5.0)).value == pytest.approx(0.5)  # 0.75 against the controls' 0.25
+    gap = erasure_gap(constant(4.0), erased(7.0, 4.0))  # an erasure that raises the logit difference changes it too
+    assert (gap.value, gap.low, gap.high) == pytest.approx((0.75, 0.75, 0.75))
+    assert erasure_reading(gap) == "used" and erasure_reading(erasure_gap(constant(4.0), erased(4.0, 4.0))) == "not used"
 
 
 def test_without_behaviour_there_is_no_gap() -> None:
-    assert erasure_gap(Erasure("l", SITE, 1, constant(0.1), constant(-3.0), [constant(0.0)])) is None
+    assert erasure_gap(constant(0.1), erased(-3.0, 0.0)) is None and erasure_reading(None) is None
+    with pytest.raises(ValueError, match="the same test prompts"):
+        erasure_gap(constant(4.0, n=49), erased(1.0, 1.0))
+
+
+def test_a_run_with_probes_erases_every_latent_at_its_best_site(tiny_adapter) -> None:
+    result = evaluate_task(tiny_adapter, get_task("quote_close"), n_test=12, seed=0, n_train=24, circuits=False)
+    for latent in result.probes.latents.values():
+        assert latent.erasure.site == latent.best_site and len(latent.erasure.controls) == N_RANDOM_SUBSPACES
+        assert len(latent.erasure.erased) == result.behaviour["test"].n == 12
+    assert set(task_erasure(result)) == set(result.probes.latents)  # an untrained model: no behaviour, so no gap
+    assert evaluate_task(tiny_adapter, get_task("quote_close"), n_test=12, seed=0, probes=False, circuits=False).probes is None
 
 
 @pytest.mark.slow
@@ -89,5 +106,5 @@ def test_erasing_the_quote_a_trained_model_reads_costs_more_than_a_random_subspa
                         task.examples("test", 64, 0), seed=0, n_random=3)
     assert e.rank == 1
     assert torch.equal(e.full, logit_diffs_erased(adapter, task, task.examples("test", 64, 0), "blocks.2.hook_resid_mid", None))
-    point, low, _ = erasure_gap(e)
-    assert lost_share(e.full, e.erased) > 0.5 and low > 0.3
+    gap = erasure_gap(e.full.tolist(), e.section())
+    assert 1 - float(e.erased.mean() / e.full.mean()) > 0.5 and gap.low > 0.3

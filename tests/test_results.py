@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import math
 import os
 import struct
@@ -169,10 +170,10 @@ def test_an_unknown_field_is_refused_anywhere(where, path: str) -> None:
 def test_an_unknown_schema_version_is_refused_saying_which_are_read(tmp_path: Path) -> None:
     path = tmp_path / "future.json"
     path.write_text(json.dumps(edited(lambda d: d.update(schema_version="99"))))
-    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4, 5, 6, 7, 8\)"):
+    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4, 5, 6, 7, 8, 9\)"):
         read_results(path)
     with pytest.raises(ValidationError, match="schema_version"):
-        RunResult.model_validate(edited(lambda d: d.update(schema_version="9")))
+        RunResult.model_validate(edited(lambda d: d.update(schema_version="10")))
 
 
 def older(data: dict, version: str) -> dict:
@@ -349,6 +350,32 @@ def test_version_3_files_carry_no_untrained_twin_baseline(tmp_path: Path) -> Non
     data["tasks"]["quote_close"]["probes"]["latents"]["depth"]["untrained"] = None
     path.write_text(json.dumps(data))
     assert read_results(path).tasks["quote_close"].probes.latents["depth"].untrained is None
+
+
+def erasure(n: int = 7, site: str | None = None) -> dict:
+    from tests.conftest import SITE
+
+    return {"site": site or SITE, "rank": 2, "n_fit": 30, "erased": [0.5] * n, "controls": [[1.0] * n, [2.0] * n]}
+
+
+def test_version_9_files_carry_each_latent_s_erasure_and_older_ones_are_refused_it(tmp_path: Path) -> None:
+    data = probes_edited(lambda d: d.update(erasure=erasure()))
+    path = tmp_path / "v9.json"
+    path.write_text(json.dumps(data))
+    assert read_results(path).tasks["quote_close"].probes.latents["depth"].erasure.controls[1] == [2.0] * 7
+    with pytest.raises(ValidationError, match="schema_version 8 has no erasure"):
+        RunResult.model_validate({**data, "schema_version": "8"})
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    (erasure(n=5), "erasure has 5 test prompts; behaviour.test has 7"),
+    (erasure(site="blocks.0.hook_resid_pre"), "erasure is at 'blocks.0.hook_resid_pre', not the best site"),
+    ({**erasure(), "controls": [[1.0] * 7, [1.0] * 6]}, "every control must have one logit difference per test example"),
+    ({**erasure(), "controls": []}, "controls"),
+])
+def test_an_erasure_that_does_not_match_its_latent_is_refused(bad: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message) if "'" in message else message):
+        RunResult.model_validate(probes_edited(lambda d: d.update(erasure=bad)))
 
 
 def test_the_untrained_twin_baseline_has_one_flag_per_test_row_and_is_wrong_on_unseen_classes() -> None:

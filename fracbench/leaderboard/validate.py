@@ -23,8 +23,9 @@ from ..tasks.base import CUE_SPLITS
 MAX_SUBMISSION_BYTES = 64 * 2**20  # a full zoo run is about 14 MB
 TOLERANCE = 1e-6  # the largest difference allowed between a stored score and its recomputation
 # scores version 3 needs what schema 6 records (cue splits, each test example's cue) and the search restarts of schema 7, which
-# C's interval holds; the board takes schema 8 alone, whose ablation means leave BOS out (every entry measured the same way)
-BOARD_SCHEMA_VERSIONS = ("8",)
+# C's interval holds; the board takes schema 8 and 9, whose ablation means leave BOS out (every entry measured the same way;
+# 9 adds the latents' erasure, which no board score reads yet)
+BOARD_SCHEMA_VERSIONS = ("8", "9")
 MIN_RESTARTS = 5  # a searched circuit's restarts on the board (fracbench run's default): fewer would narrow C's interval
 REQUIRED_SECTIONS = ("probes", "circuits", "scores")  # per task: what D, C and the verdict are recomputed from
 
