@@ -165,6 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
         if not args.no_probes:
             print(f"wrote {figure_path(path)}")
+            print(f"wrote {figure_path(path, 'erasure')}")
         if not args.no_circuits:
             print(f"wrote {figure_path(path, 'coherence')}")
         print()

@@ -226,6 +226,42 @@ def plot_decodability(result: RunResult, path: str | Path, format: str | None = 
     return save_figure(fig, path, format)
 
 
+def plot_erasure(result: RunResult, path: str | Path, format: str | None = None) -> Path:
+    """Erasure against random as bars: per (task, latent), the share of the test logit difference lost when the latent
+    is LEACE-erased at its best site, beside the same-rank controls' mean share (their range as an error bar); latents
+    of a model without behaviour are left out (no share to lose). Format from the suffix or ``format``."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    bars = []  # (label, erased share, controls' mean, min, max, reading)
+    for task, t in result.tasks.items():
+        for name, gap in task_erasure(t).items():
+            if gap is None:
+                continue
+            e, m = t.probes.latents[name].erasure, t.behaviour["test"].mean_logit_diff
+            controls = [1 - sum(c) / len(c) / m for c in e.controls]
+            bars.append((f"{task}\n{name}", 1 - sum(e.erased) / len(e.erased) / m, sum(controls) / len(controls),
+                         min(controls), max(controls), erasure_reading(gap)))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(bars) + 1.5) + 2.2, 3.6))
+    x = range(len(bars))
+    ax.bar([i - 0.2 for i in x], [b[1] for b in bars], width=0.4, color="C0", label="latent erased (LEACE)")
+    ax.bar([i + 0.2 for i in x], [b[2] for b in bars], width=0.4, color="C7", label="random subspaces, same rank",
+           yerr=[[b[2] - b[3] for b in bars], [b[4] - b[2] for b in bars]], capsize=2)
+    for i, b in enumerate(bars):
+        ax.annotate(b[5], (i, max(b[1], b[4], 0)), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=7)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xticks(list(x), [b[0] for b in bars], rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("share of the logit difference lost")
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: never over a bar
+    ax.set_ylim(top=max([b[1] for b in bars] + [b[4] for b in bars] + [1.0]) + 0.12)  # room for the readings
+    measured = any(task_erasure(t) for t in result.tasks.values())
+    ax.set_title(f"{result.model.name}: " + ("erasing each latent at its best site" if bars else
+                                             "no behaviour to lose on any task" if measured else "no erasure in this run"), fontsize=9)
+    return save_figure(fig, path, format)
+
+
 def save_figure(fig, path: str | Path, format: str | None = None, dpi: int = 110) -> Path:
     """Lay out, write (format from the suffix unless given; PNGs without a timestamped Software tag,
     so the same results draw the same bytes) and close ``fig``."""

@@ -225,18 +225,19 @@ def with_scores(result: RunResult) -> RunResult:
 
 
 def write_outputs(result: RunResult, path: Path) -> Path:
-    """The results file and its figures (decodability by layer with probes; robustness and D vs C
-    with circuits); all or none.
+    """The results file and its figures (decodability by layer and erasure against random with probes; robustness and
+    D vs C with circuits); all or none.
 
     Figures are drawn to temporary files first and renamed into place only after the results
     file is written, so a failure anywhere leaves no output.
     """
-    from .report import plot_decodability
+    from .report import plot_decodability, plot_erasure
     from .report_coherence import plot_coherence
 
     figures = []
     if any(t.probes is not None for t in result.tasks.values()):
         figures.append((figure_path(path), plot_decodability))
+        figures.append((figure_path(path, "erasure"), plot_erasure))
     if any(t.circuits is not None for t in result.tasks.values()):
         figures.append((figure_path(path, "coherence"), plot_coherence))
     temporary = [figure.with_name(f".{figure.name}.tmp") for figure, _ in figures]

@@ -194,15 +194,16 @@ def test_run_measures_decodability_writes_its_figure_and_report_prints_D(capsys,
     code, out, err = run_cli(capsys, *argv)
     assert code == 0, err
     (path,) = out_dir.glob("*.json")
-    figure = path.with_name(path.stem + "-decodability.png")
-    assert figure.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
-    assert f"wrote {path}" in out and f"wrote {figure}" in out
+    figure, erasure = path.with_name(path.stem + "-decodability.png"), path.with_name(path.stem + "-erasure.png")
+    assert figure.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and erasure.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert f"wrote {path}" in out and f"wrote {figure}" in out and f"wrote {erasure}" in out
     assert "D [95% CI]" in out and "d [95% CI]" in out  # behaviour table with D, then the per-latent table
+    assert re.search(r"copy_name\s+source\s+0\.resid_\w+\s+\d+\s+-\s+-\s+-\s+no behaviour", out)  # the erasure table
     assert re.search(r"copy_name\s+source\s+\d", out) and "skipped" not in out  # with the cue random, every latent varies
     result = read_results(path)
     assert result.tasks["dict_or_list"].n_examples["train"] == 20
     code, report, _ = run_cli(capsys, "report", str(path))
-    assert code == 0 and "D [95% CI]" in report and "container" in report
+    assert code == 0 and "D [95% CI]" in report and "container" in report and "gap [95% CI]" in report
 
 
 def test_run_with_circuits_writes_the_coherence_figure_and_report_prints_the_verdict(capsys, tiny_zoo: Path, tmp_path: Path) -> None:

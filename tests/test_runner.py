@@ -73,10 +73,11 @@ def test_run_writes_a_complete_results_file(tmp_path: Path, tiny_zoo: Path, tiny
         n_train=24,
     )
     assert re.fullmatch(r"zoo-dense-\d{8}T\d{6}Z\.json", path.name)
-    figure, coherence = runner.figure_path(path), runner.figure_path(path, "coherence")
+    figure, coherence, erasure = (runner.figure_path(path), runner.figure_path(path, "coherence"),
+                                  runner.figure_path(path, "erasure"))
     assert figure.name == path.stem + "-decodability.png" and coherence.name == path.stem + "-coherence.png"
-    assert sorted(p.name for p in out_dir.iterdir()) == sorted([path.name, figure.name, coherence.name])
-    assert figure.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and coherence.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([path.name, figure.name, coherence.name, erasure.name])
+    assert all(f.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") for f in (figure, coherence, erasure))
     assert read_results(path) == result
     for task in result.tasks.values():
         assert task.probes is not None and task.n_examples["train"] == 24
