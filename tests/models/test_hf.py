@@ -378,3 +378,22 @@ def test_circuits_reach_every_family_through_heads_and_neurons(adapters, family)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_the_untrained_twin_is_the_same_architecture_freshly_initialized_and_seeded(adapters, family):
     check_untrained_twin(adapters[family])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_latent_of_an_hf_model_is_erased_at_its_best_site(adapters, family):
+    """Erasure intervenes on the residual sites the probes read: every family's adapter must take the edit there.
+    (The tiny models' 128 positions hold bracket_depth's in-distribution prompts, not every split, so the run's
+    stages are called here, without OOD transfer.)"""
+    from fracbench.behaviour import logit_diffs
+    from fracbench.decodability import measure_decodability
+    from fracbench.erasure import with_erasure
+
+    adapter, task = adapters[family], TASKS["bracket_depth"]
+    full = logit_diffs(adapter, task, task.examples("test", 8, 0)).tolist()
+    probes = measure_decodability(adapter, task, n_train=16, n_test=8, seed=0, mlp=False, transfer=False)
+    section = with_erasure(adapter, task, probes, full, 16, 8, seed=0)
+    for latent in section.latents.values():
+        e = latent.erasure
+        assert e.site == latent.best_site and len(e.erased) == 8 and 1 <= e.rank < latent.n_classes
+        assert e.erased != full and len(e.controls) == 8  # the edit acted
