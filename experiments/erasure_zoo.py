@@ -12,11 +12,13 @@ import json
 import torch
 from tqdm.auto import tqdm
 
+from fracbench.activations import latent_dataset
+from fracbench.circuits import PromptBatches
 from fracbench.decodability import examples
 from fracbench.erasure import N_RANDOM_SUBSPACES, measure_erasure
 from fracbench.models import resolve_model
 from fracbench.results import read_results
-from fracbench.scoring import erasure_gap
+from fracbench.scoring import erasure_gap, erasure_shares
 from fracbench.tasks import TASKS
 
 
@@ -39,14 +41,15 @@ def main() -> None:
                 for name, latent in t.probes.latents.items() if latent.best_site]
         for task_name, latent, site in tqdm(jobs, desc=model):
             task = TASKS[task_name]
-            e = measure_erasure(adapter, task, latent, site, examples(task, "train", args.n_fit, args.seed),
-                                examples(task, "test", args.n_test, args.seed), args.seed, args.random)
+            fit = latent_dataset(adapter, examples(task, "train", args.n_fit, args.seed), latent, [site])
+            test = PromptBatches.build(adapter, task, examples(task, "test", args.n_test, args.seed))
+            e = measure_erasure(adapter, task, latent, site, fit, test, args.seed, args.random)
             gap = erasure_gap(e.full.tolist(), e.section(), seed=args.seed)  # None: no behaviour to lose
-            m = float(e.full.mean())
+            lost, controls = erasure_shares(e.full.tolist(), e.section())
             out.setdefault(model, {}).setdefault(task_name, {})[latent] = {
                 "site": site, "rank": e.rank, "model_logit_diff": float(e.full.mean()),
                 "model_accuracy": float((e.full > 0).double().mean()), "erased_accuracy": float((e.erased > 0).double().mean()),
-                "lost_share": 1 - float(e.erased.mean()) / m, "control_lost_shares": [1 - float(r.mean()) / m for r in e.random],
+                "lost_share": lost, "control_lost_shares": controls,
                 "gap": None if gap is None else gap.value, "gap_low": None if gap is None else gap.low,
                 "gap_high": None if gap is None else gap.high,
             }

@@ -18,13 +18,12 @@ import torch
 from tqdm.auto import tqdm
 from concept_erasure import LeaceEraser, LeaceFitter
 
-from .activations import latent_dataset
-from .behaviour import completion_ids
-from .circuits.ablation import last_token_logit_diffs
+from .activations import LatentData, latent_datasets
+from .circuits.ablation import PromptBatches, last_token_logit_diffs
 from .decodability import examples
 from .models.adapter import Encoding, ModelAdapter
 from .results import LatentErasure, ProbeSection
-from .tasks import Example, Task
+from .tasks import Task
 from .tasks.base import stable_seed
 
 N_RANDOM_SUBSPACES = 8  # seeded draws of the same-rank control
@@ -89,38 +88,35 @@ def _on_text_tokens(eraser: LeaceEraser, enc: Encoding):
 
 
 @torch.no_grad()
-def logit_diffs_erased(adapter: ModelAdapter, task: Task, examples: Sequence[Example], site: str,
-                       eraser: LeaceEraser | None) -> torch.Tensor:
-    """[N] float64 logit differences on ``examples`` with ``eraser`` applied at ``site`` (None: the plain model)."""
-    targets, foils = completion_ids(adapter, task, examples)
-    out = torch.empty(len(examples), dtype=torch.float64)
-    for start in range(0, len(examples), BATCH):
-        rows = slice(start, start + BATCH)
-        enc = adapter.encode([e.prompt for e in examples[rows]])
+def logit_diffs_erased(adapter: ModelAdapter, batches: PromptBatches, site: str, eraser: LeaceEraser | None) -> torch.Tensor:
+    """[N] float64 logit differences of the prompts, in example order, with ``eraser`` applied at ``site`` (None: the
+    plain model)."""
+    out = torch.empty(batches.n, dtype=torch.float64)
+    for enc, targets, foils, idx in batches.batches:
         interventions = None if eraser is None else {site: _on_text_tokens(eraser, enc.to(adapter.device))}
-        out[rows] = last_token_logit_diffs(adapter, enc, targets[rows].to(adapter.device), foils[rows].to(adapter.device),
-                                           interventions).double().cpu()
+        out[idx] = last_token_logit_diffs(adapter, enc, targets, foils, interventions).double().cpu()
     return out
 
 
-def measure_erasure(adapter: ModelAdapter, task: Task, latent: str, site: str, fit_examples: Sequence[Example],
-                    test_examples: Sequence[Example], seed: int, n_random: int = N_RANDOM_SUBSPACES,
-                    full: torch.Tensor | None = None) -> Erasure:
-    """Fit LEACE for ``latent`` at ``site`` on the labelled tokens of ``fit_examples``, and measure the test prompts'
-    logit differences plain (``full``, when not already known), erased, and with ``n_random`` same-rank controls erased."""
+def measure_erasure(adapter: ModelAdapter, task: Task, latent: str, site: str, fit: LatentData, test: PromptBatches,
+                    seed: int, n_random: int = N_RANDOM_SUBSPACES, full: torch.Tensor | None = None) -> Erasure:
+    """Fit LEACE for ``latent`` at ``site`` on its labelled fit rows (``fit``, captured at ``site``), and measure the
+    test prompts' logit differences plain (``full``, when not already known), erased, and with ``n_random`` same-rank
+    controls erased."""
     if n_random < 1:
         raise ValueError(f"n_random (control subspaces) must be >= 1, got {n_random}")
-    data = latent_dataset(adapter, fit_examples, latent, [site])
-    x = data.activations[site].reshape(len(data.labels), -1)
-    if len(torch.unique(data.labels)) < 2:
+    if site not in fit.activations:
+        raise ValueError(f"latent {latent!r}: the fit rows were captured at {sorted(fit.activations)}, not at {site!r}")
+    x = fit.activations[site].reshape(len(fit.labels), -1)
+    if len(torch.unique(fit.labels)) < 2:
         raise ValueError(f"task {task.name!r}, latent {latent!r}: the fit rows hold a single class; nothing to erase")
-    eraser = on_device(fit_eraser(x, data.labels, task.latent(latent).n_classes), adapter.device)
+    eraser = on_device(fit_eraser(x, fit.labels, task.latent(latent).n_classes), adapter.device)
     rank = erased_rank(eraser)
     return Erasure(
-        latent, site, rank, len(data.labels),
-        full=logit_diffs_erased(adapter, task, test_examples, site, None) if full is None else full,
-        erased=logit_diffs_erased(adapter, task, test_examples, site, eraser),
-        random=[logit_diffs_erased(adapter, task, test_examples, site, on_device(random_eraser(x, rank, seed, d), adapter.device))
+        latent, site, rank, len(fit.labels),
+        full=logit_diffs_erased(adapter, test, site, None) if full is None else full,
+        erased=logit_diffs_erased(adapter, test, site, eraser),
+        random=[logit_diffs_erased(adapter, test, site, on_device(random_eraser(x, rank, seed, d), adapter.device))
                 for d in range(n_random)],
     )
 
@@ -129,9 +125,12 @@ def with_erasure(adapter: ModelAdapter, task: Task, section: ProbeSection, full:
                  seed: int, progress: bool = False) -> ProbeSection:
     """``section`` with every latent's erasure at its best site: LEACE fitted on the ``n_train`` train examples the
     probes drew from, measured on the ``n_test`` test examples behaviour measured (``full``: their logit differences)."""
-    fit, test = examples(task, "train", n_train, seed), examples(task, "test", n_test, seed)
+    sites = sorted({latent.best_site for latent in section.latents.values()})
+    fit = latent_datasets(adapter, examples(task, "train", n_train, seed), list(section.latents), sites)  # one capture
+    test = PromptBatches.build(adapter, task, examples(task, "test", n_test, seed), BATCH)  # tokenized once for all
+    full_diffs = torch.tensor(full, dtype=torch.float64)
     latents = {}
     for name, latent in tqdm(section.latents.items(), desc=f"{task.name} erasure", disable=not progress, leave=False):
-        e = measure_erasure(adapter, task, name, latent.best_site, fit, test, seed, full=torch.tensor(full, dtype=torch.float64))
+        e = measure_erasure(adapter, task, name, latent.best_site, fit[name], test, seed, full=full_diffs)
         latents[name] = latent.model_copy(update={"erasure": e.section()})
     return section.model_copy(update={"latents": latents})

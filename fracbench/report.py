@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from .results import RunResult, TaskResult
-from .scoring import D_VERSION, Decodability, Estimate, erasure_reading, run_decodability, task_erasure
+from .scoring import D_VERSION, Decodability, Estimate, erasure_reading, erasure_shares, run_decodability, task_erasure
 
 TABLE_WIDTH = 100  # behaviour_table wraps its OOD columns to fit a terminal this wide
 
@@ -78,10 +78,10 @@ def erasure_table(result: RunResult) -> str:
     for task, t in result.tasks.items():
         gaps = task_erasure(t)
         for name, gap in gaps.items():
-            e, m = t.probes.latents[name].erasure, t.behaviour["test"].mean_logit_diff
-            share = lambda diffs: f"{1 - sum(diffs) / len(diffs) / m:+.2f}" if gap is not None else "-"  # noqa: E731
-            controls = f"{sum(1 - sum(c) / len(c) / m for c in e.controls) / len(e.controls):+.2f}" if gap is not None else "-"
-            rows.append((task, name, _short_site(e.site), str(e.rank), share(e.erased), controls,
+            e = t.probes.latents[name].erasure
+            lost, controls = erasure_shares(t.behaviour["test"].logit_diffs, e) if gap is not None else (None, None)
+            rows.append((task, name, _short_site(e.site), str(e.rank), "-" if gap is None else f"{lost:+.2f}",
+                         "-" if gap is None else f"{sum(controls) / len(controls):+.2f}",
                          "-" if gap is None else _with_ci(gap), erasure_reading(gap) or "no behaviour"))
     if len(rows) == 1:
         return "no erasure in this run (schema 8 and earlier, or --no-probes)"
@@ -240,10 +240,9 @@ def plot_erasure(result: RunResult, path: str | Path, format: str | None = None)
         for name, gap in task_erasure(t).items():
             if gap is None:
                 continue
-            e, m = t.probes.latents[name].erasure, t.behaviour["test"].mean_logit_diff
-            controls = [1 - sum(c) / len(c) / m for c in e.controls]
-            bars.append((f"{task}\n{name}", 1 - sum(e.erased) / len(e.erased) / m, sum(controls) / len(controls),
-                         min(controls), max(controls), erasure_reading(gap)))
+            lost, controls = erasure_shares(t.behaviour["test"].logit_diffs, t.probes.latents[name].erasure)
+            bars.append((f"{task}\n{name}", lost, sum(controls) / len(controls), min(controls), max(controls),
+                         erasure_reading(gap)))
     fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(bars) + 1.5) + 2.2, 3.6))
     x = range(len(bars))
     ax.bar([i - 0.2 for i in x], [b[1] for b in bars], width=0.4, color="C0", label="latent erased (LEACE)")

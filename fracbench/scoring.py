@@ -529,6 +529,13 @@ def erasure_gap(full: list[float], e: LatentErasure | None, n_bootstrap: int = N
     return _estimate(float(gap[0]), gap[1:])
 
 
+def erasure_shares(full: list[float], e: LatentErasure) -> tuple[float, list[float]]:
+    """The signed share of the model's mean logit difference the erasure removes, 1 - m(erased) / m(M), and each
+    control's (for tables and figures; :func:`erasure_gap` is the score)."""
+    m = float(np.mean(full))
+    return 1 - float(np.mean(e.erased)) / m, [1 - float(np.mean(c)) / m for c in e.controls]
+
+
 def task_erasure(t: TaskResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> dict[str, Estimate | None]:
     """Each latent's erasure gap (:func:`erasure_gap`); empty without probes or test behaviour."""
     if t.probes is None or "test" not in t.behaviour:
@@ -714,6 +721,7 @@ __all__ = [
     "MODEL_MAJORITY",
     "cue_reliance",
     "erasure_gap",
+    "erasure_shares",
     "erasure_reading",
     "task_erasure",
     "closeness",

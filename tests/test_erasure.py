@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from fracbench.activations import latent_dataset
-from fracbench.erasure import (N_RANDOM_SUBSPACES, _on_text_tokens, erased_rank, fit_eraser, logit_diffs_erased, measure_erasure,
+from fracbench.behaviour import logit_diffs
+from fracbench.circuits import PromptBatches
+from fracbench.erasure import (N_RANDOM_SUBSPACES, _on_text_tokens, erased_rank, fit_eraser, measure_erasure,
                                random_eraser)
 from fracbench.models import resolve_model
 from fracbench.results import LatentErasure
@@ -60,10 +62,13 @@ def test_bos_and_padding_are_never_edited(tiny_adapter, rows) -> None:
 def test_erasure_bad_input_names_what_to_fix(tiny_adapter) -> None:
     task = get_task("quote_close")
     examples = task.examples("train", 8, 0)
+    fit, test = latent_dataset(tiny_adapter, examples, "quote_type", [SITE]), PromptBatches.build(tiny_adapter, task, examples)
     with pytest.raises(ValueError, match="n_random"):
-        measure_erasure(tiny_adapter, task, "quote_type", SITE, examples, examples, seed=0, n_random=0)
+        measure_erasure(tiny_adapter, task, "quote_type", SITE, fit, test, seed=0, n_random=0)
+    with pytest.raises(ValueError, match="captured at \\['blocks.0.hook_resid_mid'\\], not at 'blocks.0.hook_resid_pre'"):
+        measure_erasure(tiny_adapter, task, "quote_type", "blocks.0.hook_resid_pre", fit, test, seed=0)
     with pytest.raises(KeyError, match="latent"):
-        measure_erasure(tiny_adapter, task, "no_such_latent", SITE, examples, examples, seed=0)
+        measure_erasure(tiny_adapter, task, "no_such_latent", SITE, fit, test, seed=0)
 
 
 def constant(value: float, n: int = 50) -> list[float]:
@@ -102,9 +107,10 @@ def test_erasing_the_quote_a_trained_model_reads_costs_more_than_a_random_subspa
     most of quote_close's logit difference; random directions of the same rank cost far less."""
     adapter = resolve_model("zoo:dense").load("cpu")
     task = get_task("quote_close")
-    e = measure_erasure(adapter, task, "quote_type", "blocks.2.hook_resid_mid", task.examples("train", 128, 0),
-                        task.examples("test", 64, 0), seed=0, n_random=3)
+    site, test = "blocks.2.hook_resid_mid", task.examples("test", 64, 0)
+    fit = latent_dataset(adapter, task.examples("train", 128, 0), "quote_type", [site])
+    e = measure_erasure(adapter, task, "quote_type", site, fit, PromptBatches.build(adapter, task, test), seed=0, n_random=3)
     assert e.rank == 1
-    assert torch.equal(e.full, logit_diffs_erased(adapter, task, task.examples("test", 64, 0), "blocks.2.hook_resid_mid", None))
+    assert torch.allclose(e.full, logit_diffs(adapter, task, test), atol=1e-5)  # the run passes behaviour's in its place
     gap = erasure_gap(e.full.tolist(), e.section())
     assert 1 - float(e.erased.mean() / e.full.mean()) > 0.5 and gap.low > 0.3

@@ -46,7 +46,7 @@ class PromptBatches:
     batches: list[tuple[Encoding, torch.Tensor, torch.Tensor, torch.Tensor]]  # (encoding, targets, foils, example index)
     n: int
     counterfactuals: list[tuple[Encoding, torch.Tensor]] | None = None  # per batch: (encoding, matched [B] bool)
-    _resampled: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)  # cached counterfactual activations
+    _resampled: dict[tuple, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)  # (batch, sites) -> activations
 
     @classmethod
     def build(cls, adapter: ModelAdapter, task: Task, examples: Sequence[Example], batch_size: int = 64,
@@ -79,13 +79,14 @@ class PromptBatches:
         if self.counterfactuals is None:
             raise ValueError("resample ablation needs prompt batches built with counterfactuals "
                              "(PromptBatches.build(..., counterfactuals=counterfactual_examples(...)))")
-        if b not in self._resampled:
+        key = (b, tuple(s.name for s in sites))
+        if key not in self._resampled:
             enc, matched = self.counterfactuals[b]
             acts = adapter.forward(enc, capture=[s.name for s in sites]).activations
             rows = lambda a: matched.reshape(-1, *[1] * (a.dim() - 1))  # noqa: E731
-            self._resampled[b] = {s.name: torch.where(rows(acts[s.name]), acts[s.name], pooled[s.name].to(acts[s.name].dtype))
-                                  for s in sites}
-        return self._resampled[b]
+            self._resampled[key] = {s.name: torch.where(rows(acts[s.name]), acts[s.name], pooled[s.name].to(acts[s.name].dtype))
+                                    for s in sites}
+        return self._resampled[key]
 
 
 @dataclass
