@@ -15,8 +15,8 @@ from typing import NoReturn
 from . import cli_board
 from .circuits.ablation import ABLATIONS, DEFAULT_ABLATION
 from .models import DTYPES, check_device, resolve_model, zoo
-from .report import behaviour_markdown, behaviour_table, decodability_table, erasure_table, plot_behaviour
-from .report_coherence import coherence_table, scores_markdown, sensitivity_markdown
+from .report import behaviour_markdown, behaviour_table, decodability_table, erasure_table, plot_behaviour, token_pruning_table
+from .report_coherence import basis_sensitivity_table, coherence_table, scores_markdown, sensitivity_markdown
 from .results import RunResult, check_writable, read_results
 from .runner import DEFAULT_RESTARTS, N_TRAIN, check_settings, figure_path, run
 from .tasks import SUITE_VERSION, TASKS, Example, Task, get_task, resolve_tasks
@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="evaluate models on the suite and write one results file per model")
     p.add_argument("--model", action="append", metavar="SPEC",
-                   help="zoo:NAME (or NAME), hf:PATH or hf:pretrained=PATH[,dtype=...]; repeatable (default: every zoo model)")
+                   help="zoo:NAME (or NAME), hf:PATH, hf:pretrained=PATH[,dtype=...] or rotated:SPEC (a native model's rotated "
+                        "twin); repeatable (default: every zoo model but the further training seeds, `fracbench zoo list`)")
     p.add_argument("--model_args", "--model-args", dest="model_args", metavar="ARGS",
                    help="lm-eval style model arguments for `--model hf`: pretrained=PATH[,dtype=...]")
     p.add_argument("--tasks", default="all", help="'all' or comma-separated task names (default: all)")
@@ -184,9 +185,10 @@ def lm_eval_agreement(result: RunResult) -> str:
 
 
 def model_specs(models: list[str] | None, model_args: str | None) -> list[str]:
-    """The specs to run: ``--model`` as given (default: every zoo model), or lm-eval's ``--model hf --model_args ...``."""
+    """The specs to run: ``--model`` as given (default: the reference zoo, :func:`~fracbench.models.zoo.reference_models`),
+    or lm-eval's ``--model hf --model_args ...``."""
     if model_args is None:
-        return models or [f"zoo:{name}" for name in zoo.RECIPES.names()]
+        return models or [f"zoo:{name}" for name in zoo.reference_models()]
     if models not in (["hf"], ["hf-auto"], ["fracbench-hf"]):
         raise ValueError(f"--model_args goes with one `--model hf` (lm-eval's spelling), not {models}; "
                          "or give the spec alone: --model hf:pretrained=PATH,dtype=float32")
@@ -203,6 +205,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             print("\n" + scores_markdown(results))
     else:
         print("\n\n".join(_report(r) for r in results))
+        pairs = basis_sensitivity_table(results)
+        if pairs:
+            print("\n" + pairs)
     if args.plot is not None:
         check_writable(args.plot.parent)
         print(f"wrote {plot_behaviour(results, args.plot)}")
@@ -217,6 +222,8 @@ def _report(result: RunResult) -> str:
         out += "\n\n" + decodability_table(result)
     if any(latent.erasure is not None for t in result.tasks.values() if t.probes is not None for latent in t.probes.latents.values()):
         out += "\n\n" + erasure_table(result)
+    if any(t.token_pruning is not None for t in result.tasks.values()):
+        out += "\n\n" + token_pruning_table(result)
     if any(t.circuits is not None for t in result.tasks.values()):
         out += "\n\n" + coherence_table(result)
     return out

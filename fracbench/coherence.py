@@ -27,7 +27,9 @@ from .circuits import (
     search_circuits,
 )
 from .circuits.ablation import DEFAULT_ABLATION, check_ablation
+from .circuits.control import measure_control
 from .circuits.edges import count_edges, edge_slots
+from .circuits.regimes import SHORT_PROMPT_CHARS, ReportedCircuit, measure_regimes
 from .circuits.curves import faithfulness_curves, learned_ranking, ranking_curve
 from .circuits.keys import NodeOrder, node_order
 from .circuits.nodes import NodeSite
@@ -39,15 +41,18 @@ from .perturbations.sparsity import sparsity_by_severity
 from .results_coherence import (
     CircuitConditions,
     CircuitSection,
+    ControlCircuit,
     Curve,
     FaithfulnessCurve,
     OODCircuit,
+    RegimeCircuit,
+    RegimeSection,
     SearchRestart,
     SparsityAxis,
     SparsityPoint,
     StressSection,
 )
-from .tasks import Task
+from .tasks import Example, Task
 from .timing import Stopwatch
 
 N_SEARCH = 256  # train examples: node statistics, mask search and bisection
@@ -58,12 +63,16 @@ N_SPARSITY = 128  # examples per split for the sparsity diagnostic
 
 @dataclass
 class TaskCircuit:
-    """What specificity needs of a task after its own measurements: its circuit and its test prompts."""
+    """What the later stages need of a task's circuit: specificity (its circuit and test prompts) and reuse across
+    regimes (which also needs the node order, the test examples and the search's size)."""
 
     sites: list[NodeSite]
     stats: NodeStatistics
     kept: dict[str, torch.Tensor]
     test: PromptBatches
+    order: NodeOrder
+    test_examples: list[Example]
+    n_search: int
 
 
 def measure_coherence(
@@ -103,7 +112,8 @@ def measure_coherence(
     reported = median_restart(found)
     circuit = found[reported]
     kept = circuit.kept
-    test = PromptBatches.build(adapter, task, task.examples("test", n_test, seed), batch_size)
+    test_examples = task.examples("test", n_test, seed)
+    test = PromptBatches.build(adapter, task, test_examples, batch_size)
     nothing = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool, device=adapter.device) for s in sites}
 
     def under(batches: PromptBatches, keep: Mapping[str, torch.Tensor]) -> list[float]:
@@ -121,6 +131,15 @@ def measure_coherence(
             searched = [restart_section(conditions, curve, _kept_lists(kept), circuit.n_kept, circuit.search_sufficiency) if r == reported else
                         measure_restart(adapter, sites, test, stats, c, order, curve.sizes, full, measured.empty)
                         for r, c in enumerate(tqdm(found, desc=f"{task.name} restarts", disable=not progress, leave=False))]
+    control = None
+    if circuit.search_sufficiency is not None:
+        with clock("control"):
+            measured_control = measure_control(adapter, task, sites, train[:n_search], test_examples, test, stats.values, order,
+                                               circuit.n_kept, curve.sizes, seed, steps=steps, search_batch=SEARCH_BATCH,
+                                               progress=progress, full=full)
+            if measured_control is not None:
+                control = ControlCircuit(flip=measured_control.flip, circuit=measured_control.circuit.tolist(),
+                                         learned=[r.tolist() for r in measured_control.learned])
     ood = {}
     with clock("circuit_ood"):
         for split in tqdm([s for s in task.splits() if s.is_ood], desc=f"{task.name} OOD circuits", disable=not progress, leave=False):
@@ -133,14 +152,35 @@ def measure_coherence(
         kept=_kept_lists(kept),
         n_nodes=circuit.n_kept, n_edges=count_edges(adapter, kept), edge_slots=edge_slots(adapter),
         search_sufficiency=circuit.search_sufficiency, test=conditions, ood=ood, curve=curve,
-        restarts=searched, reported=reported if searched else None,
+        restarts=searched, reported=reported if searched else None, control=control,
     )
     with clock("stress"):
         curves = None if circuit.search_sufficiency is None else measure_stress(adapter, task, sites, stats, kept, test, n_test, seed,
                                                                                   batch_size, progress, order)
     with clock("sparsity"):
         sparsity = measure_sparsity(adapter, task, n_test, seed, batch_size, progress)
-    return section, curves, sparsity, TaskCircuit(sites, stats, kept, test)
+    return section, curves, sparsity, TaskCircuit(sites, stats, kept, test, order, test_examples, n_search)
+
+
+def measure_reuse(adapter: ModelAdapter, task: Task, found: TaskCircuit, section: CircuitSection, usable: list[str], n_test: int,
+                  seed: int, batch_size: int = 64, steps: int = DEFAULT_STEPS, progress: bool = False) -> RegimeSection:
+    """The regime circuits of ``task`` (docs/metrics.md, "Mechanism reuse across regimes"), beside the reported circuit
+    ``section`` describes; ``usable`` names the OOD splits where the model keeps its behaviour and the latents decode
+    (scoring's rule, applied by the caller to what the run measured)."""
+    reported = ReportedCircuit(found.kept, section.search_sufficiency, torch.tensor(section.test.circuit, dtype=torch.float64),
+                               {split: torch.tensor(c.circuit, dtype=torch.float64) for split, c in section.ood.items()})
+    measured = measure_regimes(adapter, task, found.sites, found.stats.values, found.order, reported, found.test_examples, found.test,
+                               usable, n_test, found.n_search, seed, batch_size, SEARCH_BATCH, steps, progress)
+
+    def listed(x: torch.Tensor | None) -> list[float] | None:
+        return None if x is None else x.tolist()
+
+    circuits = {name: RegimeCircuit(kept=_kept_lists(c.kept), n_nodes=c.n_nodes, search_sufficiency=c.search_sufficiency,
+                                    test=listed(c.test), ood=listed(c.ood), random_test=[r.tolist() for r in c.random_test],
+                                    random_ood=[r.tolist() for r in c.random_ood])
+                for name, c in measured.circuits.items()}
+    circuits["id"] = circuits["id"].model_copy(update={"test": section.test.circuit})  # the same numbers, bit for bit
+    return RegimeSection(short_chars=SHORT_PROMPT_CHARS, short=measured.short, ood_prompts=measured.ood_prompts, circuits=circuits)
 
 
 def _kept_lists(kept: Mapping[str, torch.Tensor]) -> dict[str, list[int]]:

@@ -94,6 +94,29 @@ def erasure_table(result: RunResult) -> str:
     return "\n".join(lines)
 
 
+def token_pruning_table(result: RunResult) -> str:
+    """One row per task with token pruning: prompts pruned, the share of removable characters kept, and precision and
+    recall of the kept characters against the task's evidence, beside the chance precision of a random kept set."""
+    from .scoring import token_pruning_scores
+
+    rows = [("task", "prompts", "kept", "precision", "chance", "recall")]
+    for task, t in result.tasks.items():
+        scores = token_pruning_scores(t)
+        if t.token_pruning is None:
+            continue
+        cell = lambda key: "-" if scores.get(key) is None else _with_ci(scores[key])  # noqa: E731
+        rows.append((task, str(len(t.token_pruning.prompts)), cell("kept_share"), cell("precision"), cell("chance_precision"),
+                     cell("recall")))
+    if len(rows) == 1:
+        return "no token pruning in this run (schema 9 and earlier, or --no-probes)"
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+    lines.append("token pruning: each prompt's tokens removed greedily while half its logit difference stays; kept: share of "
+                 "characters left; precision and recall against the characters the task says carry the answer, chance: the "
+                 "precision of a random set of the same size (docs/metrics.md)")
+    return "\n".join(lines)
+
+
 def _with_ci(e: Estimate) -> str:
     return f"{e.value:.2f} [{e.low:.2f},{e.high:.2f}]"
 

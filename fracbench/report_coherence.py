@@ -12,10 +12,13 @@ import numpy as np
 
 from .report import save_figure
 from .results import RunResult, accuracy_of
-from .scoring import C_LOW, COMPONENTS, D_HIGH, SCORES_VERSION, Verdict, recovered, specificity_drops, verdict
+from .circuits.regimes import SHORT_PROMPT_CHARS as SHORT_CHARS
+from .scoring import C_LOW, COMPONENTS, D_HIGH, SCORES_VERSION, Verdict, recovered, regime_reuse_matrix, specificity_drops, verdict
 
 STRESS_KINDS = ("activation_noise", "weight_noise", "dropout", "distractors")
-SHORT = {"faithfulness": "faith", "compactness": "compact", "specificity": "specif", "stress": "stress", "ood": "ood"}
+SHORT = {"faithfulness": "faith", "compactness": "compact", "stress": "stress", "reuse": "reuse", "selectivity": "select",
+         "specificity": "specif", "ood": "ood"}
+REGIME_ORDER = ("id", "short", "long", "ood")
 
 
 def run_verdicts(result: RunResult) -> dict[str, Verdict]:
@@ -44,17 +47,42 @@ def coherence_table(result: RunResult) -> str:
         reasons = f" ({', '.join(v.reasons)})" if v.reasons else ""
         lines.append(f"{name:<{name_w}}  {nodes:>6} {frac:>5} {edges:>7} {restarts:<19}{cells}  {D:>5} {C:<17} {F:>6} {G:>5} {cue:>6}  {v.verdict}{reasons}")
     lines += [
-        f"C: geometric mean of the components but specificity (scores version {SCORES_VERSION}); F = D - C; "
+        f"C: geometric mean of faith, compact, stress, reuse and select (scores version {SCORES_VERSION}); F = D - C; "
         f"FRACTURED: D's 95% interval above {D_HIGH} and C's below {C_LOW}; either interval across its threshold: inconclusive (docs/metrics.md)",
         "faith = sqrt(closeness of sufficiency x necessity); compact = how much of a random ranking's gap to the model the learned ranking "
-        "closes over MIB's size grid; specif = own drop - largest other (reported, not in C);",
-        "stress: closeness of the circuit's robustness to the full model's; ood: the circuit's closeness to the model on OOD splits where "
-        "the model keeps its behaviour and the latents decode;",
+        "closes over MIB's size grid; stress: closeness of the circuit's robustness to the full model's;",
+        "reuse: the weakest axis (length, ood) of how much of a regime's own circuit's margin over random node sets another regime's circuit "
+        "keeps; select: the share of the circuit's effect a control-task mask of its size does not produce;",
+        "specif = own drop - largest other, ood: the circuit's closeness to the model on usable OOD splits (both reported, not in C);",
         "G: the share of the test accuracy's margin over chance kept OOD (not in C); cue: accuracy with the spurious cue agreeing minus flipped;",
         "restarts: the search's restarts, their smallest-largest circuit in nodes, J their mean pairwise node Jaccard (C's interval holds "
         "their spread)",
     ]
-    return "\n".join(lines + specificity_matrix(result))
+    return "\n".join(lines + regime_lines(result, verdicts) + specificity_matrix(result))
+
+
+def regime_lines(result: RunResult, verdicts: dict[str, Verdict]) -> list[str]:
+    """Lines of the reuse table: per task, each regime circuit's size, each axis's reuse and node Jaccard (beside the
+    search restarts' agreement), and the control task's share; empty without regime circuits."""
+    rows = []
+    for name, v in verdicts.items():
+        c = result.tasks[name].circuits
+        if c is None or c.regimes is None:
+            continue
+        sizes = " ".join(f"{r}={c.regimes.circuits[r].n_nodes if c.regimes.circuits[r].test is not None else '-'}"
+                         for r in REGIME_ORDER if r in c.regimes.circuits)
+        axes = "  ".join(f"{axis} {_num(v.components.get(f'reuse_{axis}'))} (J {_num(v.components.get(f'jaccard_{axis}'))})"
+                         for axis in ("length", "ood"))
+        rows.append(f"{name:<18} {sizes:<36} {axes}   restarts J {_num(v.components.get('restart_jaccard'))}   "
+                    f"control share {_num(v.components.get('control_share'))}")
+    if not rows:
+        return []
+    return ["", "reuse across regimes: circuit sizes in nodes (id: the reported circuit; short/long: prompts under/over "
+            f"{SHORT_CHARS} characters; ood: the usable OOD splits pooled), reuse per axis and the two circuits' node Jaccard", *rows]
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
 
 
 def restart_summary(c, jaccard: float | None) -> str:
@@ -210,3 +238,66 @@ def sensitivity_markdown(results: list[RunResult]) -> str:
             marker = " (in force)" if value == getattr(THRESHOLDS, name) else ""
             lines.append(f"| {name} | {value:.2f}{marker} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def plot_reuse(result: RunResult, path: str | Path, format: str | None = None) -> Path:
+    """Reuse across regimes as a matrix per task: row A's circuit measured on column B's prompts, reuse(A -> B) (0: no
+    more than random node sets of its size; 1: as much as B's own circuit); the diagonal is 1 by definition, blank cells
+    are undefined (no circuit, no behaviour or too few prompts). Format from the suffix or ``format``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [n for n, t in result.tasks.items() if t.circuits is not None and t.circuits.regimes is not None]
+    verdicts = run_verdicts(result)
+    cols = max(1, min(3, len(tasks)))
+    rows = max(1, math.ceil(len(tasks) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.1 * rows), squeeze=False)
+    image = None
+    for ax, name in zip(axes.flat, tasks):
+        matrix, names = regime_reuse_matrix(result.tasks[name])
+        image = ax.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=1, cmap="viridis")
+        for (i, j), value in np.ndenumerate(matrix):
+            if not math.isnan(value):
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value < 0.6 else "black")
+        ax.set_xticks(range(len(names)), names, fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_xlabel("prompts of regime", fontsize=7)
+        ax.set_ylabel("circuit of regime", fontsize=7)
+        reuse = verdicts[name].components.get("reuse")
+        ax.set_title(f"{name}: reuse {_num(reuse)}", fontsize=8)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
+    if image is None:
+        axes[0, 0].text(0.5, 0.5, "no regime circuits in this run", ha="center", va="center")
+    fig.suptitle(f"{result.model.name}: reuse(A -> B) across regimes (0 = random node sets, 1 = B's own circuit)", fontsize=9)
+    return save_figure(fig, path, format, dpi=100)
+
+
+def basis_sensitivity_table(results: list[RunResult]) -> str:
+    """Per model whose rotated twin is among ``results`` (same tasks), per task: D and C of the model and of the twin
+    and their differences (docs/metrics.md, "Basis sensitivity"); empty when no pair is there."""
+    by_name = {r.model.name: r for r in results}
+    lines = []
+    for twin in results:
+        base, marker, _ = twin.model.name.partition(" (rotated twin, seed ")
+        if not marker or base not in by_name:
+            continue
+        model = by_name[base]
+        mine, theirs = run_verdicts(model), run_verdicts(twin)
+        lines += [f"basis sensitivity: {base} against {twin.model.name}",
+                  f"{'task':<18} {'D model':>17} {'D twin':>17} {'dD':>6} {'C model':>17} {'C twin':>17} {'dC':>6}"]
+        for task in (t for t in model.tasks if t in twin.tasks):
+            a, b = mine[task], theirs[task]
+            lines.append(f"{task:<18} {_ci(a.D):>17} {_ci(b.D):>17} {_diff(a.D, b.D):>6} {_ci(a.C):>17} {_ci(b.C):>17} {_diff(a.C, b.C):>6}")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def _ci(e) -> str:
+    return "-" if e is None else f"{e.value:.2f} [{e.low:.2f},{e.high:.2f}]"
+
+
+def _diff(a, b) -> str:
+    return "-" if a is None or b is None else f"{b.value - a.value:+.2f}"

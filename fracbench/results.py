@@ -29,7 +29,7 @@ from pydantic import (
 
 from .results_coherence import CircuitSection, SparsityAxis, StressSection, TaskScores
 
-SCHEMA_VERSION = "9"  # bump on any change a reader of the old schema would misread
+SCHEMA_VERSION = "10"  # bump on any change a reader of the old schema would misread
 # Versions read_results accepts. Version 1 had only behaviour, version 2 behaviour and probes:
 # their circuits and stress placeholders were null in every file fracbench wrote, so they
 # read as version 3 documents without those sections. Version 3 has no untrained-twin
@@ -40,8 +40,9 @@ SCHEMA_VERSION = "9"  # bump on any change a reader of the old schema would misr
 # (circuits.restarts, circuits.reported); a version 6 file searched once. Version 8 records the ablation kind
 # (circuits.ablation: pooled or position-specific means, BOS left out; version 7 and earlier averaged BOS into one
 # pooled mean, "mean_with_bos") and each task's stage timings (provenance.timings.stages). Version 9 adds each
-# latent's erasure at its best site (probes.latents[*].erasure); nothing else changed.
-SchemaVersion = Literal["1", "2", "3", "4", "5", "6", "7", "8", "9"]
+# latent's erasure at its best site (probes.latents[*].erasure); nothing else changed. Version 10 adds the circuit
+# control task and the regime circuits (circuits.control, circuits.regimes: scores version 4).
+SchemaVersion = Literal["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]
 READABLE_SCHEMA_VERSIONS = get_args(SchemaVersion)
 ID_SPLITS = ("train", "test", "cue_agree", "cue_flip")  # in-distribution split names; the rest are ood/<axis>/<level>
 AGGREGATE_TOLERANCE = 1e-9  # stored aggregates must match the recomputed ones this closely
@@ -338,6 +339,34 @@ class ProbeSection(Strict):
         return self
 
 
+class PrunedPrompt(Strict):
+    """One test prompt pruned greedily to what keeps half its logit difference (docs/metrics.md, "Which input tokens the
+    prediction needs"): character positions of the prompt, the last token's left out."""
+
+    kept: list[NonNegativeInt]  # characters of the removable tokens the pruning left
+    evidence: list[NonNegativeInt] = Field(min_length=1)  # the characters the task's ground truth says carry the answer
+    n_chars: int = Field(ge=1)  # characters of every removable token (the text tokens but the last)
+    full: float = Field(gt=0)  # the whole prompt's logit difference (the model answers right)
+    pruned: float  # the logit difference of what the pruning left
+
+    @model_validator(mode="after")
+    def _within(self) -> PrunedPrompt:
+        for name in ("kept", "evidence"):
+            values = getattr(self, name)
+            if values != sorted(set(values)):
+                raise ValueError(f"{name} must be distinct ascending character positions")
+        if len(self.kept) > self.n_chars:
+            raise ValueError(f"kept holds {len(self.kept)} characters of {self.n_chars} removable ones")
+        return self
+
+
+class TokenPruning(Strict):
+    """Which input tokens the prediction needs (schema 10): the first test prompts the model answers right, pruned."""
+
+    keep_share: float = Field(gt=0, le=1)  # the share of the logit difference the pruning keeps
+    prompts: list[PrunedPrompt]  # empty when the model answers no test prompt right
+
+
 class TaskResult(Strict):
     """Everything measured for one (model, task)."""
 
@@ -348,6 +377,7 @@ class TaskResult(Strict):
     circuits: CircuitSection | None = None  # the circuit, its faithfulness in and out of distribution; None: --no-circuits
     stress: StressSection | None = None  # robustness curves of the model and the circuit; None without a circuit
     sparsity: dict[str, dict[str, SparsityAxis]] | None = None  # site -> OOD axis -> activation sparsity (diagnostic)
+    token_pruning: TokenPruning | None = None  # which input tokens the prediction needs (schema 10; diagnostic)
     scores: TaskScores | None = None  # D, C, F and the verdict as scoring computed them (readers recompute)
 
     @model_validator(mode="after")
@@ -434,13 +464,13 @@ class RunResult(Strict):
 
     @model_validator(mode="after")
     def _sections_exist_in_version(self) -> RunResult:
-        if self.schema_version not in ("5", "6", "7", "8", "9") and self.lm_eval is not None:
+        if self.schema_version not in ("5", "6", "7", "8", "9", "10") and self.lm_eval is not None:
             raise ValueError(f"schema_version {self.schema_version} has no lm_eval section; schema_version 5 and later files carry it")
-        if self.schema_version not in ("6", "7", "8", "9") and any(t.probes is not None and t.probes.test_cue_agrees is not None
+        if self.schema_version not in ("6", "7", "8", "9", "10") and any(t.probes is not None and t.probes.test_cue_agrees is not None
                                                               for t in self.tasks.values()):
             raise ValueError(f"schema_version {self.schema_version} does not record the test examples' cue; schema_version 6 and later "
                              "files do")
-        if self.schema_version not in ("7", "8", "9") and any(t.circuits is not None and t.circuits.restarts for t in self.tasks.values()):
+        if self.schema_version not in ("7", "8", "9", "10") and any(t.circuits is not None and t.circuits.restarts for t in self.tasks.values()):
             raise ValueError(f"schema_version {self.schema_version} searched each circuit once (no circuits.restarts); schema_version 7 "
                              "and later files carry the restarts")
         if self.schema_version == "1":
@@ -473,11 +503,17 @@ class RunResult(Strict):
     def _ablation_and_timings_in_version(self) -> RunResult:
         """Schema 8 records the ablation kind and stage timings; earlier files pooled BOS into one mean and had neither."""
         circuits = {name: t.circuits for name, t in self.tasks.items() if t.circuits is not None}
-        if self.schema_version != "9" and any(latent.erasure is not None for t in self.tasks.values() if t.probes is not None
-                                              for latent in t.probes.latents.values()):
+        if self.schema_version not in ("9", "10") and any(latent.erasure is not None for t in self.tasks.values() if t.probes is not None
+                                                        for latent in t.probes.latents.values()):
             raise ValueError(f"schema_version {self.schema_version} has no erasure (probes.latents[*].erasure); schema_version 9 "
                              "files carry it")
-        if self.schema_version in ("8", "9"):
+        if self.schema_version != "10" and any(t.token_pruning is not None for t in self.tasks.values()):
+            raise ValueError(f"schema_version {self.schema_version} has no token pruning (tasks.*.token_pruning); schema_version 10 "
+                             "files carry it")
+        if self.schema_version != "10" and any(c.control is not None or c.regimes is not None for c in circuits.values()):
+            raise ValueError(f"schema_version {self.schema_version} has no circuit control task or regime circuits (circuits.control, "
+                             "circuits.regimes); schema_version 10 files carry them")
+        if self.schema_version in ("8", "9", "10"):
             old = [name for name, c in circuits.items() if c.ablation == "mean_with_bos"]
             if old:
                 raise ValueError(f"task {old[0]!r}: circuits.ablation is missing or 'mean_with_bos'; schema_version 8 files record "

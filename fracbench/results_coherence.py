@@ -81,6 +81,73 @@ class SearchRestart(Strict):
     learned: list[list[float]] = Field(min_length=2)  # per curve size (CircuitSection.curve.sizes): this ranking's top nodes alone
 
 
+class ControlCircuit(Strict):
+    """The circuit control task (docs/metrics.md, "Circuit control task"): the search run for labels the model does not
+    compute (the control's target is the task's foil where a seeded hash of the prompt's length says so), its ranking cut
+    at the circuit's size and at every curve size; per test prompt, logit(target) - logit(foil) of the *task* (the
+    control's logit difference is minus this where ``flip``)."""
+
+    flip: list[bool] = Field(min_length=1)  # per test prompt: the control's target is the task's foil
+    circuit: list[float] = Field(min_length=1)  # the control ranking's top n_nodes (the circuit's size) alone
+    learned: list[list[float]] = Field(min_length=2)  # per curve size (CircuitSection.curve.sizes): its top nodes alone
+
+
+RegimeName = Literal["id", "short", "long", "ood"]
+
+
+class RegimeCircuit(Strict):
+    """One regime's circuit (docs/metrics.md, "Mechanism reuse across regimes"), alone on every in-distribution test
+    prompt and every pooled OOD prompt, beside random node sets of its size."""
+
+    kept: dict[str, list[int]]  # node site -> indices, ascending (sites with none omitted)
+    n_nodes: NonNegativeInt
+    search_sufficiency: float | None  # on the regime's held-out search prompts; None: the regime shows no behaviour, no circuit
+    test: list[float] | None  # per in-distribution test prompt, the circuit alone; None without a circuit
+    ood: list[float] | None  # per pooled OOD prompt (RegimeSection.ood_prompts); None without a circuit or a pool
+    random_test: list[list[float]] = []  # per random node set of n_nodes, per test prompt
+    random_ood: list[list[float]] = []  # per random node set, per pooled OOD prompt
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RegimeCircuit:
+        if self.n_nodes != sum(len(i) for i in self.kept.values()):
+            raise ValueError(f"n_nodes is {self.n_nodes} but kept lists {sum(len(i) for i in self.kept.values())} nodes")
+        if (self.search_sufficiency is None) != (self.test is None):
+            raise ValueError("a regime circuit has test numbers exactly when it was searched (search_sufficiency set)")
+        if self.test is not None and not self.random_test:
+            raise ValueError("a searched regime circuit needs its random node sets (random_test)")
+        if len(self.random_ood) not in (0, len(self.random_test)):
+            raise ValueError(f"{len(self.random_test)} random sets on the test prompts but {len(self.random_ood)} on the OOD pool")
+        return self
+
+
+class RegimeSection(Strict):
+    """Mechanism reuse across regimes: the circuits of the length regimes and of the usable OOD splits pooled, beside the
+    reported in-distribution circuit (``id``)."""
+
+    short_chars: int = Field(ge=1)  # an in-distribution prompt shorter than this many characters is "short"
+    short: list[bool] = Field(min_length=1)  # per test prompt
+    ood_prompts: list[tuple[str, NonNegativeInt]]  # the pooled OOD regime: (OOD split, index among its test prompts)
+    circuits: dict[RegimeName, RegimeCircuit]
+
+    @model_validator(mode="after")
+    def _shapes(self) -> RegimeSection:
+        if "id" not in self.circuits:
+            raise ValueError("regimes.circuits needs 'id', the reported circuit")
+        if ("ood" in self.circuits) != bool(self.ood_prompts):
+            raise ValueError("an 'ood' regime circuit comes with its pooled OOD prompts (ood_prompts), and only with them")
+        for name, c in self.circuits.items():
+            if c.test is None:
+                continue
+            rows = [c.test, *c.random_test]
+            if {len(r) for r in rows} != {len(self.short)}:
+                raise ValueError(f"regimes.circuits[{name!r}]: one value per test prompt ({len(self.short)}) in test and random_test")
+            ood_rows = [r for r in (c.ood, *c.random_ood) if r is not None]
+            if (c.ood is None) != (not self.ood_prompts) or {len(r) for r in ood_rows} - {len(self.ood_prompts)}:
+                raise ValueError(f"regimes.circuits[{name!r}]: one value per pooled OOD prompt ({len(self.ood_prompts)}) in ood "
+                                 "and random_ood")
+        return self
+
+
 class CircuitSection(Strict):
     """The task's circuit (Gao et al. node masks, bisected to a sufficiency target) and its faithfulness."""
 
@@ -105,6 +172,8 @@ class CircuitSection(Strict):
     restarts: list[SearchRestart] = []  # every restart of the search, the reported circuit's included; empty: no search ran
     # (or an older schema, which searched once)
     reported: NonNegativeInt | None = None  # the restart kept, kept..curve describe (the one of median size); None without restarts
+    control: ControlCircuit | None = None  # the circuit control task (schema 10); None: no search ran (or an older schema)
+    regimes: RegimeSection | None = None  # mechanism reuse across regimes (schema 10); None: no search ran (or an older schema)
 
     @model_validator(mode="after")
     def _nodes_consistent(self) -> CircuitSection:
@@ -123,7 +192,25 @@ class CircuitSection(Strict):
         if self.n_edges is not None and self.n_edges > self.edge_slots:
             raise ValueError(f"n_edges {self.n_edges} exceeds edge_slots {self.edge_slots}")
         self._restarts_consistent()
+        self._issue_14_consistent()
         return self
+
+    def _issue_14_consistent(self) -> None:
+        n = len(self.test.circuit)
+        if self.control is not None:
+            if self.curve is None or len(self.control.learned) != len(self.curve.sizes):
+                raise ValueError("control.learned needs one row per curve size (and the curve)")
+            if {len(self.control.flip), len(self.control.circuit), *map(len, self.control.learned)} != {n}:
+                raise ValueError(f"control: one value per test prompt ({n}) in flip, circuit and every learned row")
+        if self.regimes is not None:
+            if len(self.regimes.short) != n:
+                raise ValueError(f"regimes.short: one flag per test prompt ({n}), got {len(self.regimes.short)}")
+            reported = self.regimes.circuits["id"]
+            if (reported.kept, reported.test) != (self.kept, self.test.circuit):
+                raise ValueError("regimes.circuits['id'] must be the reported circuit (its kept nodes and test numbers)")
+            for split, i in self.regimes.ood_prompts:
+                if split not in self.ood or i >= len(self.ood[split].circuit):
+                    raise ValueError(f"regimes.ood_prompts: ({split!r}, {i}) is not a test prompt of an OOD split in circuits.ood")
 
     def _restarts_consistent(self) -> None:
         if not self.restarts:

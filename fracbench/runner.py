@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .behaviour import logit_diffs
 from .circuits.ablation import DEFAULT_ABLATION, check_ablation
 from .circuits.canonical import Canonical, canonical_order
-from .coherence import DEFAULT_RESTARTS, N_SEARCH, TaskCircuit, measure_coherence, measure_specificity
+from .coherence import DEFAULT_RESTARTS, N_SEARCH, TaskCircuit, measure_coherence, measure_reuse, measure_specificity
 from .decodability import check_probe_settings, measure_decodability
 from .erasure import with_erasure
 from .models import check_device, resolve_model
@@ -33,17 +33,20 @@ from .results import (
     SCHEMA_VERSION,
     ModelIdentity,
     Packages,
+    PrunedPrompt,
     Provenance,
     RunResult,
     SplitBehaviour,
     TaskResult,
     Timings,
+    TokenPruning,
     check_writable,
     write_results,
 )
 from .results_coherence import CircuitSection, ScoreEstimate, TaskScores
 from .tasks import SUITE_VERSION, Task, resolve_tasks
 from .timing import Stopwatch
+from .token_pruning import TOKEN_KEEP_SHARE, measure_token_pruning
 
 N_TRAIN = 512  # train examples the decodability probes are fitted (and their site chosen) on
 
@@ -96,8 +99,11 @@ def _measure(canonical: Canonical, task: Task, n_test: int, seed: int, batch_siz
             diffs = logit_diffs(adapter, task, examples, batch_size=batch_size, progress=progress, desc=f"{task.name} {split.name}")
         behaviour[split.name] = SplitBehaviour.from_logit_diffs(diffs.tolist(), split.axis, split.level)
     n_examples = {s: b.n for s, b in behaviour.items()}
-    section = None
+    section = token_pruning = None
     if probes:
+        with clock("token_pruning"):
+            pruned = measure_token_pruning(adapter, task, task.examples("test", n_test, seed), progress=progress)
+        token_pruning = TokenPruning(keep_share=TOKEN_KEEP_SHARE, prompts=[PrunedPrompt(**vars(p)) for p in pruned])
         with clock("probes"):
             section = measure_decodability(adapter, task, n_train, n_test, seed, batch_size=batch_size, device=str(adapter.device),
                                            progress=progress)
@@ -112,10 +118,16 @@ def _measure(canonical: Canonical, task: Task, n_test: int, seed: int, batch_siz
         circuit, curves, sparsity, found = measure_coherence(adapter, task, behaviour["test"].logit_diffs, n_test, seed,
                                                              batch_size=batch_size, n_search=n_search, restarts=restarts,
                                                              progress=progress, ablation=ablation, clock=clock)
+        if circuit.search_sufficiency is not None:
+            with clock("regimes"):
+                measured = TaskResult(version=task.version, n_examples={"train": 2 * n_search, **n_examples}, behaviour=behaviour,
+                                      probes=section, circuits=circuit, stress=curves, sparsity=sparsity)
+                circuit = circuit.model_copy(update={"regimes": measure_reuse(adapter, task, found, circuit, usable_ood_splits(measured),
+                                                                              n_test, seed, batch_size, progress=progress)})
         circuit = in_user_order(circuit, canonical)
         n_examples.setdefault("train", 2 * n_search)
     result = TaskResult(version=task.version, n_examples=n_examples, behaviour=behaviour, probes=section, circuits=circuit,
-                        stress=curves, sparsity=sparsity)
+                        stress=curves, sparsity=sparsity, token_pruning=token_pruning)
     return result, found
 
 
@@ -201,10 +213,22 @@ def run(
     return result, write_outputs(result, results_path(out, adapter.info.name, created))
 
 
+def usable_ood_splits(t: TaskResult) -> list[str]:
+    """The OOD splits where the model keeps its behaviour and the latents still decode: scoring's rule
+    (:func:`~fracbench.scoring.ood_faithfulness`) on what the run has measured of ``t`` so far."""
+    from .scoring import ood_faithfulness
+
+    return ood_faithfulness(t, n_bootstrap=1).used if t.circuits.ood else []
+
+
 def in_user_order(section: CircuitSection, canonical: Canonical) -> CircuitSection:
-    """A circuit section measured in canonical order, its node indices (circuit and restarts) in the user's order."""
+    """A circuit section measured in canonical order, its node indices (circuit, restarts, regimes) in the user's order."""
     restarts = [r.model_copy(update={"kept": canonical.user_indices(r.kept)}) for r in section.restarts]
-    return section.model_copy(update={"kept": canonical.user_indices(section.kept), "restarts": restarts})
+    regimes = section.regimes
+    if regimes is not None:
+        regimes = regimes.model_copy(update={"circuits": {name: c.model_copy(update={"kept": canonical.user_indices(c.kept)})
+                                                          for name, c in regimes.circuits.items()}})
+    return section.model_copy(update={"kept": canonical.user_indices(section.kept), "restarts": restarts, "regimes": regimes})
 
 
 def with_scores(result: RunResult) -> RunResult:
@@ -226,13 +250,13 @@ def with_scores(result: RunResult) -> RunResult:
 
 def write_outputs(result: RunResult, path: Path) -> Path:
     """The results file and its figures (decodability by layer and erasure against random with probes; robustness and
-    D vs C with circuits); all or none.
+    D vs C with circuits; reuse across regimes with regime circuits); all or none.
 
     Figures are drawn to temporary files first and renamed into place only after the results
     file is written, so a failure anywhere leaves no output.
     """
     from .report import plot_decodability, plot_erasure
-    from .report_coherence import plot_coherence
+    from .report_coherence import plot_coherence, plot_reuse
 
     figures = []
     if any(t.probes is not None for t in result.tasks.values()):
@@ -240,6 +264,8 @@ def write_outputs(result: RunResult, path: Path) -> Path:
         figures.append((figure_path(path, "erasure"), plot_erasure))
     if any(t.circuits is not None for t in result.tasks.values()):
         figures.append((figure_path(path, "coherence"), plot_coherence))
+    if any(t.circuits is not None and t.circuits.regimes is not None for t in result.tasks.values()):
+        figures.append((figure_path(path, "reuse"), plot_reuse))
     temporary = [figure.with_name(f".{figure.name}.tmp") for figure, _ in figures]
     written = False
     try:

@@ -198,16 +198,18 @@ def _estimate(value: float, replicates: np.ndarray) -> Estimate:
 
 # -- coherence ---------------------------------------------------------------------
 
-SCORES_VERSION = "3"  # the definitions of C's components, C, F, cue reliance and the verdicts below
+SCORES_VERSION = "4"  # the definitions of C's components, C, F, cue reliance and the verdicts below (4: issue 14's "C v3")
 MIN_EFFECT = 0.5  # logits: below this m(M) - m(empty) there is no behaviour to normalize by (circuits.faithfulness)
 CHANCE = 0.5  # every task is a binary choice
-COMPONENTS = ("faithfulness", "compactness", "specificity", "stress", "ood")  # reported
-DIAGNOSTICS = ("cpr", "cmd", "necessity_margin", "restart_jaccard")  # reported with the components, never in C (docs/metrics.md)
+COMPONENTS = ("faithfulness", "compactness", "stress", "reuse", "selectivity", "specificity", "ood")  # reported
+DIAGNOSTICS = ("cpr", "cmd", "necessity_margin", "restart_jaccard", "reuse_length", "reuse_ood", "jaccard_length", "jaccard_ood",
+               "control_share")  # reported with the components, never in C (docs/metrics.md)
 STRESS_KINDS = ("activation_noise", "dropout", "weight_noise", "distractors")
 # C's geometric mean leaves out specificity, a diagnostic for now: on the dense zoo model ablating any
 # task's circuit removes at least 90% of every other task's logit difference too (docs/metrics.md), so
 # specificity is 0 for every task and would zero C everywhere, saying nothing about which model is coherent.
-IN_C = ("faithfulness", "compactness", "stress", "ood")
+# Scores version 4 leaves out ood too: it is one direction of reuse's ood axis without the random baseline.
+IN_C = ("faithfulness", "compactness", "stress", "reuse", "selectivity")
 @dataclass(frozen=True)
 class Thresholds:
     """The verdict's thresholds, all of them (docs/metrics.md, "Verdict"; the sensitivity table varies each)."""
@@ -344,6 +346,12 @@ def coherence_components(result: RunResult, task: str, n_bootstrap: int = N_BOOT
         out["stress"] = stress_robustness(t, items)
     if c.ood:
         out["ood"] = ood_faithfulness(t, n_bootstrap, seed, thresholds.D_high).values
+    if c.control is not None:
+        out["selectivity"], out["control_share"] = circuit_selectivity(t, items)
+    if c.regimes is not None:
+        r = regime_reuse(t, items, n_bootstrap, seed)
+        out.update(reuse=r.reuse, reuse_length=r.axes.get("length"), reuse_ood=r.axes.get("ood"))
+        out.update({f"jaccard_{axis}": np.full(1 + n_bootstrap, j) for axis, j in r.jaccard.items()})
     return out
 
 
@@ -385,6 +393,116 @@ def _circuit_parts(items: _Items, empty: np.ndarray, full: np.ndarray, circuit: 
     room = 1 - a_random
     out["compactness"] = np.where(room > 0, np.clip((a_learned - a_random) / np.where(room > 0, room, 1.0), 0, 1), 0.0)
     return out
+
+
+def circuit_selectivity(t: TaskResult, items: _Items) -> tuple[np.ndarray, np.ndarray]:
+    """[1 + B] circuit selectivity and [1 + B] the control's share: the control ranking's top k* nodes (k* the circuit's
+    size) alone, their mean control logit difference above the all-ablated model's, as a share of the task's span
+    m(M) - m(empty); selectivity = clip(1 - max(control share, 0) / the circuit's share, 0, 1), 0 where the circuit's
+    share is not positive (docs/metrics.md, "Circuit control task")."""
+    c = t.circuits
+    sign = np.where(np.asarray(c.control.flip), -1.0, 1.0)  # the control's logit difference is the task's times this
+    full, empty = items.mean(t.behaviour["test"].logit_diffs), items.mean(c.test.empty)
+    real = share(items.mean(c.test.circuit), empty, full)
+    control = (items.mean(sign * np.asarray(c.control.circuit)) - items.mean(sign * np.asarray(c.test.empty))) / (full - empty)
+    ok = (full - empty >= MIN_EFFECT) & np.isfinite(real)
+    safe = np.where(real > 0, real, 1.0)
+    value = np.where(ok, np.where(real > 0, np.clip(1 - np.maximum(control, 0) / safe, 0, 1), 0.0), np.nan)
+    return value, np.where(ok, control, np.nan)
+
+
+MIN_REGIME_PROMPTS = 16  # test prompts a regime needs before reuse into it is scored
+REUSE_SALT = 27644437  # keeps the pooled OOD prompts' resampling apart from every other draw of the same seed
+AXES = {"length": ("short", "long"), "ood": ("id", "ood")}  # reuse's axes: pairs of regimes (docs/metrics.md)
+
+
+@dataclass(frozen=True)
+class Reuse:
+    reuse: np.ndarray | None  # [1 + B] the minimum over the defined axes; None when none is defined
+    axes: dict[str, np.ndarray]  # axis -> [1 + B] the mean of its defined directions
+    jaccard: dict[str, float]  # axis -> node Jaccard of its two circuits (both searched)
+    directions: dict[tuple[str, str], np.ndarray]  # (A, B) -> [1 + B] reuse(A -> B), every defined ordered pair of regimes
+
+
+def regime_reuse(t: TaskResult, items: _Items, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> Reuse:
+    """Mechanism reuse across regimes (docs/metrics.md): per axis and direction A -> B, on B's test prompts,
+    clip((t - r) / (o - r), 0, 1) with t, o and r the shares of B's span m(M) - m(empty) that A's circuit, B's own
+    circuit and the mean of A's random node sets recover; the axis takes the mean of its defined directions and reuse
+    the minimum over the defined axes, replicate by replicate."""
+    c, g = t.circuits, t.circuits.regimes
+    test = t.behaviour["test"]
+    short = np.asarray(g.short, dtype=bool)
+    pool = _Items(_weights(len(g.ood_prompts), n_bootstrap, (seed, REUSE_SALT))) if g.ood_prompts else None
+    pool_full = [t.behaviour[s].logit_diffs[i] for s, i in g.ood_prompts]
+    pool_empty = [c.ood[s].empty[i] for s, i in g.ood_prompts]
+    prompts = {"id": np.ones(len(short), dtype=bool), "short": short, "long": ~short}  # in-distribution regimes' test prompts
+
+    def on(regime: str, rows: list[float] | None) -> np.ndarray | None:
+        """[1 + B] the mean of ``rows`` (per prompt of the test split, or of the pool) over regime's prompts."""
+        if rows is None:
+            return None
+        if regime == "ood":
+            return pool.mean(rows)
+        mask = prompts[regime]
+        w = items.w[:, mask]
+        return (w @ np.asarray(rows, dtype=float)[mask]) / np.where(w.sum(axis=1) > 0, w.sum(axis=1), np.nan)
+
+    def rows(regime: str, values: list[float] | None, ood_values: list[float] | None) -> list[float] | None:
+        return ood_values if regime == "ood" else values
+
+    def share_in(b: str, circuit: list[float] | None, circuit_ood: list[float] | None) -> np.ndarray | None:
+        full = on(b, rows(b, test.logit_diffs, pool_full))
+        empty = on(b, rows(b, c.test.empty, pool_empty))
+        value = on(b, rows(b, circuit, circuit_ood))
+        if value is None:
+            return None
+        span = full - empty
+        return np.where(span >= MIN_EFFECT, (value - empty) / np.where(span > 0, span, 1.0), np.nan)
+
+    def count(regime: str) -> int:
+        return len(g.ood_prompts) if regime == "ood" else int(prompts[regime].sum())
+
+    def reuse(a: str, b: str) -> np.ndarray | None:
+        ca, cb = g.circuits.get(a), g.circuits.get(b)
+        if ca is None or cb is None or ca.test is None or cb.test is None or count(b) < MIN_REGIME_PROMPTS:
+            return None
+        if b == "ood" and not g.ood_prompts:
+            return None
+        transfer, own = share_in(b, ca.test, ca.ood), share_in(b, cb.test, cb.ood)
+        randoms = [share_in(b, rt, ro) for rt, ro in zip(ca.random_test, ca.random_ood or [None] * len(ca.random_test))]
+        randoms = [r for r in randoms if r is not None]
+        if transfer is None or own is None or not randoms:
+            return None
+        rand = np.mean(randoms, axis=0)
+        room = own - rand
+        if not (np.isfinite(room[0]) and room[0] > 0):  # B's own circuit is no better than random, or B shows no behaviour
+            return None
+        return np.where(room > 0, np.clip((transfer - rand) / np.where(room > 0, room, 1.0), 0, 1), np.nan)
+
+    names = [name for name in g.circuits if name in ("id", "short", "long", "ood")]
+    directions = {(a, b): r for a in names for b in names if a != b and (r := reuse(a, b)) is not None}
+    axes, jaccard = {}, {}
+    for axis, (a, b) in AXES.items():
+        defined = [directions[pair] for pair in ((a, b), (b, a)) if pair in directions]
+        if defined:
+            axes[axis] = np.mean(defined, axis=0)
+        ca, cb = g.circuits.get(a), g.circuits.get(b)
+        if ca is not None and cb is not None and ca.test is not None and cb.test is not None:
+            sa = {(site, i) for site, idx in ca.kept.items() for i in idx}
+            sb = {(site, i) for site, idx in cb.kept.items() for i in idx}
+            jaccard[axis] = len(sa & sb) / len(sa | sb) if sa | sb else 1.0
+    value = np.min(np.vstack(list(axes.values())), axis=0) if axes else None
+    return Reuse(value, axes, jaccard, directions)
+
+
+def regime_reuse_matrix(t: TaskResult) -> tuple[np.ndarray, list[str]]:
+    """Point estimates of reuse(A -> B) for every pair of the task's regimes (rows A, columns B; 1 on the diagonal, NaN
+    where undefined), and the regimes' names in order: what the reuse figure draws."""
+    names = [r for r in ("id", "short", "long", "ood") if r in t.circuits.regimes.circuits]
+    items = _Items(_weights(t.behaviour["test"].n, 0, BOOTSTRAP_SEED))
+    directions = regime_reuse(t, items, 0).directions
+    matrix = np.array([[1.0 if a == b else float(directions[(a, b)][0]) if (a, b) in directions else np.nan for b in names] for a in names])
+    return matrix, names
 
 
 @dataclass(frozen=True)
@@ -555,6 +673,34 @@ def erasure_reading(gap: Estimate | None, thresholds: Thresholds = THRESHOLDS) -
     return "not used" if gap.high < thresholds.erasure_unused_max else "inconclusive"
 
 
+TOKEN_SALT = 2147483647  # keeps the token-pruning prompts' resampling apart from every other draw of the same seed
+
+
+def token_pruning_scores(t: TaskResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> dict[str, Estimate | None]:
+    """Means over the pruned prompts of precision (evidence characters kept / characters kept; prompts that kept none
+    left out), recall (evidence kept / evidence) and the chance precision (evidence / removable characters), with 95%
+    bootstrap intervals over prompts; empty without token pruning (docs/metrics.md)."""
+    if t.token_pruning is None or not t.token_pruning.prompts:
+        return {}
+    prompts = t.token_pruning.prompts
+    weights = _weights(len(prompts), n_bootstrap, (seed, TOKEN_SALT)).astype(float)
+    rows = {"precision": [len(set(p.kept) & set(p.evidence)) / len(p.kept) if p.kept else np.nan for p in prompts],
+            "recall": [len(set(p.kept) & set(p.evidence)) / len(p.evidence) for p in prompts],
+            "chance_precision": [len(p.evidence) / p.n_chars for p in prompts],
+            "kept_share": [len(p.kept) / p.n_chars for p in prompts]}
+    out = {}
+    for name, values in rows.items():
+        x = np.asarray(values, dtype=float)
+        ok = np.isfinite(x)
+        if not ok.any():
+            out[name] = None
+            continue
+        w = np.vstack([np.ones(len(x)), weights])[:, ok]
+        means = (w @ x[ok]) / np.where(w.sum(axis=1) > 0, w.sum(axis=1), np.nan)
+        out[name] = _estimate(float(means[0]), means[1:])
+    return out
+
+
 CUE_SALT = 104729  # keeps the cue splits' resampling apart from every other draw of the same seed
 
 
@@ -720,6 +866,7 @@ __all__ = [
     "CUE_RELIANCE_MIN",
     "MODEL_MAJORITY",
     "cue_reliance",
+    "token_pruning_scores",
     "erasure_gap",
     "erasure_shares",
     "erasure_reading",

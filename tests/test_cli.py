@@ -104,17 +104,20 @@ def test_help_everywhere(capsys, argv: list[str]) -> None:
     assert out.startswith("usage: fracbench")
 
 
-def test_plain_run_evaluates_every_zoo_model(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
+def test_plain_run_evaluates_every_reference_zoo_model(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
+    """The reference zoo: every recipe but the further training seeds (which `--model zoo:dense-s1` runs)."""
     out_dir = tmp_path / "results"
     code, out, err = run_cli(capsys, "run", "--tasks", "quote_close", "--n", "2", "--out", str(out_dir), "--no-progress", "--no-probes",
                              "--no-circuits")
     assert code == 0, err
     files = sorted(out_dir.iterdir())
-    assert sorted(read_results(f).model.name for f in files) == sorted(f"zoo:{n}" for n in zoo.RECIPES)
+    reference = zoo.reference_models()
+    assert sorted(read_results(f).model.name for f in files) == sorted(f"zoo:{n}" for n in reference)
+    assert "dense" in reference and "routed" in reference and "dense-s1" not in reference
     for f in files:
         assert f"wrote {f}" in out
         assert read_results(f).provenance.command[:2] == ["fracbench", "run"]
-    assert out.count("quote_close ") == len(zoo.RECIPES)  # one table row per model
+    assert out.count("quote_close ") == len(reference)  # one table row per model
 
 
 def test_run_with_repeated_models(capsys, tiny_zoo: Path, tmp_path: Path) -> None:

@@ -22,9 +22,12 @@ from fracbench.results import (
 from fracbench.results_coherence import (
     CircuitConditions,
     CircuitSection,
+    ControlCircuit,
     Curve,
     FaithfulnessCurve,
     OODCircuit,
+    RegimeCircuit,
+    RegimeSection,
     SearchRestart,
     StressSection,
 )
@@ -155,8 +158,9 @@ def test_high_d_and_a_c_interval_below_the_threshold_is_fractured_naming_the_fai
 
 
 def test_a_c_interval_across_the_threshold_is_inconclusive() -> None:
-    """Scores v2 decided C on its point: a C of 0.48 [0.30, 0.60] was FRACTURED, 0.52 [0.40, 0.70] coherent."""
-    v = verdict(run({"a": task()}), "a")
+    """Scores v2 decided C on its point: a C of 0.48 [0.30, 0.60] was FRACTURED, 0.52 [0.40, 0.70] coherent. Here a control
+    search reaches 0.6 of the circuit's share (selectivity 0.2) and C sits at the threshold."""
+    v = verdict(run({"a": with_control(task(), [2.4, -2.4, 2.4, -2.4])}), "a")
     assert v.C.low < C_LOW <= v.C.high, v.C
     assert v.verdict == "inconclusive" and v.reasons[0].startswith(f"C {v.C.value:.2f}, 95% interval")
 
@@ -287,3 +291,83 @@ def test_the_reported_circuit_must_be_one_of_the_restarts() -> None:
     CircuitSection.model_validate(t.circuits.model_dump())
     with pytest.raises(ValueError, match=r"restarts\[1\] \(reported\) must be the circuit"):
         CircuitSection.model_validate({**t.circuits.model_dump(), "reported": 1})
+
+
+# -- scores version 4: circuit selectivity and reuse across regimes -------------------------------------------------
+
+
+def with_control(t: TaskResult, control_circuit: list[float], flip=(False, True, False, True)) -> TaskResult:
+    control = ControlCircuit(flip=list(flip), circuit=control_circuit, learned=[EMPTY] * len(t.circuits.curve.sizes))
+    return t.model_copy(update={"circuits": CircuitSection.model_validate({**t.circuits.model_dump(), "control": control.model_dump()})})
+
+
+@pytest.mark.parametrize(("control_share", "selectivity"), [(0.0, 1.0), (0.375, 0.5), (0.75, 0.0), (-0.5, 1.0)])
+def test_circuit_selectivity_is_the_share_of_the_circuit_s_effect_no_control_mask_of_its_size_produces(control_share, selectivity) -> None:
+    flip = (False, True, False, True)
+    # the control ranking's circuit gives each prompt's *control* logit difference 4 x control_share (the task's times -1 where flipped)
+    control = [4.0 * control_share * (-1.0 if f else 1.0) for f in flip]
+    parts = coherence(run({"a": with_control(task(), control, flip)}), "a").components
+    assert parts["control_share"] == pytest.approx(control_share)
+    assert parts["selectivity"] == pytest.approx(selectivity)  # the circuit's own share is 3/4
+
+
+def with_regimes(t: TaskResult, short: list[bool], regimes: dict[str, tuple[list[float], list[float]]],
+                 random: list[float] = (0.0,) * 4, pool_random: list[float] = (0.0,) * 2) -> TaskResult:
+    """``regimes``: name -> (per test prompt, per pooled OOD prompt) logit differences of its circuit alone; ``id`` is the
+    reported circuit's own test numbers; the pool is the first two prompts of the OOD split."""
+    c = t.circuits
+    circuits = {"id": RegimeCircuit(kept=c.kept, n_nodes=c.n_nodes, search_sufficiency=0.9, test=c.test.circuit,
+                                    ood=c.ood["ood/far/1"].circuit[:2], random_test=[list(random)], random_ood=[list(pool_random)])}
+    for name, (test, ood) in regimes.items():
+        circuits[name] = RegimeCircuit(kept={"s": [5]}, n_nodes=1, search_sufficiency=0.9, test=test, ood=ood,
+                                       random_test=[list(random)], random_ood=[list(pool_random)])
+    section = RegimeSection(short_chars=32, short=short, ood_prompts=[("ood/far/1", 0), ("ood/far/1", 1)], circuits=circuits)
+    return t.model_copy(update={"circuits": CircuitSection.model_validate({**t.circuits.model_dump(), "regimes": section.model_dump()})})
+
+
+@pytest.fixture
+def few_prompts_per_regime(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fracbench.scoring
+
+    monkeypatch.setattr(fracbench.scoring, "MIN_REGIME_PROMPTS", 2)  # the hand-made tasks have 4 test prompts
+
+
+def regime_task(short_on_long: float, long_on_short: float, ood_on_id: float = 3.0, id_on_ood: float = 4.0) -> TaskResult:
+    """Two short and two long test prompts (m(M) 4, m(empty) 0 everywhere); each length regime's own circuit recovers 3
+    of 4 on its own prompts and the given amount on the other regime's; the pooled OOD prompts (m(M) 4, 4)."""
+    t = task(ood_full=(4.0,) * 4, ood_circuit=(id_on_ood,) * 4)
+    short = [True, True, False, False]
+    return with_regimes(t, short, {"short": ([3.0, 3.0, short_on_long, short_on_long], [4.0, 4.0]),
+                                   "long": ([long_on_short, long_on_short, 3.0, 3.0], [4.0, 4.0]),
+                                   "ood": ([ood_on_id] * 4, [4.0, 4.0])})
+
+
+def test_reuse_is_the_share_of_a_regime_s_own_circuit_margin_over_random_sets_another_regime_s_circuit_keeps(few_prompts_per_regime) -> None:
+    parts = coherence(run({"a": regime_task(short_on_long=3.0, long_on_short=1.5)}), "a").components
+    # short -> long: 3 of 3 (own 3 / 4, random 0): 1; long -> short: 1.5 of 3: 0.5; the axis averages its directions
+    assert parts["reuse_length"] == pytest.approx(0.75)
+    # ood -> id: 3 of the reported circuit's 3; id -> ood: 4 of the ood circuit's 4
+    assert parts["reuse_ood"] == pytest.approx(1.0)
+    assert parts["reuse"] == pytest.approx(0.75)  # the minimum over the axes: a fractured axis is not averaged away
+    assert parts["jaccard_length"] == 1.0 and parts["jaccard_ood"] == 0.0  # node {5} in both length circuits; not in id's
+
+
+def test_a_model_whose_regimes_use_other_machinery_is_fractured_for_reuse(few_prompts_per_regime) -> None:
+    result = run({"a": with_control(regime_task(short_on_long=0.0, long_on_short=-2.0), EMPTY)})
+    v = verdict(result, "a")
+    assert v.components["reuse_length"] == 0.0 and v.components["reuse"] == 0.0
+    assert v.verdict == "FRACTURED" and v.reasons[0].startswith("reuse 0.00")
+
+
+def test_a_regime_with_too_few_test_prompts_or_no_circuit_leaves_its_axis_out() -> None:
+    t = regime_task(short_on_long=0.0, long_on_short=0.0)  # 2 prompts per length regime: below MIN_REGIME_PROMPTS
+    parts = coherence(run({"a": t}), "a").components
+    assert parts["reuse_length"] is None and parts["reuse"] == pytest.approx(parts["reuse_ood"])
+
+
+def test_the_regime_section_must_carry_the_reported_circuit_as_id() -> None:
+    t = regime_task(short_on_long=3.0, long_on_short=3.0)
+    data = t.circuits.model_dump()
+    data["regimes"]["circuits"]["id"]["test"] = [0.0] * 4
+    with pytest.raises(ValueError, match=r"regimes.circuits\['id'\] must be the reported circuit"):
+        CircuitSection.model_validate(data)

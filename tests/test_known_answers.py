@@ -4,7 +4,10 @@
   its cue where the cue-flip split shows it does (set_or_string: 0.97 with the cue agreeing, 0.55
   flipped) and is not named for it where it does not (quote_close: 1.00 both ways);
 * the random-init model does not decode any task, and is never flagged;
-* a permuted twin (MLP neurons and heads reordered: the same function) gets the same D, C and verdict.
+* a permuted twin (MLP neurons and heads reordered: the same function) gets the same D, C and verdict;
+* the routed model (two sub-networks joined by a router on prompt length) is FRACTURED for reuse across lengths;
+* the compiled model (weights set by hand) has its true circuits recovered and is coherent;
+* the magnitude-pruned dense model is no more coherent than the dense model.
 
 These are checks on the models the method was developed on, not validation (issue 15 holds the
 held-out panel). Full runs at n = 512 are in docs/metrics.md ("Known answers (scores version 3)");
@@ -19,7 +22,9 @@ import pytest
 
 from fracbench.circuits import node_sites
 from fracbench.circuits.keys import node_order
+from fracbench.circuits.recovery import recovery
 from fracbench.models import load_model
+from fracbench.models.compiled import MIRRORS, TRUE_CIRCUITS
 from fracbench.models.twins import permuted_twin
 from fracbench.results import RunResult
 from fracbench.runner import measure_task, run
@@ -85,3 +90,39 @@ def test_a_permuted_twin_gets_the_same_d_c_and_verdict() -> None:
     assert ka == kb and len(ka) == a.circuits.n_nodes > 0
     assert [r.n_nodes for r in a.circuits.restarts] == [r.n_nodes for r in b.circuits.restarts]
     assert a.circuits.kept != b.circuits.kept  # the same nodes by key, at other indices: the twin really moved them
+
+
+def _scored(model: str, task: str, restarts: int = 2):
+    """One task measured as `fracbench run` measures it, at CI size (128 test prompts, 256 train prompts), and its verdict."""
+    result, _ = measure_task(load_model(model), get_task(task), 128, 0, n_train=256, restarts=restarts)
+    return result, verdict(types.SimpleNamespace(tasks={task: result}, specificity=None), task)
+
+
+def test_the_routed_model_is_fractured_for_reuse_across_prompt_lengths() -> None:
+    """Short prompts reach the answer through one sub-network and long ones through the other: each length regime's
+    circuit is no better than random node sets on the other regime's prompts."""
+    result, v = _scored("zoo:routed", "quote_close")
+    short, long = result.circuits.regimes.circuits["short"], result.circuits.regimes.circuits["long"]
+    assert short.test is not None and long.test is not None  # both regimes show behaviour: the model does the task in both
+    assert v.components["reuse_length"] < 0.2 and v.components["jaccard_length"] < 0.2, v.components
+    assert v.verdict == "FRACTURED" and any(r.startswith("reuse") for r in v.reasons), (v.verdict, v.reasons)
+
+
+@pytest.mark.parametrize("task", sorted(TRUE_CIRCUITS))
+def test_the_compiled_model_s_circuits_are_recovered_and_coherent(task: str) -> None:
+    result, v = _scored("zoo:compiled", task)
+    for restart in result.circuits.restarts:
+        found = recovery(restart.kept, TRUE_CIRCUITS[task], MIRRORS[task])
+        assert found.recall == 1.0 and found.precision >= 0.5, (restart.kept, found)
+    assert v.verdict == "coherent", (v.C, v.components, v.reasons)
+
+
+def test_magnitude_pruning_without_retraining_earns_no_coherence() -> None:
+    """The known answer as docs/metrics.md states it: the paired difference C(pruned) - C(dense) (both files resample the
+    same test prompts and draw the same restarts) has a 95% interval reaching 0 or below."""
+    import numpy as np
+
+    _, dense = _scored("zoo:dense", "bracket_depth")
+    _, pruned = _scored("zoo:pruned", "bracket_depth")
+    low = np.nanpercentile(pruned.replicates["C"] - dense.replicates["C"], 2.5)
+    assert low <= 0, (pruned.C, dense.C, low, pruned.components, dense.components)

@@ -170,10 +170,10 @@ def test_an_unknown_field_is_refused_anywhere(where, path: str) -> None:
 def test_an_unknown_schema_version_is_refused_saying_which_are_read(tmp_path: Path) -> None:
     path = tmp_path / "future.json"
     path.write_text(json.dumps(edited(lambda d: d.update(schema_version="99"))))
-    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4, 5, 6, 7, 8, 9\)"):
+    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4, 5, 6, 7, 8, 9, 10\)"):
         read_results(path)
     with pytest.raises(ValidationError, match="schema_version"):
-        RunResult.model_validate(edited(lambda d: d.update(schema_version="10")))
+        RunResult.model_validate(edited(lambda d: d.update(schema_version="11")))
 
 
 def older(data: dict, version: str) -> dict:

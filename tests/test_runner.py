@@ -89,7 +89,8 @@ def test_run_writes_a_complete_results_file(tmp_path: Path, tiny_zoo: Path, tiny
     assert set(timings.tasks) == set(timings.stages) == {"quote_close", "copy_name"}
     assert timings.total >= sum(timings.tasks.values()) + timings.specificity
     for name, stages in timings.stages.items():  # each task's stages, in the order they ran, add up to no more than the task
-        assert list(stages) == ["behaviour", "probes", "erasure", "circuit_search", "circuit_faithfulness", "circuit_ood", "stress", "sparsity"]
+        assert list(stages) == ["behaviour", "token_pruning", "probes", "erasure", "circuit_search", "circuit_faithfulness", "circuit_ood",
+                                "stress", "sparsity"]  # the untrained model shows no behaviour: no control task, no regimes
         assert sum(stages.values()) <= timings.tasks[name]
     assert all(t.circuits.ablation == "mean" for t in result.tasks.values())
     assert result.provenance.seeds == {"examples": 7, "probes": 7, "circuits": 7} and result.provenance.command == ["fracbench", "run"]

@@ -103,23 +103,44 @@ def search_circuits(
     """
     if not 0 < target <= 1:
         raise ValueError(f"target (the circuit's sufficiency) must be in (0, 1], got {target}")
+    order = order if order is not None else node_order(adapter, sites, means)
+    scores = learn_scores(adapter, sites, batches, means, steps, penalty, seed, restarts, progress, desc, order)
+    n_total = total_nodes(list(sites))
+    if scores is None:  # no behaviour beyond the all-ablated model: nothing to search for
+        none = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool, device=adapter.device) for s in sites}
+        initial = _initial_scores(adapter, sites, seed, restarts, order)
+        return [Circuit(dict(none), {name: s[r] for name, s in initial.items()}, target, None, n_total) for r in range(restarts)]
+    bisect_on = held_out or batches
+    full_mean = float(logit_diffs_under(adapter, bisect_on).mean())
+    empty_mean = float(ablated_logit_diffs(adapter, bisect_on, sites, _nothing(adapter, sites), means).mean())
+    return [_bisect(adapter, sites, bisect_on, means, ranking, target, n_total, full_mean, empty_mean, order)
+            for ranking in tqdm(scores, desc=f"{desc} bisection", disable=not progress, leave=False)]
+
+
+def learn_scores(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: AblationValues,
+                 steps: int = DEFAULT_STEPS, penalty: float = DEFAULT_PENALTY, seed: int = 0, restarts: int = 1,
+                 progress: bool = False, desc: str = "circuit", order: NodeOrder | None = None,
+                 spans: Sequence[float] | None = None) -> list[dict[str, torch.Tensor]] | None:
+    """The mask search without its bisection: per restart, the learned node scores (site -> [n_nodes]), which rank the
+    nodes. Each batch's sufficiency is normalized by the full model's mean logit difference minus the all-ablated
+    model's on that batch, or by ``spans`` (one per batch) when given: the circuit control task's labels have no
+    behaviour of their own, so its search is asked for the real task's span. None when the span (its mean over the
+    batches) is below ``MIN_EFFECT``: no behaviour to search for."""
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     if restarts < 1:
         raise ValueError(f"restarts must be >= 1, got {restarts}")
+    if spans is not None and len(spans) != len(batches.batches):
+        raise ValueError(f"spans: one per batch ({len(batches.batches)}), got {len(spans)}")
     order = order if order is not None else node_order(adapter, sites, means)
-    generator = torch.Generator().manual_seed(seed)
-    scores = {s.name: torch.stack([INITIAL_SCORE + INITIAL_NOISE * order.per_node(s.name, torch.randn(s.n_nodes, generator=generator))
-                                   for _ in range(restarts)]).to(adapter.device).requires_grad_() for s in sites}  # [R, n_nodes]
-    n_total = total_nodes(list(sites))
-    # the full and the all-ablated model's logit differences per batch: computed once, they normalize every step
-    full = _per_batch(batches, logit_diffs_under(adapter, batches), adapter.device)
-    nothing = {s.name: torch.zeros(s.n_nodes, device=adapter.device) for s in sites}
-    empty = _per_batch(batches, ablated_logit_diffs(adapter, batches, sites, nothing, means), adapter.device)
-    full_mean, empty_mean = float(torch.cat(full).mean()), float(torch.cat(empty).mean())
-    if full_mean - empty_mean < MIN_EFFECT:  # no behaviour beyond the all-ablated model: nothing to search for
-        none = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool, device=adapter.device) for s in sites}
-        return [Circuit(dict(none), {name: s[r].detach() for name, s in scores.items()}, target, None, n_total) for r in range(restarts)]
+    scores = {name: s.requires_grad_() for name, s in _initial_scores(adapter, sites, seed, restarts, order).items()}  # [R, n_nodes]
+    # the all-ablated model's logit differences per batch, and the span that normalizes every step: computed once
+    empty = _per_batch(batches, ablated_logit_diffs(adapter, batches, sites, _nothing(adapter, sites), means), adapter.device)
+    if spans is None:
+        spans = batch_spans(adapter, sites, batches, means, empty)
+    sizes = [len(idx) for *_, idx in batches.batches]
+    if sum(span * n for span, n in zip(spans, sizes)) / sum(sizes) < MIN_EFFECT:
+        return None
     optimizer = torch.optim.Adam(scores.values(), lr=LEARNING_RATE, betas=(0.9, 0.95))
     for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
         b = step % len(batches.batches)
@@ -130,17 +151,34 @@ def search_circuits(
         keep = {name: m[owner] for name, m in masks.items()}  # [R B, n_nodes]: each row its restart's mask
         diffs = last_token_logit_diffs(adapter, enc.repeat(restarts), targets.repeat(restarts), foils.repeat(restarts),
                                        ablation_interventions(sites, keep, batch_values(adapter, batches, b, sites, means))).view(restarts, n)
-        span = (full[b].mean() - empty[b].mean()).clamp_min(1e-6)
-        sufficiency = (diffs.mean(dim=1) - empty[b].mean()) / span  # [R]
+        sufficiency = (diffs.mean(dim=1) - empty[b].mean()) / max(spans[b], 1e-6)  # [R]
         loss = (1 - sufficiency).square().sum() + penalty * sum(m.sum() for m in masks.values())  # every restart's kept nodes
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    if held_out is not None:
-        full_mean = float(logit_diffs_under(adapter, held_out).mean())
-        empty_mean = float(ablated_logit_diffs(adapter, held_out, sites, nothing, means).mean())
-    return [_bisect(adapter, sites, held_out or batches, means, {name: s[r].detach() for name, s in scores.items()}, target, n_total,
-                    full_mean, empty_mean, order) for r in tqdm(range(restarts), desc=f"{desc} bisection", disable=not progress, leave=False)]
+    return [{name: s[r].detach() for name, s in scores.items()} for r in range(restarts)]
+
+
+def batch_spans(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: AblationValues,
+                empty: list[torch.Tensor] | None = None) -> list[float]:
+    """Per batch, the full model's mean logit difference minus the all-ablated model's (``empty``, per batch, when
+    already computed): what the search's sufficiency is normalized by."""
+    if empty is None:
+        empty = _per_batch(batches, ablated_logit_diffs(adapter, batches, sites, _nothing(adapter, sites), means), adapter.device)
+    full = _per_batch(batches, logit_diffs_under(adapter, batches), adapter.device)
+    return [float(f.mean() - e.mean()) for f, e in zip(full, empty)]
+
+
+def _nothing(adapter: ModelAdapter, sites: Sequence[NodeSite]) -> dict[str, torch.Tensor]:
+    return {s.name: torch.zeros(s.n_nodes, device=adapter.device) for s in sites}
+
+
+def _initial_scores(adapter: ModelAdapter, sites: Sequence[NodeSite], seed: int, restarts: int,
+                    order: NodeOrder) -> dict[str, torch.Tensor]:
+    """Site -> [R, n_nodes]: 0.1 plus seeded noise drawn in key order, one row per restart."""
+    generator = torch.Generator().manual_seed(seed)
+    return {s.name: torch.stack([INITIAL_SCORE + INITIAL_NOISE * order.per_node(s.name, torch.randn(s.n_nodes, generator=generator))
+                                 for _ in range(restarts)]).to(adapter.device) for s in sites}
 
 
 def search_circuit(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: AblationValues,

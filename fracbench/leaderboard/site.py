@@ -17,8 +17,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..report import plot_decodability
-from ..report_coherence import plot_coherence
+from ..report import plot_decodability, plot_erasure
+from ..report_coherence import plot_coherence, plot_reuse
 from ..scoring import C_LOW, COMPONENTS, D_HIGH, SCORES_VERSION
 from ..tasks import SUITE_VERSION
 from .table import Entry, leaderboard_json, leaderboard_markdown, load_board, n_params, sort_key, with_ci
@@ -93,9 +93,12 @@ def write_site(entries: list[Entry], out: Path, progress: bool = False) -> None:
     (out / "leaderboard.md").write_text(leaderboard_markdown(entries))
     plot_scatter(entries, out / "scatter.svg")
     (out / "index.html").write_text(index_page(entries))
+    by_name = {e.result.model.name: e for e in entries}
     for e in tqdm(entries, desc="model pages", disable=not progress):
         figures = model_figures(e, out / "models")
-        (out / "models" / f"{e.id}.html").write_text(model_page(e, figures))
+        twin = next((t for t in entries if t.result.model.name.startswith(f"{e.result.model.name} (rotated twin, seed ")), None)
+        base = by_name.get(e.result.model.name.partition(" (rotated twin, seed ")[0]) if "(rotated twin" in e.result.model.name else None
+        (out / "models" / f"{e.id}.html").write_text(model_page(e, figures, twin=twin, original=base))
 
 
 def _replace(new: Path, out: Path) -> None:
@@ -178,7 +181,9 @@ def board_table(group: str, rows: list[Entry]) -> str:
     return "\n".join(out)
 
 
-def model_page(e: Entry, figures: list[str]) -> str:
+def model_page(e: Entry, figures: list[str], twin: Entry | None = None, original: Entry | None = None) -> str:
+    """The entry's page: facts, the task table, token pruning, the basis sensitivity against its rotated twin (``twin``,
+    or ``original`` for a twin's own page) when the board holds both, and the figures."""
     m, r = e.result.model, e.result
     facts = [("model", m.name), ("kind", m.kind), ("parameters", f"{m.n_params:,}"), ("weights sha256", m.weights_sha256),
              ("layers × width", f"{m.n_layers} × {m.d_model}"), ("rank", f"{e.rank} ({e.group})"),
@@ -198,23 +203,71 @@ def model_page(e: Entry, figures: list[str]) -> str:
             f"<table>{rows}</table>", "<h2>Tasks</h2>",
             f"<table><thead><tr><th>task</th><th>version</th><th>D</th><th>C</th><th>F</th>{comp_head}<th>verdict</th></tr></thead>"
             f"<tbody>{''.join(task_rows)}</tbody></table>",
-            "<p>Components of C (faithfulness, compactness, stress, ood; specificity is reported, not in C) are defined in "
-            "fracbench's docs/metrics.md.</p>"]
+            "<p>C is the geometric mean of faithfulness, compactness, stress, reuse (the same circuit across prompt lengths and "
+            "out of distribution) and selectivity (its margin over the same search for a control task); specificity and ood are "
+            "reported, not in C. Every definition is in fracbench's docs/metrics.md.</p>"]
+    body += token_pruning_html(e) + basis_html(e, twin, original)
     body += [f'<figure><img src="{escape(f)}" alt="{escape(f.split("-", 1)[1].removesuffix(".png"))} of {escape(m.name)}"></figure>'
              for f in figures]
     return page(f"{m.name}: fracbench", "\n".join(body))
+
+
+def token_pruning_html(e: Entry) -> list[str]:
+    """Which input tokens the prediction needs, per task: precision and recall of the characters greedy pruning keeps
+    against the task's evidence, beside chance; empty without token pruning."""
+    from ..scoring import token_pruning_scores
+
+    rows = []
+    for name, t in sorted(e.result.tasks.items()):
+        if t.token_pruning is None:
+            continue
+        s = token_pruning_scores(t)
+        rows.append(f"<tr><td>{escape(name)}</td><td class=\"num\">{len(t.token_pruning.prompts)}</td>"
+                    + "".join(estimate_cell(s.get(k)) for k in ("kept_share", "precision", "chance_precision", "recall")) + "</tr>")
+    if not rows:
+        return []
+    return ["<h2>Which input tokens the prediction needs</h2>",
+            "<p>Each test prompt's tokens removed greedily while half its logit difference stays; the characters left against "
+            "the characters the task says carry the answer (a diagnostic, not in C).</p>",
+            "<table><thead><tr><th>task</th><th>prompts</th><th>kept</th><th>precision</th><th>chance precision</th><th>recall</th>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"]
+
+
+def basis_html(e: Entry, twin: Entry | None, original: Entry | None) -> list[str]:
+    """D and C of the model and of its rotated twin (the same function, the residual stream in a random basis), per task;
+    empty unless the board holds both."""
+    model, rotated = (original, e) if original is not None else (e, twin)
+    if model is None or rotated is None:
+        return []
+    rows = []
+    for name in sorted(set(model.scores.tasks) & set(rotated.scores.tasks)):
+        a, b = model.scores.tasks[name], rotated.scores.tasks[name]
+        delta = lambda x, y: "–" if x is None or y is None else f"{y.value - x.value:+.2f}"  # noqa: E731
+        rows.append(f"<tr><td>{escape(name)}</td>{estimate_cell(a.D)}{estimate_cell(b.D)}<td class=\"num\">{delta(a.D, b.D)}</td>"
+                    f"{estimate_cell(a.C)}{estimate_cell(b.C)}<td class=\"num\">{delta(a.C, b.C)}</td></tr>")
+    return ["<h2>Basis sensitivity</h2>",
+            f"<p>{escape(model.result.model.name)} against its rotated twin {escape(rotated.result.model.name)}: how much of D "
+            "and C lives in the residual stream's basis (docs/metrics.md, \"Basis sensitivity\").</p>",
+            "<table><thead><tr><th>task</th><th>D model</th><th>D twin</th><th>ΔD</th><th>C model</th><th>C twin</th><th>ΔC</th>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"]
 
 
 # -- figures -----------------------------------------------------------------------
 
 
 def model_figures(e: Entry, directory: Path) -> list[str]:
-    """The entry's decodability-by-layer and robustness figures (PNG), as file names relative to ``directory``."""
+    """The entry's figures (PNG): decodability by layer and erasure against random subspaces (with probes), robustness
+    (with circuits) and reuse across regimes as a matrix (with regime circuits); file names relative to ``directory``."""
     names = []
-    if any(t.probes is not None for t in e.result.tasks.values()):
+    tasks = e.result.tasks.values()
+    if any(t.probes is not None for t in tasks):
         names.append(plot_decodability(e.result, directory / f"{e.id}-decodability.png").name)
-    if any(t.circuits is not None for t in e.result.tasks.values()):
+    if any(t.probes is not None and any(lat.erasure is not None for lat in t.probes.latents.values()) for t in tasks):
+        names.append(plot_erasure(e.result, directory / f"{e.id}-erasure.png").name)
+    if any(t.circuits is not None for t in tasks):
         names.append(plot_coherence(e.result, directory / f"{e.id}-coherence.png").name)
+    if any(t.circuits is not None and t.circuits.regimes is not None for t in tasks):
+        names.append(plot_reuse(e.result, directory / f"{e.id}-reuse.png").name)
     return names
 
 

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from ..circuits.control import control_flips
+from ..circuits.regimes import SHORT_PROMPT_CHARS, is_short, ood_pool
 from ..results import RunResult
-from ..scoring import SCORES_VERSION, STRESS_KINDS, Estimate, Verdict, verdict
+from ..scoring import SCORES_VERSION, STRESS_KINDS, Estimate, Verdict, ood_faithfulness, verdict
 from ..tasks import SUITE_VERSION, TASKS
 from ..tasks.base import CUE_SPLITS
 
@@ -25,7 +27,7 @@ TOLERANCE = 1e-6  # the largest difference allowed between a stored score and it
 # scores version 3 needs what schema 6 records (cue splits, each test example's cue) and the search restarts of schema 7, which
 # C's interval holds; the board takes schema 8 and 9, whose ablation means leave BOS out (every entry measured the same way;
 # 9 adds the latents' erasure, which no board score reads yet)
-BOARD_SCHEMA_VERSIONS = ("8", "9")
+BOARD_SCHEMA_VERSIONS = ("10",)  # scores version 4 needs the circuit control task and the regime circuits
 MIN_RESTARTS = 5  # a searched circuit's restarts on the board (fracbench run's default): fewer would narrow C's interval
 REQUIRED_SECTIONS = ("probes", "circuits", "scores")  # per task: what D, C and the verdict are recomputed from
 
@@ -137,6 +139,33 @@ def _sections(result: RunResult) -> list[Problem]:
             optional = {"weight_noise"} if t.circuits.n_edges is None else set()  # an adapter without weights has no weight noise
             problems += [Problem(f"{where}.stress.{kind}", "is missing; C's stress component averages every kind the model allows")
                          for kind in STRESS_KINDS if getattr(t.stress, kind) is None and kind not in optional]
+        problems += _issue_14_sections(result, name)
+    return problems
+
+
+def _issue_14_sections(result: RunResult, name: str) -> list[Problem]:
+    """The control task and the regimes are present and are the ones fracbench draws: the prompts' length flags and the
+    control's labels are recomputed from the task's test prompts (the run's seed), and the pooled OOD prompts are the
+    usable splits' share by scoring's rule; leaving out a regime or choosing its prompts would change reuse."""
+    t, where = result.tasks[name], f"tasks.{name}.circuits"
+    c = t.circuits
+    problems = [Problem(f"{where}.{section}", "is missing, but a circuit was searched; C's "
+                        f"{'selectivity' if section == 'control' else 'reuse'} component needs it")
+                for section in ("control", "regimes") if getattr(c, section) is None]
+    if problems:
+        return problems
+    seed, test = result.provenance.seeds.get("examples"), t.behaviour["test"]
+    examples = TASKS[name].examples("test", test.n, seed) if isinstance(seed, int) else None
+    if examples is None or c.control.flip != control_flips(TASKS[name], examples, result.provenance.seeds.get("circuits", seed)):
+        problems.append(Problem(f"{where}.control.flip", "is not the control labels fracbench draws for these test prompts and seed"))
+    g = c.regimes
+    if g.short_chars != SHORT_PROMPT_CHARS or examples is None or g.short != [is_short(ex) for ex in examples]:
+        problems.append(Problem(f"{where}.regimes.short", f"does not flag the test prompts under {SHORT_PROMPT_CHARS} characters"))
+    problems += [Problem(f"{where}.regimes.circuits", f"has no {regime!r} regime; reuse's length axis needs it")
+                 for regime in ("short", "long") if regime not in g.circuits]
+    usable = ood_faithfulness(t, n_bootstrap=1).used
+    if [tuple(p) for p in g.ood_prompts] != ood_pool(usable, test.n) or ("ood" in g.circuits) != bool(usable):
+        problems.append(Problem(f"{where}.regimes.ood_prompts", f"are not the usable OOD splits' share ({', '.join(usable) or 'none usable'})"))
     return problems
 
 

@@ -2,24 +2,28 @@
 
 * ``zoo:NAME`` or just ``NAME`` — a zoo model (``dense``, ``sparse``, ...), from its shipped checkpoint;
 * ``hf:PATH`` — a local HuggingFace causal-LM directory;
-* ``hf:pretrained=PATH[,dtype=bfloat16]`` — the same in lm-eval's ``key=value`` model-args style.
+* ``hf:pretrained=PATH[,dtype=bfloat16]`` — the same in lm-eval's ``key=value`` model-args style;
+* ``rotated:SPEC`` — the rotated twin of a native or HuggingFace GPT-2 model SPEC (the same function, its residual stream in a random basis;
+  docs/metrics.md, "Basis sensitivity").
 
 Nothing is ever downloaded: a path that does not exist is an error, not a hub name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..device import check_device
 from ..registry import unknown_name_message
 from . import zoo
 from .adapter import ModelAdapter
+from .twins import rotated_twin
 
 DTYPES = ("float32", "float16", "bfloat16")
 HF_ARG_KEYS = ("pretrained", "dtype")  # lm-eval style keys an ``hf:`` spec accepts
-SPEC_FORMS = "zoo:NAME (or just NAME), hf:PATH, or hf:pretrained=PATH[,dtype=float32|float16|bfloat16]"
+SPEC_FORMS = "zoo:NAME (or just NAME), hf:PATH, hf:pretrained=PATH[,dtype=float32|float16|bfloat16], or rotated:SPEC"
+TWIN_SEED = 0  # the rotation a rotated: spec draws
 
 
 @dataclass(frozen=True)
@@ -29,14 +33,17 @@ class ModelSpec:
     kind: str  # "zoo" or "hf"
     target: str  # zoo recipe name, or the HuggingFace directory
     dtype: str  # one of DTYPES
+    rotated: bool = False  # the model's rotated twin (native models)
 
     def load(self, device: str = "cpu") -> ModelAdapter:
         check_device(device)
         if self.kind == "zoo":
-            return zoo.load(self.target, device=device)
-        from .hf import HFAdapter  # imported lazily: transformers is slow to import
+            adapter = zoo.load(self.target, device=device)
+        else:
+            from .hf import HFAdapter  # imported lazily: transformers is slow to import
 
-        return HFAdapter.from_pretrained(self.target, device=device, dtype=self.dtype)
+            adapter = HFAdapter.from_pretrained(self.target, device=device, dtype=self.dtype)
+        return rotated_twin(adapter, TWIN_SEED) if self.rotated else adapter
 
 
 def check_dtype(dtype: str) -> None:
@@ -48,6 +55,11 @@ def resolve_model(spec: str, dtype: str = "float32") -> ModelSpec:
     """Parse ``spec`` and check that its model exists (checkpoint or directory) without loading it."""
     check_dtype(dtype)
     prefix, sep, rest = spec.partition(":")
+    if prefix == "rotated" and sep:
+        inner = resolve_model(rest, dtype)
+        if inner.rotated:
+            raise ValueError(f"model spec {spec!r}: {rest!r} is already rotated; a rotated twin is built once")
+        return replace(inner, rotated=True)
     if not sep:
         return _zoo_spec(spec, dtype, bare=True)
     if prefix == "zoo":

@@ -40,6 +40,9 @@ class Recipe:
     answer_weight: float = 3.0  # loss weight of each task document's last character, the answer
     density: float = 1.0  # final fraction of nonzero entries in every weight matrix (1.0 = dense)
     min_per_neuron: int = 4  # weight-sparse: nonzeros every row and column keeps
+    pruned_from: str = ""  # a zoo model whose checkpoint this recipe magnitude-prunes instead of training ("": none)
+    prune_fraction: float = 0.0  # with pruned_from: the share of each weight matrix zeroed, smallest magnitudes first
+    hand_set: bool = False  # weights set by hand (fracbench.models.compiled) instead of training
 
     def model_config(self, vocab_size: int) -> TransformerConfig:
         return TransformerConfig(vocab_size=vocab_size, **self.config)
@@ -107,6 +110,7 @@ def train(recipe: Recipe, device: str = "cpu", progress: bool = True) -> Transfo
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sparsify_(matrices, density_at(step, recipe.steps, recipe.density), recipe.min_per_neuron)
+        model.enforce_groups()
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
     return model.eval()

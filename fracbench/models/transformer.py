@@ -24,6 +24,25 @@ def abs_topk(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.zeros_like(x).scatter(-1, idx, x.gather(-1, idx))
 
 
+class GroupedLayerNorm(nn.Module):
+    """LayerNorm over each of ``n_groups`` equal slices of the channels (one per sub-network), then one gain and
+    bias per channel; with one group it is ``nn.LayerNorm``'s function (the zoo's ungrouped models use that)."""
+
+    def __init__(self, d_model: int, n_groups: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.n_groups, self.eps = n_groups, eps
+        self.weight = nn.Parameter(torch.ones(d_model))
+        self.bias = nn.Parameter(torch.zeros(d_model))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        groups = x.unflatten(-1, (self.n_groups, -1))  # [..., G, d_model / G]
+        return F.layer_norm(groups, groups.shape[-1:], eps=self.eps).flatten(-2) * self.weight + self.bias
+
+
+def layer_norm(cfg: TransformerConfig) -> nn.Module:
+    return nn.LayerNorm(cfg.d_model) if cfg.n_groups == 1 else GroupedLayerNorm(cfg.d_model, cfg.n_groups)
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
@@ -79,9 +98,9 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
-        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.ln1 = layer_norm(cfg)
         self.attn = Attention(cfg)
-        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.ln2 = layer_norm(cfg)
         self.mlp = MLP(cfg)
         self.hook_resid_pre = HookPoint()  # [B, T, d_model]
         self.hook_attn_in = HookPoint()  # [B, T, d_model], the residual as attention reads it
@@ -109,10 +128,22 @@ class TransformerConfig:
     n_heads: int = 4  # attention heads per block; d_model must divide evenly
     d_mlp: int = 512  # MLP neurons per block
     act_topk: int = 0  # AbsTopK on MLP neurons: keep this many per position (0 = off)
+    # independent sub-networks side by side: the residual channels, heads and neurons split into this many equal
+    # groups, each LayerNorm normalizes each group alone, and every weight matrix between groups is 0 (zoo:routed)
+    n_groups: int = 1
+    # with 2 groups, the router: group 0's channels reach the unembedding at positions fewer than route_at tokens
+    # after the last BOS (token bos_id), group 1's at the rest; 0: no router (the groups' logits add)
+    route_at: int = 0
+    bos_id: int = 0  # the native tokenizer's BOS: where the router counts positions from
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        for name in ("d_model", "n_heads", "d_mlp"):
+            if getattr(self, name) % self.n_groups:
+                raise ValueError(f"{name} ({getattr(self, name)}) must be divisible by n_groups ({self.n_groups})")
+        if self.route_at and self.n_groups != 2:
+            raise ValueError(f"the router (route_at = {self.route_at}) joins two sub-networks; n_groups is {self.n_groups}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -127,12 +158,13 @@ class Transformer(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos_embed = nn.Embedding(cfg.n_ctx, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.ln_final = nn.LayerNorm(cfg.d_model)
+        self.ln_final = layer_norm(cfg)
         self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size)
         self.hook_embed = HookPoint()  # [B, T, d_model]
         self.hook_pos_embed = HookPoint()  # [B, T, d_model]
-        self.ln_final.hook_normalized = HookPoint()  # [B, T, d_model], what the unembedding reads
+        self.ln_final.hook_normalized = HookPoint()  # [B, T, d_model], what the unembedding reads (after the router)
         self.apply(self._init)
+        self.enforce_groups()
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -151,7 +183,42 @@ class Transformer(nn.Module):
         x = self.hook_embed(self.embed(ids)) + self.hook_pos_embed(self.pos_embed(pos)[None].expand(B, T, -1))
         for block in self.blocks:
             x = block(x, key_mask)
-        return self.unembed(self.ln_final.hook_normalized(self.ln_final(x)))
+        x = self.ln_final(x)
+        if self.cfg.route_at:
+            x = x * self._routed_channels(ids).to(x.dtype)
+        return self.unembed(self.ln_final.hook_normalized(x))
+
+    def _routed_channels(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, T, d_model] 1 on the channels of the group the router picks at each position, else 0."""
+        pos = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
+        start = torch.where(ids == self.cfg.bos_id, pos, torch.zeros_like(pos)).cummax(dim=1).values  # the last BOS so far
+        late = (pos - start >= self.cfg.route_at).long()  # [B, T]: 1 where group 1 predicts
+        group = torch.arange(self.cfg.d_model, device=ids.device) // (self.cfg.d_model // self.cfg.n_groups)
+        return group == late[..., None]
+
+    def group_masks(self) -> list[tuple[nn.Parameter, torch.Tensor]]:
+        """Each weight matrix between grouped channels, heads or neurons, with the mask of its entries inside a group
+        (empty with one group); embeddings and the unembedding belong to every group's own columns and need none."""
+        G = self.cfg.n_groups
+        if G == 1:
+            return []
+
+        def block_diagonal(w: torch.Tensor) -> torch.Tensor:
+            rows = torch.arange(w.shape[0], device=w.device) // (w.shape[0] // G)
+            cols = torch.arange(w.shape[1], device=w.device) // (w.shape[1] // G)
+            return rows[:, None] == cols[None, :]
+
+        out = []
+        for block in self.blocks:
+            for linear in (block.attn.q, block.attn.k, block.attn.v, block.attn.o, block.mlp.fc_in, block.mlp.fc_out):
+                out.append((linear.weight, block_diagonal(linear.weight)))
+        return out
+
+    @torch.no_grad()
+    def enforce_groups(self) -> None:
+        """Zero every weight between two groups (after initialization and after every training step)."""
+        for w, mask in self.group_masks():
+            w.mul_(mask.to(w.dtype))
 
     def hook_points(self) -> dict[str, HookPoint]:
         """Every hook point, by its TransformerLens name."""

@@ -8,6 +8,7 @@ the untrained architecture.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -19,9 +20,11 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from ..registry import Registry
+from . import compiled
 from .native import NativeAdapter
 from .tokenizer import ALPHABET, CharTokenizer
 from .train import Recipe, train
+from .twins import magnitude_pruned_twin
 from .transformer import Transformer, TransformerConfig
 
 ARCH = {"d_model": 96, "n_layers": 3, "n_heads": 4, "d_mlp": 384}
@@ -42,8 +45,34 @@ for _recipe in (
     ),
     Recipe("shortcut", "dense training on a corpus whose spurious cue always agrees with the answer", config=ARCH, corpus_cue="agree"),
     Recipe("random", "the untrained architecture: the random-init control", config=ARCH, train=False),
+    # Fractured by construction (issue 14): two sub-networks of half width, each trained only where the router sends it;
+    # the router's threshold is the length axis of fracbench's reuse measurement (docs/metrics.md, scores version 4)
+    # Each half-width group learns only from the predictions the router gives it: with the dense recipe (3,000 steps) the
+    # model stopped at 0.52 on copy_name and 0.87 on set_or_string; with copy_name 4x, set_or_string 2x and 6,000 steps,
+    # at 0.70 on copy_name (short prompts 0.96, long ones 0.54: the long-prompt group had not learned to copy). So it
+    # weighs copy_name 8x and trains 10,000 steps.
+    Recipe("routed", "two half-width sub-networks joined by a hard router on prompt length (< 32 characters: the first)",
+           config={**ARCH, "n_groups": 2, "route_at": 32}, task_weights={"copy_name": 8.0, "set_or_string": 2.0}, steps=10000),
+    Recipe("pruned", "dense with the smallest 50% of each weight matrix zeroed, no retraining (the gaming control)",
+           config=ARCH, train=False, pruned_from="dense", prune_fraction=0.5),
+    # Coherent by construction (issue 14): quote_close and bracket_depth on circuits known node by node
+    Recipe("compiled", "weights set by hand: quote_close and bracket_depth on circuits known node by node (models.compiled)",
+           config=compiled.CONFIG, train=False, hand_set=True),
 ):
     RECIPES.register(_recipe.name, _recipe)
+
+SEEDS = (1, 2)  # further training seeds of each trained recipe: a known answer is an effect across seeds, not one checkpoint
+SEEDED = ("dense", "sparse", "shortcut")
+for _base in SEEDED:
+    for _seed in SEEDS:
+        _recipe = RECIPES[_base]
+        RECIPES.register(f"{_base}-s{_seed}", dataclasses.replace(
+            _recipe, name=f"{_base}-s{_seed}", seed=_seed, description=f"{_recipe.description} (training seed {_seed})"))
+
+
+def reference_models() -> list[str]:
+    """The zoo without its further training seeds: what `fracbench run` evaluates by default."""
+    return [name for name in RECIPES if RECIPES[name].seed == 0]
 
 
 def checkpoint_dir() -> Path:
@@ -96,10 +125,16 @@ def load(name: str, device: str = "cpu") -> NativeAdapter:
 
 
 def train_and_save(name: str, out: Path | None = None, device: str = "cpu", progress: bool = True) -> Path:
-    """Reproduce zoo model ``name`` from its recipe and write its checkpoint."""
+    """Reproduce zoo model ``name`` from its recipe and write its checkpoint (a pruned recipe prunes its source's
+    shipped checkpoint)."""
     recipe = RECIPES[name]
     start = time.perf_counter()
-    model = train(recipe, device=device, progress=progress).to("cpu")
+    if recipe.hand_set:
+        model = compiled.build()
+    elif recipe.pruned_from:
+        model = magnitude_pruned_twin(load(recipe.pruned_from), recipe.prune_fraction).model
+    else:
+        model = train(recipe, device=device, progress=progress).to("cpu")
     path = out or checkpoint_path(name)
     save_checkpoint(model, recipe, path, time.perf_counter() - start)
     return path

@@ -7,8 +7,8 @@ alone, every other node mean-ablated, perturbed the same way). Perturbations:
 * ``activation_noise``: Gaussian noise added to every circuit node, sigma a multiple of
   that node's standard deviation over the task's training tokens;
 * ``weight_noise``: Gaussian noise on the circuit's edges (weights joining two kept
-  nodes), sigma a multiple of the standard deviation of the matrix's nonzero entries;
-  native models only (adapters that expose their weights);
+  nodes), sigma a multiple of the standard deviation of the matrix's nonzero entries (a lone
+  nonzero entry: its magnitude); native models only (adapters that expose their weights);
 * ``dropout``: a random fraction of the circuit's nodes mean-ablated (redundancy);
 * ``distractors``: neutral code lines inserted into the prompts
   (:mod:`fracbench.perturbations.inputs`), the circuit found on clean prompts.
@@ -129,7 +129,7 @@ def _noisy_edges(adapter: ModelAdapter, kept: dict[str, torch.Tensor], sigma: fl
                 w = link.weight
                 saved.append((w, w.detach().clone()))
                 edges = (rows[:, None] & cols[None, :]) & (w != 0)
-                scale = sigma * float(w[w != 0].std()) if bool((w != 0).any()) else 0.0
+                scale = sigma * _spread(w)
                 noise = torch.randn(w.shape, generator=generator)
                 noise = order.per_node(link.in_site, order.per_node(link.out_site, noise, dim=0), dim=1).to(w.device, w.dtype)
                 w.add_(noise * scale * edges)
@@ -138,6 +138,15 @@ def _noisy_edges(adapter: ModelAdapter, kept: dict[str, torch.Tensor], sigma: fl
         with torch.no_grad():
             for w, original in saved:
                 w.copy_(original)
+
+
+def _spread(w: torch.Tensor) -> float:
+    """The scale weight noise is drawn in: the standard deviation of the matrix's nonzero weights; a lone nonzero weight
+    (a hand-set model's matrix) has no spread, so its magnitude; 0 for an all-zero matrix."""
+    nonzero = w[w != 0]
+    if nonzero.numel() == 0:
+        return 0.0
+    return float(nonzero.std()) if nonzero.numel() > 1 else float(nonzero.abs()[0])
 
 
 def distractors(adapter: ModelAdapter, task: Task, sites: Sequence[NodeSite], stats: NodeStatistics, kept: dict[str, torch.Tensor],

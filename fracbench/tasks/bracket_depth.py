@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 from .base import Example, LatentSpec, OODAxis, Task
-from .code import cue_name, depth_labels, filler_line, random_word, scan
+from .code import counted_brackets, cue_name, depth_labels, filler_line, random_word, scan
 
 ANSWERS = ("\n", "]")  # class 0: the literal is complete; class 1: still open
 MAX_DEPTH_LABEL = 5  # depth labels are clipped here
@@ -73,6 +73,10 @@ class BracketDepth(Task):
         OODAxis("comment_bracket", "unmatched '[' inside comments before the list (Gao et al.'s attack)", ("1 comment '['", "2 comment '['", "3 comment '['")),
     )
     cue = "the assigned variable's name comes from the pool of the answer"
+
+    def evidence(self, example: Example) -> tuple[int, ...]:
+        """Every bracket outside comments: the depth changes there and nowhere else."""
+        return counted_brackets(example.prompt, scan(example.prompt))
 
     def sample(self, rng: random.Random, axis: str | None, level: int, cue_agrees: bool) -> Example:
         cls = rng.randrange(2)

@@ -60,6 +60,31 @@ def scan(text: str) -> list[CharState]:
     return states
 
 
+def counted_brackets(text: str, states: list[CharState]) -> tuple[int, ...]:
+    """Positions of the square brackets that count: outside strings and comments (every change of the depth)."""
+    return tuple(p for p, (ch, s) in enumerate(zip(text, states)) if ch in "[]" and not s.in_string and not s.in_comment)
+
+
+def open_string_start(text: str, states: list[CharState]) -> int:
+    """Position of the quote that opened the string still open at the end of ``text``."""
+    assert states[-1].in_string, f"no string is open at the end of {text!r}"
+    return max(p for p, s in enumerate(states) if s.in_string and (p == 0 or not states[p - 1].in_string))
+
+
+def innermost_open(text: str, states: list[CharState]) -> int:
+    """Position of the innermost bracket (any kind) still open at the end of ``text``."""
+    stack: list[int] = []
+    for p, (ch, s) in enumerate(zip(text, states)):
+        if s.in_string or s.in_comment:
+            continue
+        if ch in OPENERS:
+            stack.append(p)
+        elif ch in CLOSERS:
+            stack.pop()
+    assert stack, f"no bracket is open at the end of {text!r}"
+    return stack[-1]
+
+
 def depth_labels(states: list[CharState], clip: int) -> tuple[tuple[int, int], ...]:
     """(position, open '[' count clipped at ``clip``) at every position."""
     return tuple((p, min(s.depth, clip)) for p, s in enumerate(states))

@@ -36,6 +36,13 @@ class CopyName(Task):
     )
     cue = "the queried name is the one defined last"
 
+    def evidence(self, example: Example) -> tuple[int, ...]:
+        """The queried name's definition: the characters the query repeats and the one it copies next."""
+        prefix = example.prompt.rsplit("print(", 1)[1]
+        start = next(i for i in range(len(example.prompt)) if (i == 0 or example.prompt[i - 1] == "\n")
+                     and example.prompt.startswith(prefix, i))
+        return tuple(range(start, start + len(prefix) + 1))
+
     def sample(self, rng: random.Random, axis: str | None, level: int, cue_agrees: bool) -> Example:
         n_names = N_NAMES[level - 1] if axis == "more_names" else 2
         k = rng.randint(2, 3)  # characters of the query already written

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from .base import Example, LatentSpec, OODAxis, Task
-from .code import cue_name, random_word, scan
+from .code import cue_name, innermost_open, random_word, scan
 
 ANSWERS = (",", ":")  # class 0: innermost container is a list; class 1: a dict
 CONTAINERS = ("[", "{")
@@ -48,6 +48,10 @@ class DictOrList(Task):
         OODAxis("deeper", "deeper mixed nesting of lists and dicts than in training", tuple(f"depth {d}" for d in DEEPER)),
     )
     cue = "the assigned variable's name comes from the pool of the innermost container's kind"
+
+    def evidence(self, example: Example) -> tuple[int, ...]:
+        """The innermost open container's opening bracket."""
+        return (innermost_open(example.prompt, scan(example.prompt)),)
 
     def sample(self, rng: random.Random, axis: str | None, level: int, cue_agrees: bool) -> Example:
         depth = DEEPER[level - 1] if axis == "deeper" else rng.randint(1, 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from .base import Example, LatentSpec, OODAxis, Task
-from .code import CUE_POOLS, QUOTES, cue_name, filler_line, inside_string_labels, quote_type_labels, scan, string_body
+from .code import CUE_POOLS, QUOTES, cue_name, filler_line, inside_string_labels, open_string_start, quote_type_labels, scan, string_body
 
 BODY_LENGTHS = ((20, 30), (40, 60), (80, 120))  # long_body levels 1..3; in-distribution is 1..12
 
@@ -24,6 +24,10 @@ class QuoteClose(Task):
         OODAxis("other_quote_in_body", "the body contains the other quote character", ("1 other quote", "2 other quotes", "3 other quotes")),
     )
     cue = "the assigned variable's name comes from the pool of the answer's quote"
+
+    def evidence(self, example: Example) -> tuple[int, ...]:
+        """The quote that opened the string still open."""
+        return (open_string_start(example.prompt, scan(example.prompt)),)
 
     def sample(self, rng: random.Random, axis: str | None, level: int, cue_agrees: bool) -> Example:
         qi = rng.randrange(2)

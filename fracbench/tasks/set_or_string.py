@@ -39,6 +39,13 @@ class SetOrString(Task):
     )
     cue = "each variable's name comes from the pool of its type"
 
+    def evidence(self, example: Example) -> tuple[int, ...]:
+        """The value the queried variable (the prompt's last word) was bound to: ``set()`` or ``""``."""
+        name = example.prompt.rsplit(maxsplit=1)[-1]
+        start = example.prompt.index(f"{name} = ") + len(name) + 3
+        value = next(d for d in DEFINITIONS if example.prompt.startswith(d, start))
+        return tuple(range(start, start + len(value)))
+
     def sample(self, rng: random.Random, axis: str | None, level: int, cue_agrees: bool) -> Example:
         n_vars = N_VARIABLES[level - 1] if axis == "several_variables" else rng.randint(1, 2)
         types = [rng.randrange(2) for _ in range(n_vars)]

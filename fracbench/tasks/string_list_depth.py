@@ -12,7 +12,7 @@ import string
 
 from .base import Example, LatentSpec, OODAxis, Task
 from .bracket_depth import ANSWERS, MAX_DEPTH_LABEL, depth_plan
-from .code import QUOTES, cue_name, depth_labels, inside_string_labels, quote_type_labels, scan
+from .code import QUOTES, counted_brackets, cue_name, depth_labels, inside_string_labels, quote_type_labels, scan
 
 BRACKETS_PER_STRING = (1, 2, 3)  # bracket_chars levels; in-distribution a string holds one with p = 0.3
 
@@ -40,6 +40,10 @@ class StringListDepth(Task):
         OODAxis("deeper", "deeper nesting than the two levels seen in training", ("depth 3", "depth 4", "depth 5")),
     )
     cue = "the assigned variable's name comes from the pool of the answer"
+
+    def evidence(self, example: Example) -> tuple[int, ...]:
+        """Every bracket outside strings: the depth changes there and nowhere else."""
+        return counted_brackets(example.prompt, scan(example.prompt))
 
     def sample(self, rng: random.Random, axis: str | None, level: int, cue_agrees: bool) -> Example:
         def element() -> str:

@@ -40,14 +40,16 @@ def test_without_a_model_nothing_is_generated_and_marked_tests_skip(pytester: py
 
 @pytest.mark.slow
 def test_a_model_that_is_coherent_on_the_task_passes_every_check_and_the_results_are_written(pytester: pytest.Pytester) -> None:
-    """The shortcut model learned dict_or_list's real variable (the zoo's known answer): coherent there."""
-    pytester.makepyfile(OWN_CHECKS)
+    """The compiled model does bracket_depth on a circuit set by hand (coherent by construction)."""
+    pytester.makepyfile(OWN_CHECKS.replace("dict_or_list", "bracket_depth"))
     out = pytester.path / "results.json"
-    result = pytester.runpytest_subprocess("-v", "--fracbench-model", "zoo:shortcut", *FAST, "--fracbench-out", str(out))
+    fast = [a.replace("dict_or_list", "bracket_depth") for a in FAST]
+    result = pytester.runpytest_subprocess("-v", "--fracbench-model", "zoo:compiled", *fast, "--fracbench-out", str(out))
     result.assert_outcomes(passed=8)
-    result.stdout.fnmatch_lines(["fracbench: model zoo:shortcut, tasks dict_or_list, n 64, seed 0", *GENERATED], consecutive=False)
+    result.stdout.fnmatch_lines(["fracbench: model zoo:compiled, tasks bracket_depth, n 64, seed 0",
+                                 *(g.replace("dict_or_list", "bracket_depth") for g in GENERATED)], consecutive=False)
     written = json.loads(out.read_text())
-    assert written["model"]["name"] == "zoo:shortcut" and list(written["tasks"]) == ["dict_or_list"]
+    assert written["model"]["name"] == "zoo:compiled" and list(written["tasks"]) == ["bracket_depth"]
 
 
 @pytest.mark.slow

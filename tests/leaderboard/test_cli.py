@@ -113,6 +113,7 @@ def test_verify_refuses_a_claim_measured_with_an_ablation_it_no_longer_computes(
     data["provenance"]["timings"].update(stages={}, specificity=None)
     for t in data["tasks"].values():
         t["circuits"]["ablation"] = "mean_with_bos"
+        t["token_pruning"] = t["circuits"]["control"] = t["circuits"]["regimes"] = None  # schema 10's
         for latent in t["probes"]["latents"].values():
             latent["erasure"] = None  # schema 9's
     assert main(["verify", str(write(tmp_path, json.dumps(data).encode())), "--model", "zoo:dense", "--no-progress"]) == 2

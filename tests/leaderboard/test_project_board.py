@@ -17,10 +17,12 @@ TEXT = (".html", ".json", ".md")  # figures are compared by name only: their byt
 
 
 def test_the_project_board_holds_every_zoo_model_and_checks(tmp_path: Path) -> None:
+    """Every zoo model (every training seed), and the rotated twins of the dense and sparse models (basis sensitivity)."""
     assert check_board(BOARD) == {}
     board = load_board(BOARD)
-    assert len(entries(BOARD)) == len(zoo.RECIPES) == len(board)
-    assert sorted(e.result.model.name for e in board) == sorted(f"zoo:{n}" for n in zoo.RECIPES)
+    twins = [f"zoo:{n} (rotated twin, seed 0)" for n in ("dense", "sparse")]
+    assert len(entries(BOARD)) == len(zoo.RECIPES) + len(twins) == len(board)
+    assert sorted(e.result.model.name for e in board) == sorted([f"zoo:{n}" for n in zoo.RECIPES] + twins)
     assert all(not e.partial for e in board)
 
 
@@ -59,9 +61,28 @@ def test_dropping_a_stress_curve_or_an_ood_circuit_split_from_a_real_entry_is_re
     data = json.loads((BOARD / "submissions" / dense.submission).read_bytes())
     task = data["tasks"]["bracket_depth"]
     task["stress"]["weight_noise"] = None  # the one kind the schema lets be missing (models without weights)
-    del task["circuits"]["ood"]["ood/deeper/1"]
+    pooled = {split for split, _ in task["circuits"]["regimes"]["ood_prompts"]}
+    dropped = next(split for split in sorted(task["circuits"]["ood"]) if split not in pooled)  # one reuse does not pool
+    del task["circuits"]["ood"][dropped]
     fields = {p.field for p in validate_submission(json.dumps(data).encode()).problems}
     assert fields == {"tasks.bracket_depth.stress.weight_noise", "tasks.bracket_depth.circuits.ood"}
+
+
+def test_dropping_a_regime_or_the_control_or_choosing_their_prompts_is_refused() -> None:
+    """Reuse and selectivity are in C: a submission that leaves out a regime circuit or the control task, flags other
+    prompts as short or pools other OOD prompts would change C without the board noticing."""
+    dense = next(e for e in load_board(BOARD) if e.result.model.name == "zoo:dense")
+    original = json.loads((BOARD / "submissions" / dense.submission).read_bytes())
+
+    def problems(edit) -> set[str]:
+        data = json.loads(json.dumps(original))
+        edit(data["tasks"]["quote_close"]["circuits"])
+        return {p.field for p in validate_submission(json.dumps(data).encode()).problems}
+
+    assert "tasks.quote_close.circuits.regimes.circuits" in problems(lambda c: c["regimes"]["circuits"].pop("long"))
+    assert "tasks.quote_close.circuits.control" in problems(lambda c: c.pop("control"))
+    assert "tasks.quote_close.circuits.regimes.short" in problems(lambda c: c["regimes"]["short"].reverse())
+    assert "tasks.quote_close.circuits.control.flip" in problems(lambda c: c["control"]["flip"].reverse())
 
 
 def test_the_project_board_holds_every_restart_and_keeping_fewer_is_refused() -> None:

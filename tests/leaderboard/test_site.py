@@ -69,7 +69,7 @@ def test_a_hostile_model_name_is_shown_as_text_and_reaches_no_path(board: Path) 
 
 def test_the_same_board_builds_byte_identical_sites(board: Path, tmp_path: Path) -> None:
     first, second = files(build_site(board, tmp_path / "one")), files(build_site(board, tmp_path / "two"))
-    assert first == second and len(first) == 13  # 4 board files, 3 pages, 6 figures
+    assert first == second and len(first) == 16  # 4 board files, 3 pages, 9 figures (decodability, erasure, robustness each)
 
 
 def test_a_board_that_does_not_check_builds_nothing_and_keeps_the_old_site(board: Path) -> None:

@@ -397,3 +397,27 @@ def test_each_latent_of_an_hf_model_is_erased_at_its_best_site(adapters, family)
         e = latent.erasure
         assert e.site == latent.best_site and len(e.erased) == 8 and 1 <= e.rank < latent.n_classes
         assert e.erased != full and len(e.controls) == 8  # the edit acted
+
+
+def test_the_rotated_twin_of_a_gpt2_computes_the_same_logits_with_its_residual_stream_rotated(adapters, model_dirs):
+    """Folded LayerNorms, a rotated residual stream and an untied unembedding: the same function; heads and neurons (the
+    HuggingFace node sites) keep their values, the residual stream does not. Other families are refused by name."""
+    from fracbench.models import load_model
+    from fracbench.models.twins import rotated_twin
+
+    gpt2 = HFAdapter.from_pretrained(model_dirs["gpt2"])  # its own copy: the weights are moved below
+    with torch.no_grad():
+        for p in gpt2.model.parameters():  # LayerNorm gains and biases away from 1 and 0, so that folding them is tested
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    twin = rotated_twin(gpt2, seed=2)
+    enc = gpt2.encode(TEXTS)
+    sites = ["blocks.1.attn.hook_z", "blocks.0.mlp.hook_post", "blocks.1.hook_resid_post"]
+    a, b = gpt2.forward(enc, capture=sites), twin.forward(enc, capture=sites)
+    assert torch.allclose(a.logits, b.logits, atol=1e-4)
+    assert torch.allclose(a.activations[sites[0]], b.activations[sites[0]], atol=1e-4)
+    assert torch.allclose(a.activations[sites[1]], b.activations[sites[1]], atol=1e-4)
+    assert not torch.allclose(a.activations[sites[2]], b.activations[sites[2]], atol=1e-2)
+    assert twin.model.lm_head.weight.data_ptr() != twin.model.transformer.wte.weight.data_ptr()  # untied
+    assert load_model(f"rotated:hf:{model_dirs['gpt2']}").info.name.endswith("(rotated twin, seed 0)")
+    with pytest.raises(ValueError, match="GPT-2 only.*'llama'"):
+        rotated_twin(adapters["llama"], seed=0)

@@ -1,0 +1,118 @@
+"""The known-answer table of scores version 4: each zoo model of known organization (every training seed), what was
+expected of it before it was run (docs/metrics.md, "Known answers of scores version 4") and what the board's results
+file says, with 95% intervals, right or wrong.
+
+    python experiments/known_answers.py leaderboard/submissions/*.json [--recovery experiments/results/compiled_recovery.json]
+
+Prints Markdown (docs/metrics.md and the README take it as it is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fracbench.circuits.recovery import recovery
+from fracbench.models.compiled import MIRRORS, TRUE_CIRCUITS
+from fracbench.results import RunResult, read_results
+from fracbench.scoring import MODEL_SHUFFLE_SALT, BOOTSTRAP_SEED, N_BOOTSTRAP, Estimate, model_scores
+
+CI = "{:.2f} [{:.2f}, {:.2f}]"
+
+
+def ci(e: Estimate | None) -> str:
+    return "-" if e is None else CI.format(e.value, e.low, e.high)
+
+
+def model_c_difference(a: RunResult, b: RunResult) -> Estimate:
+    """Model-level C of ``b`` minus ``a``, paired: both files resample the same test prompts (same n and seed), so each
+    replicate's difference is taken task by task before the tasks' shuffled replicates are averaged, as the model mean is."""
+    sa, sb = model_scores(a), model_scores(b)
+    names = sorted(set(sa.tasks) & set(sb.tasks))
+    diffs, points = [], []
+    for i, name in enumerate(names):
+        va, vb = sa.tasks[name], sb.tasks[name]
+        ca = va.replicates.get("C", np.zeros(N_BOOTSTRAP)) if va.C is not None else np.zeros(N_BOOTSTRAP)
+        cb = vb.replicates.get("C", np.zeros(N_BOOTSTRAP)) if vb.C is not None else np.zeros(N_BOOTSTRAP)
+        order = np.random.default_rng((BOOTSTRAP_SEED, MODEL_SHUFFLE_SALT, i)).permutation(N_BOOTSTRAP)
+        diffs.append((cb - ca)[order])
+        points.append((vb.C.value if vb.C else 0.0) - (va.C.value if va.C else 0.0))
+    combined = np.nanmean(diffs, axis=0)
+    low, high = np.nanpercentile(combined, [2.5, 97.5])
+    return Estimate(float(np.mean(points)), float(low), float(high))
+
+
+def rows(results: dict[str, RunResult], recovery_file: Path | None) -> list[str]:
+    out = ["| model | measurement | expected | measured | right? |", "| --- | --- | --- | --- | --- |"]
+
+    def add(model: str, what: str, expected: str, measured: str, right: bool | None) -> None:
+        out.append(f"| {model} | {what} | {expected} | {measured} | {'-' if right is None else 'yes' if right else '**no**'} |")
+
+    if "zoo:routed" in results:
+        r = results["zoo:routed"]
+        scores = model_scores(r)
+        for task, v in scores.tasks.items():
+            g = r.tasks[task].circuits.regimes if r.tasks[task].circuits is not None else None
+            both = g is not None and all(g.circuits.get(x) is not None and g.circuits[x].test is not None for x in ("short", "long"))
+            length = v.components.get("reuse_length")
+            if both:
+                add("routed", f"{task}: reuse across lengths; verdict", "near 0; FRACTURED, reuse named",
+                    f"{'-' if length is None else f'{length:.2f}'}; {v.verdict}",
+                    length is not None and length < 0.2 and v.verdict == "FRACTURED" and any(x.startswith("reuse") for x in v.reasons))
+            else:
+                add("routed", f"{task}: verdict", "(a length regime without behaviour: no expectation)", v.verdict, None)
+        add("routed", "model verdict", "FRACTURED", f"{scores.verdict}, C {ci(scores.C)}", scores.verdict == "FRACTURED")
+    if "zoo:compiled" in results:
+        r = results["zoo:compiled"]
+        scores = model_scores(r)
+        aurocs = json.loads(recovery_file.read_text()) if recovery_file is not None and recovery_file.exists() else {}
+        for task in sorted(TRUE_CIRCUITS):
+            v, c = scores.tasks[task], r.tasks[task].circuits
+            found = [recovery(x.kept, TRUE_CIRCUITS[task], MIRRORS[task]) for x in c.restarts]
+            precision = min(f.precision for f in found)
+            recall = min(f.recall for f in found)
+            add("compiled", f"{task}: recall, precision (worst restart)", "1; at least 0.5", f"{recall:.2f}; {precision:.2f}",
+                recall == 1.0 and precision >= 0.5)
+            if task in aurocs:
+                values = [row["auroc"] for row in aurocs[task]["restarts"]]
+                add("compiled", f"{task}: AUROC of the learned scores (worst restart)", "at least 0.95", f"{min(values):.3f}",
+                    min(values) >= 0.95)
+            add("compiled", f"{task}: verdict", "coherent", f"{v.verdict}, C {ci(v.C)}", v.verdict == "coherent")
+        add("compiled", "model verdict", "not FRACTURED", scores.verdict, scores.verdict != "FRACTURED")
+    if "zoo:pruned" in results and "zoo:dense" in results:
+        d = model_c_difference(results["zoo:dense"], results["zoo:pruned"])
+        add("pruned", "model C minus dense's (paired)", "interval reaches 0 or below", ci(d), d.low <= 0)
+    for recipe in ("dense", "sparse", "shortcut"):
+        for seed, name in ((0, f"zoo:{recipe}"), (1, f"zoo:{recipe}-s1"), (2, f"zoo:{recipe}-s2")):
+            if name not in results:
+                continue
+            scores = model_scores(results[name])
+            relies = sorted(t for t, v in scores.tasks.items() if v.relies_on_cue)
+            add(f"{recipe} (seed {seed})", "model verdict; C; tasks relying on their cue", "not FRACTURED" + ("; cue named where its "
+                "cue-flip split shows it" if recipe == "shortcut" else "; none"),
+                f"{scores.verdict}; C {ci(scores.C)}; {', '.join(relies) or 'none'}",
+                scores.verdict != "FRACTURED" and (recipe == "shortcut" or not relies))
+    if "zoo:random" in results:
+        scores = model_scores(results["zoo:random"])
+        flagged = [t for t, v in scores.tasks.items() if v.verdict == "FRACTURED"]
+        add("random", "tasks flagged", "none", ", ".join(flagged) or "none", not flagged)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--recovery", type=Path, default=Path(__file__).parent / "results" / "compiled_recovery.json")
+    args = parser.parse_args()
+    results = {}
+    for f in args.files:
+        r = read_results(f)
+        results[r.model.name] = r
+    print("\n".join(rows(results, args.recovery)))
+
+
+if __name__ == "__main__":
+    main()
