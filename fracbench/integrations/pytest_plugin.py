@@ -24,7 +24,7 @@ import pytest
 if TYPE_CHECKING:  # the plugin loads in every pytest session: fracbench itself is imported only when a run is asked for
     from ..results_coherence import VerdictLabel
 
-CHECKS = ("behaviour", "decodability", "faithfulness", "stress", "ood", "verdict")
+CHECKS = ("behaviour", "decodability", "faithfulness", "stress", "reuse", "selectivity", "ood", "verdict")
 Z95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval
 
 
@@ -259,7 +259,7 @@ def failure(check: str, t: TaskOutcome) -> str | None:
         if t.D is None:
             return "no D: the run had no probes"
         return None if t.D_low >= D_HIGH else f"D {t.D:.3f} with 95% lower bound {t.D_low:.3f}, below {D_HIGH}"
-    if check in ("faithfulness", "stress", "ood"):
+    if check in ("faithfulness", "stress", "reuse", "selectivity", "ood"):
         value = t.components.get(check)
         if value is None and check == "ood" and t.circuit is None:
             return ("no ood score: on no OOD split does the model keep its behaviour with the latents still decoding "

@@ -22,7 +22,8 @@ def test_the_model_is_loaded_behind_the_adapter(fracbench_model):
 """
 FAST = ["--fracbench-tasks", "dict_or_list", "--fracbench-n", "64", "--fracbench-n-train", "128", "--fracbench-restarts", "2",
         "-p", "no:cacheprovider"]
-GENERATED = [f"*dict_or_list::{check}*" for check in ("behaviour", "decodability", "faithfulness", "stress", "ood", "verdict")]
+GENERATED = [f"*dict_or_list::{check}*" for check in ("behaviour", "decodability", "faithfulness", "stress", "reuse", "selectivity", "ood",
+                                                       "verdict")]
 
 
 def test_options_show_under_a_fracbench_group(pytester: pytest.Pytester) -> None:
@@ -45,7 +46,7 @@ def test_a_model_that_is_coherent_on_the_task_passes_every_check_and_the_results
     out = pytester.path / "results.json"
     fast = [a.replace("dict_or_list", "bracket_depth") for a in FAST]
     result = pytester.runpytest_subprocess("-v", "--fracbench-model", "zoo:compiled", *fast, "--fracbench-out", str(out))
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=10)
     result.stdout.fnmatch_lines(["fracbench: model zoo:compiled, tasks bracket_depth, n 64, seed 0",
                                  *(g.replace("dict_or_list", "bracket_depth") for g in GENERATED)], consecutive=False)
     written = json.loads(out.read_text())
@@ -56,7 +57,7 @@ def test_a_model_that_is_coherent_on_the_task_passes_every_check_and_the_results
 def test_the_random_model_fails_every_check_with_the_reason(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(OWN_CHECKS)
     result = pytester.runpytest_subprocess("--fracbench-model", "zoo:random", *FAST)
-    result.assert_outcomes(failed=6, passed=2)  # its own checks: not FRACTURED (it does not decode), and it loads
+    result.assert_outcomes(failed=8, passed=2)  # its own checks: not FRACTURED (it does not decode), and it loads
     result.stdout.fnmatch_lines(["*dict_or_list behaviour: test accuracy * is not above chance 0.5*",
                                  "*dict_or_list decodability: D * below 0.5*",
                                  "*dict_or_list faithfulness: no faithfulness score: the model shows no behaviour*",
