@@ -13,36 +13,17 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 
 from fracbench.circuits.recovery import recovery
 from fracbench.models.compiled import MIRRORS, TRUE_CIRCUITS
 from fracbench.results import RunResult, read_results
-from fracbench.scoring import MODEL_SHUFFLE_SALT, BOOTSTRAP_SEED, N_BOOTSTRAP, Estimate, model_scores
+from fracbench.scoring import Estimate, model_scores, paired_model_difference
 
 CI = "{:.2f} [{:.2f}, {:.2f}]"
 
 
 def ci(e: Estimate | None) -> str:
     return "-" if e is None else CI.format(e.value, e.low, e.high)
-
-
-def model_c_difference(a: RunResult, b: RunResult) -> Estimate:
-    """Model-level C of ``b`` minus ``a``, paired: both files resample the same test prompts (same n and seed), so each
-    replicate's difference is taken task by task before the tasks' shuffled replicates are averaged, as the model mean is."""
-    sa, sb = model_scores(a), model_scores(b)
-    names = sorted(set(sa.tasks) & set(sb.tasks))
-    diffs, points = [], []
-    for i, name in enumerate(names):
-        va, vb = sa.tasks[name], sb.tasks[name]
-        ca = va.replicates.get("C", np.zeros(N_BOOTSTRAP)) if va.C is not None else np.zeros(N_BOOTSTRAP)
-        cb = vb.replicates.get("C", np.zeros(N_BOOTSTRAP)) if vb.C is not None else np.zeros(N_BOOTSTRAP)
-        order = np.random.default_rng((BOOTSTRAP_SEED, MODEL_SHUFFLE_SALT, i)).permutation(N_BOOTSTRAP)
-        diffs.append((cb - ca)[order])
-        points.append((vb.C.value if vb.C else 0.0) - (va.C.value if va.C else 0.0))
-    combined = np.nanmean(diffs, axis=0)
-    low, high = np.nanpercentile(combined, [2.5, 97.5])
-    return Estimate(float(np.mean(points)), float(low), float(high))
 
 
 def rows(results: dict[str, RunResult], recovery_file: Path | None) -> list[str]:
@@ -83,7 +64,7 @@ def rows(results: dict[str, RunResult], recovery_file: Path | None) -> list[str]
             add("compiled", f"{task}: verdict", "coherent", f"{v.verdict}, C {ci(v.C)}", v.verdict == "coherent")
         add("compiled", "model verdict", "not FRACTURED", scores.verdict, scores.verdict != "FRACTURED")
     if "zoo:pruned" in results and "zoo:dense" in results:
-        d = model_c_difference(results["zoo:dense"], results["zoo:pruned"])
+        d = paired_model_difference(results["zoo:dense"], results["zoo:pruned"])
         add("pruned", "model C minus dense's (paired)", "interval reaches 0 or below", ci(d), d.low <= 0)
     for recipe in ("dense", "sparse", "shortcut"):
         for seed, name in ((0, f"zoo:{recipe}"), (1, f"zoo:{recipe}-s1"), (2, f"zoo:{recipe}-s2")):

@@ -845,7 +845,29 @@ def model_scores(result: RunResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = 
                        {k: v for k, v in counts.items() if v})
 
 
+
+def paired_model_difference(a: RunResult, b: RunResult, key: str = "C", n_bootstrap: int = N_BOOTSTRAP,
+                            seed: int = BOOTSTRAP_SEED) -> Estimate:
+    """Model-level ``key`` (D, C or F) of ``b`` minus ``a``, paired: two files of the same n and seed resample the same
+    test prompts (and draw the same restarts), so each replicate's difference is taken task by task, over the tasks both
+    hold, before the tasks are shuffled and averaged as :func:`model_scores` averages them. A task scored on one side
+    only counts as :func:`model_scores` counts it (C = 0 without behaviour)."""
+    sa, sb = model_scores(a, n_bootstrap, seed), model_scores(b, n_bootstrap, seed)
+    names = sorted(set(sa.tasks) & set(sb.tasks))
+    if not names:
+        raise ValueError("the two results files share no task: nothing to compare")
+    diffs, points = [], []
+    for i, name in enumerate(names):
+        va, vb = (_task_score(s.tasks[name], key, n_bootstrap) for s in (sa, sb))
+        (pa, ra), (pb, rb) = (v or (0.0, np.zeros(n_bootstrap)) for v in (va, vb))
+        ra, rb = (r if len(r) == n_bootstrap else np.full(n_bootstrap, point) for r, point in ((ra, pa), (rb, pb)))
+        order = np.random.default_rng((seed, MODEL_SHUFFLE_SALT, i)).permutation(n_bootstrap)
+        diffs.append((rb - ra)[order])
+        points.append(pb - pa)
+    return _estimate(float(np.mean(points)), np.nanmean(diffs, axis=0))
+
 __all__ = [
+    "paired_model_difference",
     "D_VERSION",
     "N_BOOTSTRAP",
     "BOOTSTRAP_SEED",

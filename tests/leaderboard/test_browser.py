@@ -71,7 +71,7 @@ def test_the_index_sorts_by_a_column_and_flags_the_fractured_models(site: Path, 
     browser.get((site / "index.html").as_uri())
     rows = browser.find_elements(By.CSS_SELECTOR, "#board-full tbody tr")
     names = [r.find_element(By.CSS_SELECTOR, "td a").text for r in rows]
-    assert sorted(names) == ["zoo:dense", "zoo:random", "zoo:shortcut", "zoo:sparse"]
+    assert sorted(names) == sorted(e.result.model.name for e in load_board(BOARD)) and "zoo:routed" in names
     flagged = {r.find_element(By.CSS_SELECTOR, "td a").text for r in rows if r.find_elements(By.CSS_SELECTOR, ".flag")}
     assert flagged == fractured_models() and "zoo:random" not in flagged  # the page flags what scoring says, and never random
     assert all(f.is_displayed() and f.text == "FRACTURED" for f in browser.find_elements(By.CSS_SELECTOR, "#board-full .flag"))
@@ -92,11 +92,11 @@ def test_a_model_page_opens_from_the_index_with_its_figures(site: Path, browser)
     from selenium.webdriver.common.by import By
 
     browser.get((site / "index.html").as_uri())
-    link = next(a for a in browser.find_elements(By.CSS_SELECTOR, "#board-full td a") if a.text == "zoo:shortcut")
+    link = next(a for a in browser.find_elements(By.CSS_SELECTOR, "#board-full td a") if a.text == "zoo:routed")
     link.click()
-    assert browser.find_element(By.TAG_NAME, "h1").text == "zoo:shortcut"
+    assert browser.find_element(By.TAG_NAME, "h1").text == "zoo:routed"
     widths = browser.execute_script("return Array.from(document.images, i => i.complete ? i.naturalWidth : 0)")
-    assert len(widths) == 2 and min(widths) > 0  # decodability by layer, robustness curves
-    shortcut = next(e for e in load_board(BOARD) if e.result.model.name == "zoo:shortcut")
+    assert len(widths) == 4 and min(widths) > 0  # decodability by layer, robustness curves, erasure, reuse across regimes
+    routed = next(e for e in load_board(BOARD) if e.result.model.name == "zoo:routed")
     body = browser.find_element(By.TAG_NAME, "body").text
-    assert all(v.verdict in body for v in shortcut.scores.tasks.values())  # every task's verdict is on its page
+    assert all(v.verdict in body for v in routed.scores.tasks.values())  # every task's verdict is on its page
