@@ -100,10 +100,12 @@ def _measure(canonical: Canonical, task: Task, n_test: int, seed: int, batch_siz
         behaviour[split.name] = SplitBehaviour.from_logit_diffs(diffs.tolist(), split.axis, split.level)
     n_examples = {s: b.n for s, b in behaviour.items()}
     section = token_pruning = None
-    if probes:
+    test_examples = task.examples("test", n_test, seed)
+    if probes and task.evidence(test_examples[0]) is not None:  # a task that names no evidence has nothing to score it by
         with clock("token_pruning"):
-            pruned = measure_token_pruning(adapter, task, task.examples("test", n_test, seed), progress=progress)
+            pruned = measure_token_pruning(adapter, task, test_examples, progress=progress)
         token_pruning = TokenPruning(keep_share=TOKEN_KEEP_SHARE, prompts=[PrunedPrompt(**vars(p)) for p in pruned])
+    if probes:
         with clock("probes"):
             section = measure_decodability(adapter, task, n_train, n_test, seed, batch_size=batch_size, device=str(adapter.device),
                                            progress=progress)

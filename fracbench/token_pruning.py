@@ -62,7 +62,7 @@ def prune_prompt(adapter: ModelAdapter, task: Task, example: Example, keep_share
     last_chars = set(range(int(offsets[last, 0]), int(offsets[last, 1])))
     chars = lambda tokens: sorted({c for t in tokens for c in range(int(offsets[t, 0]), int(offsets[t, 1]))} - last_chars)  # noqa: E731
     text_tokens = [t for t in range(last) if offsets[t, 1] > offsets[t, 0]]
-    evidence = sorted(set(task.evidence(example)) - last_chars)
+    evidence = sorted(set(task.evidence(example) or ()) - last_chars)
     return PrunedPrompt(chars(removable), evidence, len(chars(text_tokens)), full, pruned)
 
 

@@ -63,3 +63,14 @@ def test_scores_are_means_over_prompts_beside_chance() -> None:
 def test_a_pruned_prompt_keeps_no_more_characters_than_it_had() -> None:
     with pytest.raises(ValueError, match="kept holds 3 characters of 2"):
         PrunedPrompt(kept=[0, 1, 2], evidence=[1], n_chars=2, full=1.0, pruned=1.0)
+
+
+def test_a_task_that_names_no_evidence_is_measured_without_token_pruning(monkeypatch, tiny_adapter) -> None:
+    """A user's task need not say which characters carry its answer: the run keeps its probes and leaves token pruning
+    out instead of failing."""
+    from fracbench.runner import measure_task
+
+    task = get_task("quote_close")
+    monkeypatch.setattr(type(task), "evidence", lambda self, example: None)
+    result, _ = measure_task(tiny_adapter, task, 8, 0, n_train=16, circuits=False)
+    assert result.token_pruning is None and result.probes is not None

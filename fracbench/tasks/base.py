@@ -128,10 +128,11 @@ class Task(ABC):
     def sample(self, rng: random.Random, axis: str | None, level: int, cue_agrees: bool) -> Example:
         """One example: in-distribution when ``axis`` is None, else shifted along ``axis`` at ``level``."""
 
-    def evidence(self, example: Example) -> tuple[int, ...]:
+    def evidence(self, example: Example) -> tuple[int, ...] | None:
         """The character positions of ``example``'s prompt that carry its answer, by the task's ground truth (what an
-        input-token attribution should keep: docs/metrics.md, "Which input tokens the prediction needs")."""
-        raise NotImplementedError(f"task {self.name!r} does not say which characters carry its answer")
+        input-token attribution should keep: docs/metrics.md, "Which input tokens the prediction needs"); None for a
+        task that does not say, which a run then measures without token pruning."""
+        return None
 
     # -- splits -------------------------------------------------------------------
     def splits(self) -> list[Split]:
