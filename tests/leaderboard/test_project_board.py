@@ -4,17 +4,18 @@ is what `fracbench leaderboard build leaderboard` makes from it now."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from fracbench.leaderboard import build_site, check_board, entries, load_board, validate_submission
 from fracbench.coherence import DEFAULT_RESTARTS
 from fracbench.leaderboard.validate import MIN_RESTARTS
 from fracbench.models import zoo
-from fracbench.scoring import paired_model_difference
+from fracbench.scoring import model_scores, paired_model_difference
 
 from .test_browser import BOARD
 
-KNOWN_ANSWER_MODELS = ("dense", "routed", "compiled", "pruned", "random")  # docs/metrics.md, "Known answers of scores version 4"
+KNOWN_ANSWER_MODELS = ("dense", "sparse", "shortcut", "routed", "compiled", "pruned", "random")  # docs/metrics.md, "Known answers"
 TEXT = (".html", ".json", ".md")  # figures are compared by name only: their bytes depend on matplotlib's version
 
 
@@ -39,6 +40,18 @@ def test_magnitude_pruning_without_retraining_earns_no_coherence_on_the_board() 
     assert difference.low <= 0, difference
     same = paired_model_difference(runs["zoo:dense"], runs["zoo:dense"])
     assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)  # paired: a file against itself differs in no replicate
+
+
+def test_no_trained_recipe_is_fractured_at_model_level_and_weight_sparse_circuits_have_fewer_edges() -> None:
+    """Two known answers on the board's full runs: scores version 2 flagged all three trained models FRACTURED at model
+    level (issue 13, finding 8), and Gao et al.'s weight-sparse circuits have at least 2x fewer edges than dense ones at
+    the same faithfulness target (geometric mean over tasks; fewer on every task)."""
+    runs = {e.result.model.name: e.result for e in load_board(BOARD)}
+    verdicts = {name: model_scores(runs[f"zoo:{name}"]).verdict for name in ("dense", "sparse", "shortcut")}
+    assert "FRACTURED" not in verdicts.values(), verdicts
+    dense, sparse = runs["zoo:dense"].tasks, runs["zoo:sparse"].tasks
+    ratios = [dense[t].circuits.n_edges / sparse[t].circuits.n_edges for t in dense]
+    assert math.exp(sum(map(math.log, ratios)) / len(ratios)) >= 2 and min(ratios) > 1, ratios
 
 
 def test_the_committed_site_is_up_to_date(tmp_path: Path) -> None:
