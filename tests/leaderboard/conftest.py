@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from fracbench.leaderboard import build_site, load_board
+from fracbench.leaderboard.table import Entry
 from fracbench.models import zoo
 from fracbench.runner import run
+
+BOARD = Path(__file__).resolve().parents[2] / "leaderboard"  # the project's own board
 
 PARTIAL_TASKS = ["quote_close", "bracket_depth"]
 
@@ -22,6 +27,19 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory, tiny_adapter) -> dict
         _, full = run("zoo:dense", out_dir=root / "full", n_test=3, n_train=24, seed=7, progress=False)
         _, partial = run("zoo:dense", tasks=PARTIAL_TASKS, out_dir=root / "partial", n_test=3, n_train=24, seed=7, progress=False)
     return {"full": full.read_bytes(), "partial": partial.read_bytes()}
+
+
+@pytest.fixture(scope="session")
+def project_board() -> list[Entry]:
+    """The project's board, every entry validated and scored once per session (about 20 s an entry): `load_board`
+    raises, naming each bad entry, when the board does not check."""
+    return load_board(BOARD)
+
+
+@pytest.fixture(scope="session")
+def project_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's board built afresh into a temporary folder, once per session."""
+    return build_site(BOARD, tmp_path_factory.mktemp("site") / "site")
 
 
 def as_model(raw: bytes, name: str, i: int) -> bytes:

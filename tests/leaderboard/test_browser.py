@@ -9,9 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from fracbench.leaderboard import build_site, load_board
-
-BOARD = Path(__file__).resolve().parents[2] / "leaderboard"
 INSTALL = "apt-get install chromium chromium-driver (Debian), and pip install selenium (in the [test] extra)"
 
 
@@ -19,11 +16,6 @@ def browser_paths() -> tuple[str, str] | None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     return (chromium, driver) if chromium and driver else None
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_site(BOARD, tmp_path_factory.mktemp("site") / "site")
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +45,9 @@ def column(driver, table: str, name: str) -> list[str]:
         "return Array.from(t.tBodies[0].rows, r => r.cells[i].dataset.sort);", table, name)
 
 
-def fractured_models() -> set[str]:
+def fractured_models(board) -> set[str]:
     """The board's models whose model-level verdict, recomputed from their raw numbers, is FRACTURED."""
-    return {e.result.model.name for e in load_board(BOARD) if e.scores.verdict == "FRACTURED"}
+    return {e.result.model.name for e in board if e.scores.verdict == "FRACTURED"}
 
 
 def click_header(driver, table: str, name: str) -> None:
@@ -65,15 +57,15 @@ def click_header(driver, table: str, name: str) -> None:
     next(h for h in headers if h.text == name).click()
 
 
-def test_the_index_sorts_by_a_column_and_flags_the_fractured_models(site: Path, browser) -> None:
+def test_the_index_sorts_by_a_column_and_flags_the_fractured_models(project_site: Path, project_board, browser) -> None:
     from selenium.webdriver.common.by import By
 
-    browser.get((site / "index.html").as_uri())
+    browser.get((project_site / "index.html").as_uri())
     rows = browser.find_elements(By.CSS_SELECTOR, "#board-full tbody tr")
     names = [r.find_element(By.CSS_SELECTOR, "td a").text for r in rows]
-    assert sorted(names) == sorted(e.result.model.name for e in load_board(BOARD)) and "zoo:routed" in names
+    assert sorted(names) == sorted(e.result.model.name for e in project_board) and "zoo:routed" in names
     flagged = {r.find_element(By.CSS_SELECTOR, "td a").text for r in rows if r.find_elements(By.CSS_SELECTOR, ".flag")}
-    assert flagged == fractured_models() and "zoo:random" not in flagged  # the page flags what scoring says, and never random
+    assert flagged == fractured_models(project_board) and "zoo:random" not in flagged  # the page flags what scoring says, and never random
     assert all(f.is_displayed() and f.text == "FRACTURED" for f in browser.find_elements(By.CSS_SELECTOR, "#board-full .flag"))
 
     click_header(browser, "board-full", "C")
@@ -88,15 +80,15 @@ def test_the_index_sorts_by_a_column_and_flags_the_fractured_models(site: Path, 
     assert browser.execute_script("return document.querySelector('img[src=\"scatter.svg\"]').naturalWidth") > 0
 
 
-def test_a_model_page_opens_from_the_index_with_its_figures(site: Path, browser) -> None:
+def test_a_model_page_opens_from_the_index_with_its_figures(project_site: Path, project_board, browser) -> None:
     from selenium.webdriver.common.by import By
 
-    browser.get((site / "index.html").as_uri())
+    browser.get((project_site / "index.html").as_uri())
     link = next(a for a in browser.find_elements(By.CSS_SELECTOR, "#board-full td a") if a.text == "zoo:routed")
     link.click()
     assert browser.find_element(By.TAG_NAME, "h1").text == "zoo:routed"
     widths = browser.execute_script("return Array.from(document.images, i => i.complete ? i.naturalWidth : 0)")
     assert len(widths) == 4 and min(widths) > 0  # decodability by layer, robustness curves, erasure, reuse across regimes
-    routed = next(e for e in load_board(BOARD) if e.result.model.name == "zoo:routed")
+    routed = next(e for e in project_board if e.result.model.name == "zoo:routed")
     body = browser.find_element(By.TAG_NAME, "body").text
     assert all(v.verdict in body for v in routed.scores.tasks.values())  # every task's verdict is on its page

@@ -7,23 +7,23 @@ import json
 import math
 from pathlib import Path
 
-from fracbench.leaderboard import build_site, check_board, entries, load_board, validate_submission
+from fracbench.leaderboard import entries, validate_submission
 from fracbench.coherence import DEFAULT_RESTARTS
 from fracbench.leaderboard.validate import MIN_RESTARTS
 from fracbench.models import zoo
-from fracbench.scoring import model_scores, paired_model_difference
+from fracbench.scoring import paired_model_difference
 
-from .test_browser import BOARD
+from .conftest import BOARD
 
 KNOWN_ANSWER_MODELS = ("dense", "sparse", "shortcut", "routed", "compiled", "pruned", "random")  # docs/metrics.md, "Known answers"
 TEXT = (".html", ".json", ".md")  # figures are compared by name only: their bytes depend on matplotlib's version
 
 
-def test_the_project_board_holds_the_known_answer_models_and_checks(tmp_path: Path) -> None:
-    """The dense model and every zoo model of known organization at least; other zoo models, training seeds and the
-    rotated twins of the dense and sparse models (basis sensitivity) where they were run; nothing else."""
-    assert check_board(BOARD) == {}
-    board = load_board(BOARD)
+def test_the_project_board_holds_the_known_answer_models_and_checks(project_board) -> None:
+    """The trained recipes and every zoo model of known organization at least; other zoo models, training seeds and the
+    rotated twins of the dense and sparse models (basis sensitivity) where they were run; nothing else. Every entry
+    checks: loading the board (the fixture) re-validates each one and raises, naming the bad ones, otherwise."""
+    board = project_board
     names = sorted(e.result.model.name for e in board)
     twins = [f"zoo:{n} (rotated twin, seed 0)" for n in ("dense", "sparse")]
     assert len(entries(BOARD)) == len(board) == len(set(names))
@@ -31,31 +31,31 @@ def test_the_project_board_holds_the_known_answer_models_and_checks(tmp_path: Pa
     assert all(not e.partial for e in board)
 
 
-def test_magnitude_pruning_without_retraining_earns_no_coherence_on_the_board() -> None:
+def test_magnitude_pruning_without_retraining_earns_no_coherence_on_the_board(project_board) -> None:
     """The known answer as docs/metrics.md states it, on the board's full runs (n = 512, five restarts, every task): the
     paired model-level difference C(pruned) - C(dense) has a 95% interval reaching 0 or below. The board recomputes
     every score from the stored measurements, so this pins the scoring of them, not the measurement."""
-    runs = {e.result.model.name: e.result for e in load_board(BOARD)}
+    runs = {e.result.model.name: e.result for e in project_board}
     difference = paired_model_difference(runs["zoo:dense"], runs["zoo:pruned"])
     assert difference.low <= 0, difference
     same = paired_model_difference(runs["zoo:dense"], runs["zoo:dense"])
     assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)  # paired: a file against itself differs in no replicate
 
 
-def test_no_trained_recipe_is_fractured_at_model_level_and_weight_sparse_circuits_have_fewer_edges() -> None:
+def test_no_trained_recipe_is_fractured_at_model_level_and_weight_sparse_circuits_have_fewer_edges(project_board) -> None:
     """Two known answers on the board's full runs: scores version 2 flagged all three trained models FRACTURED at model
     level (issue 13, finding 8), and Gao et al.'s weight-sparse circuits have at least 2x fewer edges than dense ones at
     the same faithfulness target (geometric mean over tasks; fewer on every task)."""
-    runs = {e.result.model.name: e.result for e in load_board(BOARD)}
-    verdicts = {name: model_scores(runs[f"zoo:{name}"]).verdict for name in ("dense", "sparse", "shortcut")}
+    runs = {e.result.model.name: e for e in project_board}
+    verdicts = {name: runs[f"zoo:{name}"].scores.verdict for name in ("dense", "sparse", "shortcut")}
     assert "FRACTURED" not in verdicts.values(), verdicts
-    dense, sparse = runs["zoo:dense"].tasks, runs["zoo:sparse"].tasks
+    dense, sparse = runs["zoo:dense"].result.tasks, runs["zoo:sparse"].result.tasks
     ratios = [dense[t].circuits.n_edges / sparse[t].circuits.n_edges for t in dense]
     assert math.exp(sum(map(math.log, ratios)) / len(ratios)) >= 2 and min(ratios) > 1, ratios
 
 
-def test_the_committed_site_is_up_to_date(tmp_path: Path) -> None:
-    fresh = build_site(BOARD, tmp_path / "site")
+def test_the_committed_site_is_up_to_date(project_site: Path) -> None:
+    fresh = project_site
     committed = BOARD / "site"
     names = sorted(str(p.relative_to(fresh)) for p in fresh.rglob("*") if p.is_file())
     assert names == sorted(str(p.relative_to(committed)) for p in committed.rglob("*") if p.is_file())
@@ -83,9 +83,9 @@ def test_leaderboard_json_holds_scores_rounded_so_that_any_cpu_builds_the_same_b
     assert any(round(x, 6) != x for x in numbers)  # rounded, not truncated to the table's two digits
 
 
-def test_dropping_a_stress_curve_or_an_ood_circuit_split_from_a_real_entry_is_refused() -> None:
+def test_dropping_a_stress_curve_or_an_ood_circuit_split_from_a_real_entry_is_refused(project_board) -> None:
     """Either would drop a term from C's mean; the board requires every one a searched circuit has."""
-    dense = next(e for e in load_board(BOARD) if e.result.model.name == "zoo:dense")
+    dense = next(e for e in project_board if e.result.model.name == "zoo:dense")
     data = json.loads((BOARD / "submissions" / dense.submission).read_bytes())
     task = data["tasks"]["bracket_depth"]
     task["stress"]["weight_noise"] = None  # the one kind the schema lets be missing (models without weights)
@@ -96,10 +96,10 @@ def test_dropping_a_stress_curve_or_an_ood_circuit_split_from_a_real_entry_is_re
     assert fields == {"tasks.bracket_depth.stress.weight_noise", "tasks.bracket_depth.circuits.ood"}
 
 
-def test_dropping_a_regime_or_the_control_or_choosing_their_prompts_is_refused() -> None:
+def test_dropping_a_regime_or_the_control_or_choosing_their_prompts_is_refused(project_board) -> None:
     """Reuse and selectivity are in C: a submission that leaves out a regime circuit or the control task, flags other
     prompts as short or pools other OOD prompts would change C without the board noticing."""
-    dense = next(e for e in load_board(BOARD) if e.result.model.name == "zoo:dense")
+    dense = next(e for e in project_board if e.result.model.name == "zoo:dense")
     original = json.loads((BOARD / "submissions" / dense.submission).read_bytes())
 
     def problems(edit) -> set[str]:
@@ -113,9 +113,9 @@ def test_dropping_a_regime_or_the_control_or_choosing_their_prompts_is_refused()
     assert "tasks.quote_close.circuits.control.flip" in problems(lambda c: c["control"]["flip"].reverse())
 
 
-def test_the_project_board_holds_every_restart_and_keeping_fewer_is_refused() -> None:
+def test_the_project_board_holds_every_restart_and_keeping_fewer_is_refused(project_board) -> None:
     """Fewer restarts would narrow C's interval (the restarts' spread is in it), so the board takes at least five."""
-    dense = next(e for e in load_board(BOARD) if e.result.model.name == "zoo:dense")
+    dense = next(e for e in project_board if e.result.model.name == "zoo:dense")
     searched = [c for t in dense.result.tasks.values() if (c := t.circuits).search_sufficiency is not None]
     assert MIN_RESTARTS == DEFAULT_RESTARTS  # what fracbench run does by default is what the board takes
     assert searched and all(len(c.restarts) >= MIN_RESTARTS for c in searched)
