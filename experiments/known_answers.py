@@ -14,7 +14,6 @@ import json
 import math
 from pathlib import Path
 
-
 from fracbench.circuits.recovery import recovery
 from fracbench.models.compiled import MIRRORS, TRUE_CIRCUITS
 from fracbench.results import RunResult, read_results
@@ -73,10 +72,11 @@ def rows(results: dict[str, RunResult], recovery_file: Path | None) -> list[str]
         dense, sparse = results["zoo:dense"].tasks, results["zoo:sparse"].tasks
         ratios = {t: dense[t].circuits.n_edges / sparse[t].circuits.n_edges for t in dense
                   if t in sparse and dense[t].circuits is not None and sparse[t].circuits is not None and sparse[t].circuits.n_edges}
-        geometric = math.exp(sum(map(math.log, ratios.values())) / len(ratios)) if ratios else float("nan")
-        add("sparse", "circuit edges, dense / sparse (geometric mean over tasks; the smallest)", "at least 2; above 1 (Gao et al.)",
-            f"{geometric:.1f}; {min(ratios.values()):.1f} ({', '.join(f'{t} {r:.1f}' for t, r in ratios.items())})",
-            geometric >= 2 and min(ratios.values()) > 1)
+        if ratios:
+            geometric = math.exp(sum(map(math.log, ratios.values())) / len(ratios))
+            add("sparse", "circuit edges, dense / sparse (geometric mean over tasks; the smallest)", "at least 2; above 1 (Gao et al.)",
+                f"{geometric:.1f}; {min(ratios.values()):.1f} ({', '.join(f'{t} {r:.1f}' for t, r in ratios.items())})",
+                geometric >= 2 and min(ratios.values()) > 1)
     for recipe in ("dense", "sparse", "shortcut"):
         for seed, name in ((0, f"zoo:{recipe}"), (1, f"zoo:{recipe}-s1"), (2, f"zoo:{recipe}-s2")):
             if name not in results:

@@ -90,17 +90,17 @@ def _measure(canonical: Canonical, task: Task, n_test: int, seed: int, batch_siz
     """:func:`measure_task` on a model already in canonical order."""
     adapter = canonical.adapter
     clock = clock if clock is not None else Stopwatch()
-    behaviour = {}
+    behaviour, drawn = {}, {}
     for split in task.splits():
         if split.name == "train":
             continue  # the zoo trains on it; behaviour is measured on held-out and shifted data
-        examples = task.examples(split.name, n_test, seed)
+        examples = drawn[split.name] = task.examples(split.name, n_test, seed)
         with clock("behaviour"):
             diffs = logit_diffs(adapter, task, examples, batch_size=batch_size, progress=progress, desc=f"{task.name} {split.name}")
         behaviour[split.name] = SplitBehaviour.from_logit_diffs(diffs.tolist(), split.axis, split.level)
     n_examples = {s: b.n for s, b in behaviour.items()}
     section = token_pruning = None
-    test_examples = task.examples("test", n_test, seed)
+    test_examples = drawn["test"]
     if probes and task.evidence(test_examples[0]) is not None:  # a task that names no evidence has nothing to score it by
         with clock("token_pruning"):
             pruned = measure_token_pruning(adapter, task, test_examples, progress=progress)

@@ -845,7 +845,6 @@ def model_scores(result: RunResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = 
                        {k: v for k, v in counts.items() if v})
 
 
-
 def paired_model_difference(a: RunResult, b: RunResult, key: str = "C", n_bootstrap: int = N_BOOTSTRAP,
                             seed: int = BOOTSTRAP_SEED) -> Estimate:
     """Model-level ``key`` (D, C or F) of ``b`` minus ``a``, paired: two files of the same n and seed resample the same
@@ -865,6 +864,7 @@ def paired_model_difference(a: RunResult, b: RunResult, key: str = "C", n_bootst
         diffs.append((rb - ra)[order])
         points.append(pb - pa)
     return _estimate(float(np.mean(points)), np.nanmean(diffs, axis=0))
+
 
 __all__ = [
     "paired_model_difference",

@@ -15,19 +15,19 @@ from fracbench.scoring import paired_model_difference
 
 from .conftest import BOARD
 
-KNOWN_ANSWER_MODELS = ("dense", "sparse", "shortcut", "routed", "compiled", "pruned", "random")  # docs/metrics.md, "Known answers"
 TEXT = (".html", ".json", ".md")  # figures are compared by name only: their bytes depend on matplotlib's version
 
 
 def test_the_project_board_holds_the_known_answer_models_and_checks(project_board) -> None:
-    """The trained recipes and every zoo model of known organization at least; other zoo models, training seeds and the
+    """Every zoo model `fracbench run` evaluates by default (the trained recipes and the models of known organization);
+    other zoo models, training seeds and the
     rotated twins of the dense and sparse models (basis sensitivity) where they were run; nothing else. Every entry
     checks: loading the board (the fixture) re-validates each one and raises, naming the bad ones, otherwise."""
     board = project_board
     names = sorted(e.result.model.name for e in board)
     twins = [f"zoo:{n} (rotated twin, seed 0)" for n in ("dense", "sparse")]
     assert len(entries(BOARD)) == len(board) == len(set(names))
-    assert {f"zoo:{n}" for n in KNOWN_ANSWER_MODELS} <= set(names) <= {f"zoo:{n}" for n in zoo.RECIPES} | set(twins)
+    assert {f"zoo:{n}" for n in zoo.reference_models()} <= set(names) <= {f"zoo:{n}" for n in zoo.RECIPES} | set(twins)
     assert all(not e.partial for e in board)
 
 
