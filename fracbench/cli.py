@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-train", type=int, default=N_TRAIN, metavar="N",
                    help=f"train examples the decodability probes are fitted on (default: {N_TRAIN})")
     p.add_argument("--restarts", type=int, default=DEFAULT_RESTARTS, metavar="R",
-                   help=f"restarts of the circuit search; the median-size circuit is reported and the restarts' spread is in C's "
+                   help=f"restarts of the circuit search; the smallest circuit is reported and the restarts' spread is in C's "
                    f"interval (default: {DEFAULT_RESTARTS}; the leaderboard takes >= {DEFAULT_RESTARTS})")
     p.add_argument("--ablation", default=DEFAULT_ABLATION, choices=ABLATIONS,
                    help="what a node outside a circuit takes: its mean over the search prompts' text tokens (mean) or its mean at "

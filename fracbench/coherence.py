@@ -22,9 +22,9 @@ from .circuits import (
     ablated_logit_diffs,
     measure_conditions,
     node_sites,
-    median_restart,
     node_statistics,
     search_circuits,
+    smallest_restart,
 )
 from .circuits.ablation import DEFAULT_ABLATION, check_ablation
 from .circuits.control import measure_control
@@ -38,6 +38,7 @@ from .decodability import default_sites
 from .models.adapter import ModelAdapter
 from .perturbations import stress
 from .perturbations.sparsity import sparsity_by_severity
+from .results import recorded
 from .results_coherence import (
     CircuitConditions,
     CircuitSection,
@@ -57,7 +58,7 @@ from .timing import Stopwatch
 
 N_SEARCH = 256  # train examples: node statistics, mask search and bisection
 SEARCH_BATCH = 64  # prompts per mask-search step (Gao et al.'s batch), whatever the run's batch size; each restart gets the whole batch
-DEFAULT_RESTARTS = 5  # independent restarts of the search; the circuit of median size is reported
+DEFAULT_RESTARTS = 5  # independent restarts of the search; the smallest circuit is reported (scores version 5)
 N_SPARSITY = 128  # examples per split for the sparsity diagnostic
 
 
@@ -92,8 +93,8 @@ def measure_coherence(
 ) -> tuple[CircuitSection, StressSection | None, dict[str, dict[str, SparsityAxis]], TaskCircuit]:
     """The task's circuit section, stress curves and sparsity diagnostic; ``full_test`` is the
     behaviour test split's logit differences (the same ``n_test`` examples, seed ``seed``), the
-    full model's side of faithfulness, not recomputed. The search runs ``restarts`` times; the restart of
-    median size is the circuit every later measurement uses, and each restart's faithfulness and
+    full model's side of faithfulness, not recomputed. The search runs ``restarts`` times; the smallest
+    restart is the circuit every later measurement uses, and each restart's faithfulness and
     curve go into the section for C's interval. Nodes outside a circuit take their ``ablation`` mean
     (:data:`~fracbench.circuits.ablation.ABLATIONS`); ``clock`` collects each stage's seconds."""
     clock = clock if clock is not None else Stopwatch()
@@ -109,7 +110,7 @@ def measure_coherence(
         order = node_order(adapter, sites, stats.means, stats.stds)
         found = search_circuits(adapter, sites, search, stats.values, target=target, steps=steps, seed=seed, restarts=restarts,
                                 progress=progress, desc=f"{task.name} circuit", held_out=held_out, order=order)
-    reported = median_restart(found)
+    reported = smallest_restart(found)
     circuit = found[reported]
     kept = circuit.kept
     test_examples = task.examples("test", n_test, seed)
@@ -117,17 +118,17 @@ def measure_coherence(
     nothing = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool, device=adapter.device) for s in sites}
 
     def under(batches: PromptBatches, keep: Mapping[str, torch.Tensor]) -> list[float]:
-        return ablated_logit_diffs(adapter, batches, sites, keep, stats.values).tolist()
+        return recorded(ablated_logit_diffs(adapter, batches, sites, keep, stats.values))
 
     full = torch.tensor(full_test, dtype=torch.float64)
     with clock("circuit_faithfulness"):
         measured = measure_conditions(adapter, sites, test, stats.values, kept, full=full)
-        conditions = CircuitConditions(empty=measured.empty.tolist(), circuit=measured.circuit.tolist(), complement=measured.complement.tolist())
+        conditions = CircuitConditions(empty=recorded(measured.empty), circuit=recorded(measured.circuit), complement=recorded(measured.complement))
         curve, searched = None, []
         if circuit.search_sufficiency is not None:
             grid = faithfulness_curves(adapter, sites, test, stats.values, circuit.scores, order, circuit.n_kept, seed, full=full)
-            curve = FaithfulnessCurve(sizes=grid.sizes, learned=[r.tolist() for r in grid.learned], random=[r.tolist() for r in grid.random],
-                                      random_complement=[r.tolist() for r in grid.random_complement])
+            curve = FaithfulnessCurve(sizes=grid.sizes, learned=[recorded(r) for r in grid.learned], random=[recorded(r) for r in grid.random],
+                                      random_complement=[recorded(r) for r in grid.random_complement])
             searched = [restart_section(conditions, curve, _kept_lists(kept), circuit.n_kept, circuit.search_sufficiency) if r == reported else
                         measure_restart(adapter, sites, test, stats, c, order, curve.sizes, full, measured.empty)
                         for r, c in enumerate(tqdm(found, desc=f"{task.name} restarts", disable=not progress, leave=False))]
@@ -138,8 +139,8 @@ def measure_coherence(
                                                circuit.n_kept, curve.sizes, seed, steps=steps, search_batch=SEARCH_BATCH,
                                                progress=progress, full=full)
             if measured_control is not None:
-                control = ControlCircuit(flip=measured_control.flip, circuit=measured_control.circuit.tolist(),
-                                         learned=[r.tolist() for r in measured_control.learned])
+                control = ControlCircuit(flip=measured_control.flip, circuit=recorded(measured_control.circuit),
+                                         learned=[recorded(r) for r in measured_control.learned])
     ood = {}
     with clock("circuit_ood"):
         for split in tqdm([s for s in task.splits() if s.is_ood], desc=f"{task.name} OOD circuits", disable=not progress, leave=False):
@@ -173,11 +174,11 @@ def measure_reuse(adapter: ModelAdapter, task: Task, found: TaskCircuit, section
                                usable, n_test, found.n_search, seed, batch_size, SEARCH_BATCH, steps, progress)
 
     def listed(x: torch.Tensor | None) -> list[float] | None:
-        return None if x is None else x.tolist()
+        return None if x is None else recorded(x)
 
     circuits = {name: RegimeCircuit(kept=_kept_lists(c.kept), n_nodes=c.n_nodes, search_sufficiency=c.search_sufficiency,
-                                    test=listed(c.test), ood=listed(c.ood), random_test=[r.tolist() for r in c.random_test],
-                                    random_ood=[r.tolist() for r in c.random_ood])
+                                    test=listed(c.test), ood=listed(c.ood), random_test=[recorded(r) for r in c.random_test],
+                                    random_ood=[recorded(r) for r in c.random_ood])
                 for name, c in measured.circuits.items()}
     circuits["id"] = circuits["id"].model_copy(update={"test": section.test.circuit})  # the same numbers, bit for bit
     return RegimeSection(short_chars=SHORT_PROMPT_CHARS, short=measured.short, ood_prompts=measured.ood_prompts, circuits=circuits)
@@ -200,7 +201,7 @@ def measure_restart(adapter: ModelAdapter, sites: list[NodeSite], test: PromptBa
     measured = measure_conditions(adapter, sites, test, stats.values, circuit.kept, full=full, empty=empty)
     learned = ranking_curve(adapter, sites, test, stats.values, learned_ranking(sites, circuit.scores, order), sizes, full)
     return SearchRestart(kept=_kept_lists(circuit.kept), n_nodes=circuit.n_kept, search_sufficiency=circuit.search_sufficiency,
-                         circuit=measured.circuit.tolist(), complement=measured.complement.tolist(), learned=[r.tolist() for r in learned])
+                         circuit=recorded(measured.circuit), complement=recorded(measured.complement), learned=[recorded(r) for r in learned])
 
 
 def measure_stress(adapter: ModelAdapter, task: Task, sites: list[NodeSite], stats: NodeStatistics, kept: dict[str, torch.Tensor],
@@ -208,7 +209,7 @@ def measure_stress(adapter: ModelAdapter, task: Task, sites: list[NodeSite], sta
     def curve(points: list[stress.CurvePoint] | None) -> Curve | None:
         if points is None:
             return None
-        return Curve(levels=[p.level for p in points], model=[p.model.tolist() for p in points], circuit=[p.circuit.tolist() for p in points])
+        return Curve(levels=[p.level for p in points], model=[recorded(p.model) for p in points], circuit=[recorded(p.circuit) for p in points])
 
     bar = tqdm(total=4, desc=f"{task.name} stress", disable=not progress, leave=False)
     out = {}
@@ -246,5 +247,5 @@ def measure_specificity(adapter: ModelAdapter, circuits: Mapping[str, TaskCircui
         other = circuits[b]
         complement = {name: ~k for name, k in circuits[a].kept.items()}
         diffs = ablated_logit_diffs(adapter, other.test, other.sites, complement, other.stats.values)
-        out.setdefault(a, {})[b] = diffs.tolist()
+        out.setdefault(a, {})[b] = recorded(diffs)
     return out

@@ -22,7 +22,7 @@ from .activations import LatentData, latent_datasets
 from .circuits.ablation import PromptBatches, last_token_logit_diffs
 from .decodability import examples
 from .models.adapter import Encoding, ModelAdapter
-from .results import LatentErasure, ProbeSection
+from .results import LatentErasure, ProbeSection, recorded
 from .tasks import Task
 from .tasks.base import stable_seed
 
@@ -46,8 +46,8 @@ class Erasure:
 
     def section(self) -> LatentErasure:
         """What a results file keeps (the model's own logit differences are behaviour.test's)."""
-        return LatentErasure(site=self.site, rank=self.rank, n_fit=self.n_fit, erased=self.erased.tolist(),
-                             controls=[r.tolist() for r in self.random])
+        return LatentErasure(site=self.site, rank=self.rank, n_fit=self.n_fit, erased=recorded(self.erased),
+                             controls=[recorded(r) for r in self.random])
 
 
 def fit_eraser(activations: torch.Tensor, labels: torch.Tensor, n_classes: int) -> LeaceEraser:

@@ -13,7 +13,7 @@ import numpy as np
 from .report import save_figure
 from .results import RunResult, accuracy_of
 from .circuits.regimes import SHORT_PROMPT_CHARS as SHORT_CHARS
-from .scoring import C_LOW, COMPONENTS, D_HIGH, SCORES_VERSION, Verdict, recovered, regime_reuse_matrix, specificity_drops, verdict
+from .scoring import C_LOW, COMPONENTS, D_HIGH, Verdict, recovered, regime_reuse_matrix, scores_version, scores_versions, specificity_drops, verdict
 
 STRESS_KINDS = ("activation_noise", "weight_noise", "dropout", "distractors")
 SHORT = {"faithfulness": "faith", "compactness": "compact", "stress": "stress", "reuse": "reuse", "selectivity": "select",
@@ -47,7 +47,7 @@ def coherence_table(result: RunResult) -> str:
         reasons = f" ({', '.join(v.reasons)})" if v.reasons else ""
         lines.append(f"{name:<{name_w}}  {nodes:>6} {frac:>5} {edges:>7} {restarts:<19}{cells}  {D:>5} {C:<17} {F:>6} {G:>5} {cue:>6}  {v.verdict}{reasons}")
     lines += [
-        f"C: geometric mean of faith, compact, stress, reuse and select (scores version {SCORES_VERSION}); F = D - C; "
+        f"C: geometric mean of faith, compact, stress, reuse and select (scores version {scores_version(result)}); F = D - C; "
         f"FRACTURED: D's 95% interval above {D_HIGH} and C's below {C_LOW}; either interval across its threshold: inconclusive (docs/metrics.md)",
         "faith = sqrt(closeness of sufficiency x necessity); compact = how much of a random ranking's gap to the model the learned ranking "
         "closes over MIB's size grid; stress: closeness of the circuit's robustness to the full model's;",
@@ -203,7 +203,7 @@ def scores_markdown(results: list[RunResult]) -> str:
     lines += ["", "| model | D | C | F | verdict |", "| --- | --- | --- | --- | --- |"]
     for name, m in scores.items():
         lines.append(f"| {name.removeprefix('zoo:')} | {ci(m.D)} | {ci(m.C)} | {signed(m.F)} | {m.verdict} ({m.reasons[0]}) |")
-    lines += ["", f"Scores version {SCORES_VERSION}; 95% bootstrap intervals; definitions in docs/metrics.md."]
+    lines += ["", f"Scores version {scores_versions(results)}; 95% bootstrap intervals; definitions in docs/metrics.md."]
     return "\n".join(lines)
 
 

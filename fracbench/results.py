@@ -8,6 +8,7 @@ submitted number. ``docs/results.md`` describes every field.
 from __future__ import annotations
 
 import json
+import lzma
 import math
 import os
 import tempfile
@@ -29,7 +30,7 @@ from pydantic import (
 
 from .results_coherence import CircuitSection, SparsityAxis, StressSection, TaskScores
 
-SCHEMA_VERSION = "10"  # bump on any change a reader of the old schema would misread
+SCHEMA_VERSION = "11"  # bump on any change a reader of the old schema would misread
 # Versions read_results accepts. Version 1 had only behaviour, version 2 behaviour and probes:
 # their circuits and stress placeholders were null in every file fracbench wrote, so they
 # read as version 3 documents without those sections. Version 3 has no untrained-twin
@@ -41,11 +42,24 @@ SCHEMA_VERSION = "10"  # bump on any change a reader of the old schema would mis
 # (circuits.ablation: pooled or position-specific means, BOS left out; version 7 and earlier averaged BOS into one
 # pooled mean, "mean_with_bos") and each task's stage timings (provenance.timings.stages). Version 9 adds each
 # latent's erasure at its best site (probes.latents[*].erasure); nothing else changed. Version 10 adds the circuit
-# control task and the regime circuits (circuits.control, circuits.regimes: scores version 4).
-SchemaVersion = Literal["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]
+# control task and the regime circuits (circuits.control, circuits.regimes: scores version 4). Version 11 (scores version 5)
+# reports the smallest restart (circuits.reported: the first of the fewest nodes; 7-10 reported the median) and records
+# every per-item number at RECORDED_DIGITS significant digits (docs/results.md, "Precision").
+SchemaVersion = Literal["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"]
 READABLE_SCHEMA_VERSIONS = get_args(SchemaVersion)
 ID_SPLITS = ("train", "test", "cue_agree", "cue_flip")  # in-distribution split names; the rest are ood/<axis>/<level>
 AGGREGATE_TOLERANCE = 1e-9  # stored aggregates must match the recomputed ones this closely
+RECORDED_DIGITS = 3  # significant digits of every per-item number a results file records (schema 11; docs/results.md)
+
+
+def recorded(values) -> list[float]:
+    """Per-item numbers (a tensor, an array or a sequence) as a results file records them: each rounded to
+    :data:`RECORDED_DIGITS` significant digits (relative error at most 0.5%, sign and zero kept, so no accuracy moves).
+    Every score is computed from these recorded numbers, so the board's recomputation stays exact, and a full run
+    stays under 1 MB compressed."""
+    if hasattr(values, "tolist"):
+        values = values.tolist()
+    return [float(f"{v:.{RECORDED_DIGITS}g}") for v in values]
 
 
 class Strict(BaseModel):
@@ -464,13 +478,13 @@ class RunResult(Strict):
 
     @model_validator(mode="after")
     def _sections_exist_in_version(self) -> RunResult:
-        if self.schema_version not in ("5", "6", "7", "8", "9", "10") and self.lm_eval is not None:
+        if not self.since(5) and self.lm_eval is not None:
             raise ValueError(f"schema_version {self.schema_version} has no lm_eval section; schema_version 5 and later files carry it")
-        if self.schema_version not in ("6", "7", "8", "9", "10") and any(t.probes is not None and t.probes.test_cue_agrees is not None
+        if not self.since(6) and any(t.probes is not None and t.probes.test_cue_agrees is not None
                                                               for t in self.tasks.values()):
             raise ValueError(f"schema_version {self.schema_version} does not record the test examples' cue; schema_version 6 and later "
                              "files do")
-        if self.schema_version not in ("7", "8", "9", "10") and any(t.circuits is not None and t.circuits.restarts for t in self.tasks.values()):
+        if not self.since(7) and any(t.circuits is not None and t.circuits.restarts for t in self.tasks.values()):
             raise ValueError(f"schema_version {self.schema_version} searched each circuit once (no circuits.restarts); schema_version 7 "
                              "and later files carry the restarts")
         if self.schema_version == "1":
@@ -499,21 +513,39 @@ class RunResult(Strict):
                                          f"{other}'s test split has {self.tasks[other].behaviour['test'].n}")
         return self
 
+    def since(self, version: int) -> bool:
+        """Whether this document's schema is ``version`` or later."""
+        return int(self.schema_version) >= version
+
+    @model_validator(mode="after")
+    def _reported_restart_in_version(self) -> RunResult:
+        """Schema 11 (scores version 5) reports the smallest restart: the first of the fewest nodes."""
+        if self.since(11):
+            for name, t in self.tasks.items():
+                c = t.circuits
+                if c is not None and c.restarts:
+                    smallest = min(range(len(c.restarts)), key=lambda r: (c.restarts[r].n_nodes, r))
+                    if c.reported != smallest:
+                        raise ValueError(f"task {name!r}: circuits.reported is restart {c.reported} ({c.restarts[c.reported].n_nodes} "
+                                         f"nodes), but schema_version 11 reports the first restart of the fewest nodes: {smallest} "
+                                         f"({c.restarts[smallest].n_nodes} nodes)")
+        return self
+
     @model_validator(mode="after")
     def _ablation_and_timings_in_version(self) -> RunResult:
         """Schema 8 records the ablation kind and stage timings; earlier files pooled BOS into one mean and had neither."""
         circuits = {name: t.circuits for name, t in self.tasks.items() if t.circuits is not None}
-        if self.schema_version not in ("9", "10") and any(latent.erasure is not None for t in self.tasks.values() if t.probes is not None
+        if not self.since(9) and any(latent.erasure is not None for t in self.tasks.values() if t.probes is not None
                                                         for latent in t.probes.latents.values()):
             raise ValueError(f"schema_version {self.schema_version} has no erasure (probes.latents[*].erasure); schema_version 9 "
                              "files carry it")
-        if self.schema_version != "10" and any(t.token_pruning is not None for t in self.tasks.values()):
+        if not self.since(10) and any(t.token_pruning is not None for t in self.tasks.values()):
             raise ValueError(f"schema_version {self.schema_version} has no token pruning (tasks.*.token_pruning); schema_version 10 "
                              "files carry it")
-        if self.schema_version != "10" and any(c.control is not None or c.regimes is not None for c in circuits.values()):
+        if not self.since(10) and any(c.control is not None or c.regimes is not None for c in circuits.values()):
             raise ValueError(f"schema_version {self.schema_version} has no circuit control task or regime circuits (circuits.control, "
                              "circuits.regimes); schema_version 10 files carry them")
-        if self.schema_version in ("8", "9", "10"):
+        if self.since(8):
             old = [name for name, c in circuits.items() if c.ablation == "mean_with_bos"]
             if old:
                 raise ValueError(f"task {old[0]!r}: circuits.ablation is missing or 'mean_with_bos'; schema_version 8 files record "
@@ -589,16 +621,72 @@ def check_writable(directory: str | Path) -> Path:
     return d
 
 
+PER_ITEM_FIELDS = {"logit_diffs", "erased", "controls", "empty", "circuit", "complement", "learned", "random", "random_complement",
+            "test", "ood", "random_test", "random_ood", "model"}  # fields that hold per-item numbers (lists; elsewhere objects)
+
+
+def record_document(node):
+    """A parsed results document with every per-item list as schema 11 records it (:func:`recorded`) and the behaviour
+    means recomputed from them: an older file made comparable, and what experiments/recording_precision.py measures."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key in PER_ITEM_FIELDS and isinstance(value, list) and value and all(isinstance(v, float | int) for v in value):
+                out[key] = recorded(value)
+            elif key in PER_ITEM_FIELDS and isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+                out[key] = [recorded(row) for row in value]
+            elif key == "specificity" and isinstance(value, dict):
+                out[key] = {a: {b: recorded(row) for b, row in others.items()} for a, others in value.items()}
+            else:
+                out[key] = record_document(value)
+        if "logit_diffs" in out and "mean_logit_diff" in out:
+            out["mean_logit_diff"] = mean_of(out["logit_diffs"])
+        return out
+    if isinstance(node, list):
+        return [record_document(v) for v in node]
+    return node
+
+
+RESULTS_SUFFIX = ".json.xz"  # what `fracbench run` writes: compact JSON in an xz container (lzma, Python's standard library)
+XZ_MAGIC = b"\xfd7zXZ\x00"  # the first bytes of every xz stream
+MAX_RESULTS_BYTES = 256 * 2**20  # the most JSON a compressed results file may expand to (a full run at n 512 is about 5 MB)
+
+
+def results_json(raw: bytes, limit: int = MAX_RESULTS_BYTES) -> bytes:
+    """The JSON bytes of a results file's content: xz-compressed (told by its first bytes, not its name) or plain.
+    A stream that is corrupt, truncated or expands past ``limit`` bytes is a ValueError saying which."""
+    if not raw.startswith(XZ_MAGIC):
+        return raw
+    unpacker = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+    try:
+        text = unpacker.decompress(raw, max_length=limit + 1)
+    except lzma.LZMAError as err:
+        raise ValueError(f"is an xz file that cannot be decompressed ({err}); write it again with fracbench") from None
+    if len(text) > limit:
+        raise ValueError(f"expands to more than {limit:,} bytes of JSON, more than any results file")
+    if not unpacker.eof or unpacker.unused_data:
+        raise ValueError("is a truncated xz file (or has bytes after its end); copy it again or rerun fracbench")
+    return text
+
+
+def encode_results(result: RunResult, compressed: bool = True) -> bytes:
+    """The bytes of a results file: compact JSON in xz (``compressed``), else indented JSON a person can read."""
+    if compressed:
+        return lzma.compress(result.model_dump_json().encode(), format=lzma.FORMAT_XZ, preset=9)
+    return (result.model_dump_json(indent=2) + "\n").encode()
+
+
 def write_results(result: RunResult, path: str | Path) -> Path:
-    """Write ``result`` as JSON atomically: the file is complete and valid, or it does not exist."""
+    """Write ``result`` atomically: the file is complete and valid, or it does not exist. A name ending in ``.xz``
+    gets compact JSON in xz (:data:`RESULTS_SUFFIX`, what ``fracbench run`` writes), any other indented JSON."""
     path = Path(path)
     check_writable(path.parent)
-    text = result.model_dump_json(indent=2) + "\n"
-    RunResult.model_validate_json(text)  # never write what read_results would refuse
+    data = encode_results(result, compressed=path.name.endswith(".xz"))
+    RunResult.model_validate_json(results_json(data))  # never write what read_results would refuse
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for sharing
@@ -613,10 +701,13 @@ def write_results(result: RunResult, path: str | Path) -> Path:
 def read_results(path: str | Path) -> RunResult:
     """Read and validate a results file; a schema version this fracbench does not know is refused."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = results_json(path.read_bytes())
+    except ValueError as err:
+        raise ValueError(f"{path} {err}") from None
     try:
         raw = json.loads(text)
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not JSON: {err}") from None
     version = raw.get("schema_version") if isinstance(raw, dict) else None
     if version not in READABLE_SCHEMA_VERSIONS:
@@ -648,12 +739,18 @@ __all__ = [
     "TaskResult",
     "LmEvalSection",
     "RunResult",
+    "RECORDED_DIGITS",
+    "recorded",
+    "record_document",
     "accuracy_of",
     "mean_of",
     "fraction_correct",
     "chance_of",
     "best_site_of",
     "check_writable",
+    "RESULTS_SUFFIX",
+    "results_json",
+    "encode_results",
     "write_results",
     "read_results",
 ]

@@ -171,7 +171,8 @@ class CircuitSection(Strict):
     curve: FaithfulnessCurve | None = None  # None: no search ran (or an older schema)
     restarts: list[SearchRestart] = []  # every restart of the search, the reported circuit's included; empty: no search ran
     # (or an older schema, which searched once)
-    reported: NonNegativeInt | None = None  # the restart kept, kept..curve describe (the one of median size); None without restarts
+    reported: NonNegativeInt | None = None  # the restart kept, kept..curve describe (schema 11: the first of the fewest nodes; 7-10: the
+    # median size); None without restarts
     control: ControlCircuit | None = None  # the circuit control task (schema 10); None: no search ran (or an older schema)
     regimes: RegimeSection | None = None  # mechanism reuse across regimes (schema 10); None: no search ran (or an older schema)
 

@@ -30,6 +30,7 @@ from .erasure import with_erasure
 from .models import check_device, resolve_model
 from .models.adapter import ModelAdapter
 from .results import (
+    RESULTS_SUFFIX,
     SCHEMA_VERSION,
     ModelIdentity,
     Packages,
@@ -41,6 +42,7 @@ from .results import (
     Timings,
     TokenPruning,
     check_writable,
+    recorded,
     write_results,
 )
 from .results_coherence import CircuitSection, ScoreEstimate, TaskScores
@@ -76,7 +78,7 @@ def measure_task(
 ) -> tuple[TaskResult, TaskCircuit | None]:
     """Behaviour of ``adapter`` on ``task``'s test split and every OOD split, ``n_test`` items each;
     with ``probes``, also decodability (probes fitted on ``n_train`` train examples); with
-    ``circuits``, the circuit (the median of ``restarts`` searches), its stress and OOD curves and
+    ``circuits``, the circuit (the smallest of ``restarts`` searches), its stress and OOD curves and
     sparsity (and what specificity across tasks needs of it, in the canonical model's node order), nodes outside
     circuits taking their ``ablation`` mean. ``clock`` collects each stage's seconds. Everything is measured on the
     model in its canonical order (:mod:`fracbench.circuits.canonical`), circuits reported in the user's indices."""
@@ -97,7 +99,7 @@ def _measure(canonical: Canonical, task: Task, n_test: int, seed: int, batch_siz
         examples = drawn[split.name] = task.examples(split.name, n_test, seed)
         with clock("behaviour"):
             diffs = logit_diffs(adapter, task, examples, batch_size=batch_size, progress=progress, desc=f"{task.name} {split.name}")
-        behaviour[split.name] = SplitBehaviour.from_logit_diffs(diffs.tolist(), split.axis, split.level)
+        behaviour[split.name] = SplitBehaviour.from_logit_diffs(recorded(diffs), split.axis, split.level)
     n_examples = {s: b.n for s, b in behaviour.items()}
     section = token_pruning = None
     test_examples = drawn["test"]
@@ -235,7 +237,7 @@ def in_user_order(section: CircuitSection, canonical: Canonical) -> CircuitSecti
 
 def with_scores(result: RunResult) -> RunResult:
     """The result with each task's D, C, F and verdict as :mod:`fracbench.scoring` computes them from it."""
-    from .scoring import SCORES_VERSION, verdict
+    from .scoring import scores_version, verdict
 
     def estimate(e) -> ScoreEstimate | None:
         return None if e is None else ScoreEstimate(value=e.value, low=e.low, high=e.high)
@@ -243,7 +245,7 @@ def with_scores(result: RunResult) -> RunResult:
     tasks = {}
     for name, task in result.tasks.items():
         v = verdict(result, name)
-        scores = TaskScores(version=SCORES_VERSION, D=estimate(v.D), C=estimate(v.C), F=estimate(v.F), components=v.components,
+        scores = TaskScores(version=scores_version(result), D=estimate(v.D), C=estimate(v.C), F=estimate(v.F), components=v.components,
                             verdict=v.verdict, reasons=v.reasons, cue_reliance=estimate(v.cue_reliance), relies_on_cue=v.relies_on_cue,
                             G=estimate(v.G))
         tasks[name] = task.model_copy(update={"scores": scores})
@@ -285,8 +287,8 @@ def write_outputs(result: RunResult, path: Path) -> Path:
 
 
 def figure_path(results_file: Path, kind: str = "decodability") -> Path:
-    """Where a figure of a results file goes: ``<results stem>-<kind>.png`` beside it."""
-    return results_file.with_name(f"{results_file.stem}-{kind}.png")
+    """Where a figure of a results file goes: ``<results name less .json.xz or .json>-<kind>.png`` beside it."""
+    return results_file.with_name(f"{results_file.name.removesuffix('.xz').removesuffix('.json')}-{kind}.png")
 
 
 def check_settings(n_test: int, batch_size: int, n_train: int | None = None, restarts: int = DEFAULT_RESTARTS) -> None:
@@ -302,12 +304,12 @@ def check_settings(n_test: int, batch_size: int, n_train: int | None = None, res
 
 
 def results_path(out_dir: Path, model_name: str, created: datetime) -> Path:
-    """``out_dir/<model name as a file name>-<UTC time>.json``, numbered if that name is taken."""
+    """``out_dir/<model name as a file name>-<UTC time>.json.xz``, numbered if that name is taken."""
     stem = f"{sanitize(model_name)}-{created.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
-    path, i = out_dir / f"{stem}.json", 1
+    path, i = out_dir / f"{stem}{RESULTS_SUFFIX}", 1
     while path.exists():
         i += 1
-        path = out_dir / f"{stem}-{i}.json"
+        path = out_dir / f"{stem}-{i}{RESULTS_SUFFIX}"
     return path
 
 

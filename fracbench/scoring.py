@@ -9,6 +9,7 @@ functions, deterministic: the bootstrap is seeded. Definitions, with references,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -198,7 +199,21 @@ def _estimate(value: float, replicates: np.ndarray) -> Estimate:
 
 # -- coherence ---------------------------------------------------------------------
 
-SCORES_VERSION = "4"  # the definitions of C's components, C, F, cue reliance and the verdicts below (4: issue 14's "C v3")
+SCORES_VERSION = "5"  # the definitions of C's components, C, F, cue reliance and the verdicts below (5: the smallest restart)
+PREVIOUS_SCORES_VERSION = "4"  # files of schema 7-10 reported the median restart and are scored by version 4's restart draw
+
+
+def scores_version(result: RunResult) -> str:
+    """The scores version ``result`` is scored under: 5 from schema 11 on (the smallest restart reported), else 4; the
+    two differ only in the restart draw of C's interval (docs/metrics.md, "Scores version 5")."""
+    return SCORES_VERSION if result.since(11) else PREVIOUS_SCORES_VERSION
+
+
+def scores_versions(results: Sequence[RunResult]) -> str:
+    """The scores versions ``results`` are scored under, for a table's caption: e.g. "5", or "4 and 5" for a mix."""
+    return " and ".join(sorted({scores_version(r) for r in results})) or SCORES_VERSION
+
+
 MIN_EFFECT = 0.5  # logits: below this m(M) - m(empty) there is no behaviour to normalize by (circuits.faithfulness)
 CHANCE = 0.5  # every task is a binary choice
 COMPONENTS = ("faithfulness", "compactness", "stress", "reuse", "selectivity", "specificity", "ood")  # reported
@@ -320,9 +335,10 @@ def coherence_components(result: RunResult, task: str, n_bootstrap: int = N_BOOT
         return out  # no behaviour beyond the all-ablated model: nothing for a circuit to explain
     own = _circuit_parts(items, empty, full, c.test.circuit, c.test.complement, c.curve.learned if c.curve else None, c.curve)
     necessity = own.pop("necessity")
-    if c.restarts:  # two-stage bootstrap: each replicate draws a restart, then resamples the prompts
+    if c.restarts:  # two-stage bootstrap: each replicate picks a restart by the file's rule, then resamples the prompts
         per = [_circuit_parts(items, empty, full, r.circuit, r.complement, r.learned, c.curve) for r in c.restarts]
-        pick = restart_draws(len(c.restarts), n_bootstrap, seed)
+        sizes = [r.n_nodes for r in c.restarts]
+        pick = smallest_of_drawn(sizes, n_bootstrap, seed) if result.since(11) else restart_draws(len(sizes), n_bootstrap, seed)
         for key, value in own.items():
             stacked = np.stack([p[key] for p in per])  # [R, 1 + B]
             own[key] = np.concatenate([value[:1], stacked[pick, 1 + np.arange(n_bootstrap)]])
@@ -359,8 +375,20 @@ RESTART_SALT = 15485863  # keeps the restart draws apart from every other draw o
 
 
 def restart_draws(n_restarts: int, n_bootstrap: int, seed: int) -> np.ndarray:
-    """[B] the search restart each bootstrap replicate uses (uniform, seeded)."""
+    """[B] the search restart each bootstrap replicate uses (uniform, seeded): scores version 4, whose files (schema 7-10)
+    reported the median restart."""
     return np.random.default_rng((seed, RESTART_SALT)).integers(0, n_restarts, size=n_bootstrap)
+
+
+def smallest_of_drawn(sizes: Sequence[int], n_bootstrap: int, seed: int) -> np.ndarray:
+    """[B] the restart each replicate uses under scores version 5: it draws R = len(sizes) restarts with replacement
+    and takes the smallest drawn (ties: the lowest index), the bootstrap of the smallest-of-R rule that picks the
+    reported circuit (docs/metrics.md, "Scores version 5")."""
+    r = len(sizes)
+    drawn = np.random.default_rng((seed, RESTART_SALT)).integers(0, r, size=(n_bootstrap, r))
+    rank = np.argsort(np.lexsort((np.arange(r), np.asarray(sizes))))  # restart -> its place in (size, index) order
+    best = np.take_along_axis(drawn, np.argmin(rank[drawn], axis=1)[:, None], axis=1)
+    return best[:, 0]
 
 
 def restart_jaccard(c: CircuitSection) -> float | None:
@@ -880,6 +908,9 @@ __all__ = [
     "decodability",
     "run_decodability",
     "SCORES_VERSION",
+    "scores_version",
+    "scores_versions",
+    "smallest_of_drawn",
     "Thresholds",
     "THRESHOLDS",
     "D_HIGH",

@@ -162,7 +162,7 @@ def test_zoo_train_writes_where_asked(capsys, monkeypatch: pytest.MonkeyPatch, t
 def test_report_reads_results_files_as_tables_and_markdown(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
     assert main(["run", "--model", "dense", "--model", "random", "--tasks", "quote_close", "--n", "4", "--out", str(tmp_path), "--no-progress",
                  "--no-probes", "--no-circuits"]) == 0
-    files = sorted(tmp_path.glob("*.json"))
+    files = sorted(tmp_path.glob("*.json.xz"))
     capsys.readouterr()
     assert main(["report", *map(str, files)]) == 0
     assert capsys.readouterr().out.count("quote_close") == 2
@@ -183,7 +183,7 @@ def test_report_plots_robustness_curves_deterministically(capsys, tiny_zoo: Path
     out = tmp_path / "results"
     assert main(["run", "--model", "dense", "--tasks", "quote_close,copy_name", "--n", "4", "--out", str(out), "--no-progress",
                  "--no-probes"]) == 0
-    files = [str(p) for p in out.glob("*.json")]
+    files = [str(p) for p in out.glob("*.json.xz")]
     assert main(["report", *files, "--plot", str(tmp_path / "a.png")]) == 0
     assert main(["report", *files, "--plot", str(tmp_path / "b.png")]) == 0
     png = (tmp_path / "a.png").read_bytes()
@@ -196,8 +196,9 @@ def test_run_measures_decodability_writes_its_figure_and_report_prints_D(capsys,
     argv = ["run", "--model", "dense", "--tasks", "dict_or_list,copy_name", "--n", "6", "--n-train", "20", "--out", str(out_dir), "--no-progress"]
     code, out, err = run_cli(capsys, *argv)
     assert code == 0, err
-    (path,) = out_dir.glob("*.json")
-    figure, erasure = path.with_name(path.stem + "-decodability.png"), path.with_name(path.stem + "-erasure.png")
+    (path,) = out_dir.glob("*.json.xz")
+    stem = path.name.removesuffix(".json.xz")
+    figure, erasure = path.with_name(stem + "-decodability.png"), path.with_name(stem + "-erasure.png")
     assert figure.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and erasure.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert f"wrote {path}" in out and f"wrote {figure}" in out and f"wrote {erasure}" in out
     assert "D [95% CI]" in out and "d [95% CI]" in out  # behaviour table with D, then the per-latent table
@@ -214,9 +215,9 @@ def test_run_with_circuits_writes_the_coherence_figure_and_report_prints_the_ver
     code, out, err = run_cli(capsys, "run", "--model", "dense", "--tasks", "dict_or_list", "--n", "4", "--out", str(out_dir), "--no-progress",
                              "--no-probes")
     assert code == 0, err
-    assert sorted(p.name.split("Z", 1)[1] for p in out_dir.iterdir()) == ["-coherence.png", ".json"]
+    assert sorted(p.name.split("Z", 1)[1] for p in out_dir.iterdir()) == ["-coherence.png", ".json.xz"]
     assert "coherence.png" in out and "verdict" in out
-    code, report, _ = run_cli(capsys, "report", str(next(out_dir.glob("*.json"))))
+    code, report, _ = run_cli(capsys, "report", str(next(out_dir.glob("*.json.xz"))))
     assert code == 0 and "not scored (no probes" in report  # the untrained tiny model, run without probes
 
 
@@ -225,7 +226,7 @@ def test_run_without_probes_writes_no_figure(capsys, tiny_zoo: Path, tmp_path: P
     code, out, err = run_cli(capsys, "run", "--model", "dense", "--tasks", "dict_or_list", "--n", "2", "--out", str(out_dir), "--no-progress",
                              "--no-probes", "--no-circuits")
     assert code == 0, err
-    assert [p.suffix for p in out_dir.iterdir()] == [".json"]
+    assert [p.suffixes for p in out_dir.iterdir()] == [[".json", ".xz"]]
     assert read_results(next(out_dir.iterdir())).tasks["dict_or_list"].probes is None
     assert "wrote" in out and "decodability.png" not in out
 
@@ -244,7 +245,7 @@ def test_report_prints_the_scores_and_the_threshold_sensitivity_of_real_runs(cap
     """The README's and docs/metrics.md's tables come from these two commands on the project's board."""
     from fracbench.scoring import model_scores
 
-    files = sorted(BOARD.glob("*.json"))
+    files = sorted(p for p in BOARD.iterdir() if p.name.endswith((".json", ".json.xz")))
     results = {read_results(f).model.name: f for f in files}
     chosen = [results["zoo:dense"], results["zoo:random"]]
     code, out, _ = run_cli(capsys, "report", "--markdown", *map(str, chosen))

@@ -42,6 +42,7 @@ from fracbench.scoring import (
     coherence_components,
     recovered,
     retention,
+    smallest_of_drawn,
     specificity_drops,
     verdict,
 )
@@ -80,9 +81,9 @@ def task(circuit=(3.0, 3.0, 3.0, 3.0), complement=(1.0, 1.0, 1.0, 1.0), ood_full
                       probes=probe_section({"x": probes}, n_test_examples=N), circuits=c, stress=s)
 
 
-def run(tasks: dict[str, TaskResult], specificity=None) -> RunResult:
+def run(tasks: dict[str, TaskResult], specificity=None, schema_version: str = SCHEMA_VERSION) -> RunResult:
     return RunResult(
-        schema_version=SCHEMA_VERSION, fracbench_version="0", suite_version="0", created=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        schema_version=schema_version, fracbench_version="0", suite_version="0", created=datetime(2026, 1, 1, tzinfo=timezone.utc),
         model=ModelIdentity(name="m", kind="native", n_params=1, weights_sha256="0" * 64, n_layers=1, d_model=1, n_ctx=8),
         provenance=Provenance(seeds={}, batch_size=1, packages=Packages(python="3", torch="2", numpy="1", pydantic="2", transformers=None),
                               device="cpu", dtype="float32", command=[], timings=Timings(tasks={}, total=0.0)),
@@ -269,8 +270,8 @@ def with_restarts(t: TaskResult, circuits: list[list[float]], reported: int = 0)
 
 def test_c_s_interval_holds_the_search_restarts_spread() -> None:
     """Scores v2 searched once: two seeds of the same search gave dense copy_name 1,583 and 2,415 nodes, and C's interval
-    (prompts resampled, one circuit) held none of that. Now each bootstrap replicate draws a restart first."""
-    same, spread = (coherence_components(run({"a": with_restarts(task(), rows)}), "a")["faithfulness"]
+    (prompts resampled, one circuit) held none of that. Scores version 4 (schema 10 files) draws one restart per replicate."""
+    same, spread = (coherence_components(run({"a": with_restarts(task(), rows)}, schema_version="10"), "a")["faithfulness"]
                     for rows in ([[3.0] * 4] * 5, [[3.0] * 4, [2.0] * 4, [4.0] * 4, [1.0] * 4, [3.5] * 4]))
     assert spread[0] == same[0] == pytest.approx(0.75)  # the point estimate is the reported circuit's
     assert np.ptp(same[1:]) == pytest.approx(0.0)  # every prompt alike and every restart alike: nothing varies
@@ -278,6 +279,29 @@ def test_c_s_interval_holds_the_search_restarts_spread() -> None:
     # sufficiency 1/4 (restart 3) gives faithfulness sqrt(1/4 x 3/4); 4/4 (restart 2) sqrt(3/4)
     assert low == pytest.approx(math.sqrt(0.25 * 0.75)) and high == pytest.approx(math.sqrt(0.75))
     assert coherence(run({"a": task()}), "a").C == coherence(run({"a": with_restarts(task(), [[3.0] * 4] * 5)}), "a").C
+
+
+def test_each_replicate_of_scores_version_5_uses_the_smallest_of_r_restarts_drawn_with_replacement() -> None:
+    """The bootstrap of the smallest-of-R rule: with one small restart in five, a replicate misses it with probability
+    (4/5)^5 = 0.33 and then uses the smallest of those it drew; ties go to the lowest index."""
+    picks = smallest_of_drawn([40, 9, 40, 30, 40], n_bootstrap=20_000, seed=0)
+    assert np.mean(picks == 1) == pytest.approx(1 - 0.8**5, abs=0.01)
+    assert np.mean(picks == 3) == pytest.approx(0.8**5 - 0.6**5, abs=0.01)  # 1 missed, 3 drawn
+    assert np.mean(np.isin(picks, [0, 2, 4])) == pytest.approx(0.6**5, abs=0.01)  # only size-40 restarts drawn
+    assert np.mean(smallest_of_drawn([5, 5], n_bootstrap=20_000, seed=0) == 0) == pytest.approx(0.75, abs=0.01)  # ties: lowest index
+    assert (smallest_of_drawn([7, 3, 9], 100, seed=4) == smallest_of_drawn([7, 3, 9], 100, seed=4)).all()  # seeded
+
+
+def test_a_schema_11_file_must_report_the_first_restart_of_the_fewest_nodes() -> None:
+    t = with_restarts(task(), [[3.0] * 4, [2.0] * 4, [3.5] * 4])  # every restart keeps 2 nodes: the first is reported
+    run({"a": t})
+    smaller = t.circuits.restarts[1].model_copy(update={"kept": {"s": [7]}, "n_nodes": 1})
+    shrunk = t.model_copy(update={"circuits": t.circuits.model_copy(update={"restarts": [t.circuits.restarts[0], smaller,
+                                                                                           t.circuits.restarts[2]]})})
+    with pytest.raises(ValueError, match=r"circuits.reported is restart 0 \(2 nodes\), but schema_version 11 reports the first "
+                                         r"restart of the fewest nodes: 1 \(1 nodes\)"):
+        run({"a": shrunk})
+    run({"a": shrunk}, schema_version="10")  # schema 10 reported the median restart: not checked against this rule
 
 
 def test_restart_agreement_is_the_mean_pairwise_node_jaccard() -> None:

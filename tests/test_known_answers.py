@@ -113,10 +113,17 @@ def test_the_routed_model_is_fractured_for_reuse_across_prompt_lengths() -> None
 
 @pytest.mark.parametrize("task", sorted(TRUE_CIRCUITS))
 def test_the_compiled_model_s_circuits_are_recovered_and_coherent(task: str) -> None:
-    """At CI size (2 restarts) both restarts find the true circuit. At full size the answer came out wrong on
-    bracket_depth: 3 of 5 restarts kept 1,192-3,152 nodes, the median among them (docs/metrics.md)."""
+    """Scores version 5's expectation (docs/metrics.md, "Known answers of scores version 5"): the reported circuit keeps
+    every true node with precision at least 0.5 and C's interval lies above 0.5; bracket_depth is coherent. quote_close's
+    verdict is not pinned: the compiled model computes no inside_string, so D sits at D_high, and the full-size run
+    read that as "coherent" where the expectation says "does not decode" or "inconclusive" (a wrong answer, reported).
+    At CI size (2 restarts) every restart finds the true circuit; at full size 3 of 5 bracket_depth restarts did not."""
     result, v = _scored("zoo:compiled", task)
     for restart in result.circuits.restarts:
         found = recovery(restart.kept, TRUE_CIRCUITS[task], MIRRORS[task])
         assert found.recall == 1.0 and found.precision >= 0.5, (restart.kept, found)
-    assert v.verdict == "coherent", (v.C, v.components, v.reasons)
+    sizes = [r.n_nodes for r in result.circuits.restarts]
+    assert result.circuits.reported == sizes.index(min(sizes))  # the smallest restart is reported
+    assert v.C is not None and v.C.low > 0.5, (v.C, v.components)
+    if task == "bracket_depth":
+        assert v.verdict == "coherent", (v.C, v.components, v.reasons)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import lzma
 import re
 import math
 import os
@@ -23,8 +24,12 @@ from fracbench.results import (
     SplitBehaviour,
     TaskResult,
     Timings,
+    XZ_MAGIC,
     check_writable,
+    encode_results,
     read_results,
+    recorded,
+    results_json,
     write_results,
 )
 
@@ -86,6 +91,42 @@ def test_results_file_round_trips_exactly(tmp_path: Path) -> None:
     assert [struct.pack("<d", x) for x in got] == [struct.pack("<d", x) for x in AWKWARD]
     assert path.read_text() == back.model_dump_json(indent=2) + "\n"  # writing what was read changes nothing
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left behind
+
+
+def test_a_compressed_results_file_round_trips_and_is_read_by_its_content_not_its_name(tmp_path: Path) -> None:
+    result = make_result()
+    path = write_results(result, tmp_path / "r.json.xz")
+    assert path.read_bytes().startswith(XZ_MAGIC) and read_results(path) == result
+    renamed = path.rename(tmp_path / "renamed.json")
+    assert read_results(renamed) == result
+    assert encode_results(result, compressed=False) == write_results(result, tmp_path / "plain.json").read_bytes()
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda raw: raw[: len(raw) // 2], "is a truncated xz file"),
+    (lambda raw: raw[:12] + bytes(len(raw) - 12), "is an xz file that cannot be decompressed"),
+])
+def test_a_damaged_compressed_file_is_refused_saying_so(tmp_path: Path, damage, message) -> None:
+    path = tmp_path / "r.json.xz"
+    path.write_bytes(damage(encode_results(make_result())))
+    with pytest.raises(ValueError, match=re.escape(f"{path} {message}")):
+        read_results(path)
+
+
+def test_a_compressed_file_that_expands_past_the_limit_is_refused_before_it_is_read_whole() -> None:
+    bomb = lzma.compress(b" " * 10_000_000, format=lzma.FORMAT_XZ)
+    assert len(bomb) < 10_000
+    with pytest.raises(ValueError, match="expands to more than 1,000,000 bytes"):
+        results_json(bomb, limit=1_000_000)
+
+
+def test_recorded_numbers_keep_three_significant_digits_their_sign_and_zero() -> None:
+    assert recorded([5.6238, -0.0041234, 0.0, -0.0, 123.456, 1e-9]) == [5.62, -0.00412, 0.0, -0.0, 123.0, 1e-9]
+    values = [x / 7 for x in range(-300, 300)]
+    kept = recorded(values)
+    assert recorded(kept) == kept  # recording twice changes nothing
+    assert all(abs(k - v) <= 0.005 * abs(v) for k, v in zip(kept, values))  # relative error at most half a unit in the third digit
+    assert [k > 0 for k in kept] == [v > 0 for v in values]  # so no accuracy moves
 
 
 def test_aggregates_are_computed_from_the_raw_numbers() -> None:
@@ -170,10 +211,10 @@ def test_an_unknown_field_is_refused_anywhere(where, path: str) -> None:
 def test_an_unknown_schema_version_is_refused_saying_which_are_read(tmp_path: Path) -> None:
     path = tmp_path / "future.json"
     path.write_text(json.dumps(edited(lambda d: d.update(schema_version="99"))))
-    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4, 5, 6, 7, 8, 9, 10\)"):
+    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11\)"):
         read_results(path)
     with pytest.raises(ValidationError, match="schema_version"):
-        RunResult.model_validate(edited(lambda d: d.update(schema_version="11")))
+        RunResult.model_validate(edited(lambda d: d.update(schema_version="12")))
 
 
 def older(data: dict, version: str) -> dict:

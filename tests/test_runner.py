@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import types
@@ -13,7 +14,7 @@ import pytest
 from fracbench import report, runner
 from fracbench.models import ModelSpec, load_model, resolve_model, zoo
 from fracbench.models.native import NativeAdapter
-from fracbench.results import read_results
+from fracbench.results import read_results, record_document, results_json
 from fracbench.tasks import TASKS, get_task
 
 N = 3  # examples per split: enough to exercise everything, small enough to be fast
@@ -72,13 +73,16 @@ def test_run_writes_a_complete_results_file(tmp_path: Path, tiny_zoo: Path, tiny
         "dense", "quote_close,copy_name", out_dir, n_test=N, seed=7, batch_size=2, progress=False, command=["fracbench", "run"],
         n_train=24,
     )
-    assert re.fullmatch(r"zoo-dense-\d{8}T\d{6}Z\.json", path.name)
+    assert re.fullmatch(r"zoo-dense-\d{8}T\d{6}Z\.json\.xz", path.name)
     figure, coherence, erasure = (runner.figure_path(path), runner.figure_path(path, "coherence"),
                                   runner.figure_path(path, "erasure"))
-    assert figure.name == path.stem + "-decodability.png" and coherence.name == path.stem + "-coherence.png"
+    stem = path.name.removesuffix(".json.xz")
+    assert figure.name == stem + "-decodability.png" and coherence.name == stem + "-coherence.png"
     assert sorted(p.name for p in out_dir.iterdir()) == sorted([path.name, figure.name, coherence.name, erasure.name])
     assert all(f.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") for f in (figure, coherence, erasure))
     assert read_results(path) == result
+    document = json.loads(results_json(path.read_bytes()))
+    assert record_document(document) == document  # every per-item number as schema 11 records it (3 significant digits)
     for task in result.tasks.values():
         assert task.probes is not None and task.n_examples["train"] == 24
         assert task.circuits is not None and task.circuits.n_search_examples == 12 and task.sparsity is not None
@@ -173,9 +177,9 @@ def test_a_failed_write_leaves_neither_results_nor_figure(tmp_path: Path, tiny_z
 def test_results_files_never_overwrite_each_other(tmp_path: Path) -> None:
     created = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     first = runner.results_path(tmp_path, "hf:/models/pythia-70m", created)
-    assert first.name == "hf-models-pythia-70m-20250102T030405Z.json"
+    assert first.name == "hf-models-pythia-70m-20250102T030405Z.json.xz"
     first.write_text("{}")
-    assert runner.results_path(tmp_path, "hf:/models/pythia-70m", created).name == "hf-models-pythia-70m-20250102T030405Z-2.json"
+    assert runner.results_path(tmp_path, "hf:/models/pythia-70m", created).name == "hf-models-pythia-70m-20250102T030405Z-2.json.xz"
 
 
 def test_behaviour_table_shows_every_task_and_ood_level_within_100_columns(tmp_path: Path, tiny_zoo: Path) -> None:

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ..report import plot_decodability, plot_erasure
 from ..report_coherence import plot_coherence, plot_reuse
-from ..scoring import C_LOW, COMPONENTS, D_HIGH, SCORES_VERSION
+from ..scoring import C_LOW, COMPONENTS, D_HIGH, scores_versions
 from ..tasks import SUITE_VERSION
 from .table import Entry, leaderboard_json, leaderboard_markdown, load_board, n_params, sort_key, with_ci
 
@@ -135,7 +135,7 @@ def verdict_html(label: str, reasons: list[str]) -> str:
 
 def index_page(entries: list[Entry]) -> str:
     body = ["<h1>fracbench leaderboard</h1>",
-            f"<p>Suite {escape(SUITE_VERSION)}, scores version {escape(SCORES_VERSION)}; {len(entries)} submission(s). "
+            f"<p>Suite {escape(SUITE_VERSION)}, scores version {escape(scores_versions([e.result for e in entries]))}; {len(entries)} submission(s). "
             "Every score is recomputed from the submission's raw per-item numbers, never taken from it. "
             "D (decodability), C (coherence) and F = D − C are means over the entry's tasks, each with its 95% bootstrap "
             f"interval; a task the model shows no behaviour on counts C = 0. <span class=\"flag\">FRACTURED</span>: on a majority of "

@@ -1,6 +1,6 @@
 """The board's storage: an append-only directory of accepted submissions with content-addressed names.
 
-``<board>/submissions/<sha256 of the bytes>.json``: the name comes from the content, never from
+``<board>/submissions/<sha256 of the bytes>.json`` (``.json.xz`` when compressed): the name comes from the content, never from
 anything in the document, so no model name can reach a path. A submission is written to a
 temporary file, flushed, and hard-linked into place, which fails rather than overwrites if the
 name exists; an exclusive lock (``<board>/.lock``) serializes submitters; a crash at any point
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..results import RunResult
+from ..results import RESULTS_SUFFIX, XZ_MAGIC, RunResult, results_json
 from .validate import Problem, Validation, validate_submission
 
 SUBMISSIONS = "submissions"
@@ -35,7 +35,8 @@ class Refused(ValueError):
 
 
 def submission_name(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest() + ".json"
+    """``<sha256 of the bytes>.json``, or ``.json.xz`` for a compressed results file (as ``fracbench run`` writes)."""
+    return hashlib.sha256(raw).hexdigest() + (RESULTS_SUFFIX if raw.startswith(XZ_MAGIC) else ".json")
 
 
 def submit(raw: bytes, board: str | Path) -> tuple[Path, Validation]:
@@ -103,7 +104,7 @@ def claim_of(result: RunResult) -> tuple[str, tuple[str, ...]]:
 def _claim_in(raw: bytes) -> tuple[str, tuple[str, ...]] | None:
     """An entry's claim, read without validating it (None when the file does not say)."""
     try:
-        data = json.loads(raw)
+        data = json.loads(results_json(raw))
         return str(data["model"]["weights_sha256"]), tuple(sorted(data["tasks"]))
     except (ValueError, KeyError, TypeError, RecursionError):
         return None
@@ -112,7 +113,9 @@ def _claim_in(raw: bytes) -> tuple[str, tuple[str, ...]] | None:
 def entries(board: str | Path) -> list[Path]:
     """The accepted submissions, by name (temporary files of interrupted submitters are not entries)."""
     directory = Path(board) / SUBMISSIONS
-    return sorted(p for p in directory.glob("*.json") if not p.name.startswith(".")) if directory.is_dir() else []
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.name.endswith((".json", RESULTS_SUFFIX)) and not p.name.startswith("."))
 
 
 def interrupted(board: str | Path) -> list[Path]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..results import RunResult
-from ..scoring import SCORES_VERSION, Estimate, ModelScores, Verdict, model_scores
+from ..scoring import Estimate, ModelScores, Verdict, model_scores, scores_versions
 from ..tasks import SUITE_VERSION
 from .store import Refused, inspect_board
 from .validate import BOARD_SCHEMA_VERSIONS, Problem
@@ -87,7 +87,7 @@ def leaderboard_json(board: list[Entry]) -> dict:
     return {
         "suite_version": SUITE_VERSION,
         "schema_versions": list(BOARD_SCHEMA_VERSIONS),
-        "scores_version": SCORES_VERSION,
+        "scores_version": scores_versions([e.result for e in board]),
         "ranking": "full-suite entries, then partial ones; each group by mean C, highest first",
         "entries": [{
             "rank": e.rank,
@@ -130,7 +130,7 @@ def markdown_text(text: str) -> str:
 
 def leaderboard_markdown(board: list[Entry]) -> str:
     """The ranking as Markdown tables (what leaderboard.md holds)."""
-    lines = [f"# fracbench leaderboard (suite {SUITE_VERSION}, scores version {SCORES_VERSION})", "",
+    lines = [f"# fracbench leaderboard (suite {SUITE_VERSION}, scores version {scores_versions([e.result for e in board])})", "",
              "Every score is recomputed from the submission's raw numbers. D, C and F are means over the entry's tasks, "
              "with 95% bootstrap intervals; the verdict is the task label a majority of the tasks hold (docs/metrics.md)."]
     for group, title in (("full", "Full suite"), ("partial", "Partial submissions (a subset of the tasks)")):

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from fracbench.circuits import PromptBatches, median_restart, node_sites, node_statistics, search_circuits
+from fracbench.circuits import PromptBatches, node_sites, node_statistics, search_circuits, smallest_restart
 from fracbench.circuits.edges import count_edges
 from fracbench.models import zoo
 from fracbench.tasks import get_task
@@ -23,7 +23,7 @@ def circuit_edges(model: str, task_name: str) -> tuple[int, int, float]:
     sites = node_sites(adapter)
     search = PromptBatches.build(adapter, task, task.examples("train", N, 0), 64)
     found = search_circuits(adapter, sites, search, node_statistics(adapter, search, sites).values, steps=STEPS, seed=0, restarts=RESTARTS)
-    circuit = found[median_restart(found)]
+    circuit = found[smallest_restart(found)]  # the reported circuit (scores version 5)
     return circuit.n_kept, count_edges(adapter, circuit.kept), circuit.search_sufficiency
 
 

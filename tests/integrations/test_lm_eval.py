@@ -16,7 +16,7 @@ from fracbench.cli import main
 from fracbench.integrations.lm_eval import task_dir
 from fracbench.integrations.lm_eval.data import fracbench_split
 from fracbench.integrations.lm_eval.generate import files, lm_eval_name
-from fracbench.results import SCHEMA_VERSION
+from fracbench.results import SCHEMA_VERSION, results_json
 from fracbench.runner import run
 from fracbench.tasks import TASKS, get_task
 
@@ -102,7 +102,7 @@ def test_run_takes_lm_eval_s_model_spelling(tiny_gpt2: Path, tmp_path: Path, cap
     args = ["run", "--model", "hf", "--model_args", f"pretrained={tiny_gpt2},dtype=float32", "--tasks", "quote_close", "--n", "4",
             "--no-probes", "--no-circuits", "--no-progress", "--out", str(tmp_path)]
     assert main(args) == 0
-    written = json.loads(next(tmp_path.glob("*.json")).read_text())
+    written = json.loads(results_json(next(tmp_path.glob("*.json.xz")).read_bytes()))
     assert written["model"]["name"] == f"hf:{tiny_gpt2.resolve()}" and written["provenance"]["dtype"] == "float32"
     assert main(["run", "--model", "zoo:dense", "--model_args", "pretrained=x", "--out", str(tmp_path)]) == 2
     assert "--model_args goes with one `--model hf`" in capsys.readouterr().err
@@ -117,7 +117,7 @@ def test_a_run_can_carry_lm_eval_s_results_for_the_same_model_and_seed(tiny_gpt2
     assert main(args) == 0
     n_splits = sum(len(TASKS[name].splits()) - 1 for name in ("quote_close", "copy_name"))  # every split but train
     assert f"acc equals fracbench's behaviour accuracy on {n_splits} of {n_splits} splits" in capsys.readouterr().out
-    result = read_results(next(tmp_path.glob("*.json")))
+    result = read_results(next(tmp_path.glob("*.json.xz")))
     assert result.schema_version == SCHEMA_VERSION and result.lm_eval.n == 6 and result.lm_eval.seed == 0
     assert result.lm_eval.results["fracbench_copy_name_test"]["acc,none"] == pytest.approx(result.tasks["copy_name"].behaviour["test"].accuracy)
     assert main(["run", "--model", "zoo:dense", "--lm-eval", "--out", str(tmp_path)]) == 2

@@ -10,6 +10,7 @@ import pytest
 from fracbench.leaderboard import build_site, load_board
 from fracbench.leaderboard.table import Entry
 from fracbench.models import zoo
+from fracbench.results import results_json
 from fracbench.runner import run
 
 BOARD = Path(__file__).resolve().parents[2] / "leaderboard"  # the project's own board
@@ -26,7 +27,7 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory, tiny_adapter) -> dict
         zoo.save_checkpoint(tiny_adapter.model, zoo.RECIPES["dense"], zoo.checkpoint_path("dense"), seconds=0.0)
         _, full = run("zoo:dense", out_dir=root / "full", n_test=3, n_train=24, seed=7, progress=False)
         _, partial = run("zoo:dense", tasks=PARTIAL_TASKS, out_dir=root / "partial", n_test=3, n_train=24, seed=7, progress=False)
-    return {"full": full.read_bytes(), "partial": partial.read_bytes()}
+    return {"full": results_json(full.read_bytes()), "partial": results_json(partial.read_bytes())}  # as JSON, to edit
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import pytest
 
 from fracbench.cli import main
 from fracbench.leaderboard import MAX_SUBMISSION_BYTES, entries
+from fracbench.results import results_json
 from fracbench.runner import run
 from fracbench.tasks import SUITE_VERSION
 
@@ -84,7 +85,7 @@ def test_check_and_build_exit_1_naming_an_entry_edited_in_place(tmp_path: Path, 
     assert main(["leaderboard", "build", str(board), "--no-progress"]) == 0
     assert "2 model pages" in capsys.readouterr().out and (board / "site" / "index.html").is_file()
     entry = entries(board)[0]
-    data = json.loads(entry.read_bytes())
+    data = json.loads(results_json(entry.read_bytes()))
     data["tasks"]["bracket_depth"]["scores"]["verdict"] = "coherent"
     entry.write_text(json.dumps(data))
     assert main(["leaderboard", "check", str(board)]) == 1
@@ -123,7 +124,7 @@ def test_verify_refuses_a_claim_measured_with_an_ablation_it_no_longer_computes(
 
 def test_verify_fails_a_claim_the_model_does_not_reproduce(tmp_path: Path, tiny_zoo: Path, capsys: pytest.CaptureFixture) -> None:
     _, made = run("zoo:dense", tasks=["quote_close"], out_dir=tmp_path / "run", n_test=48, n_train=64, seed=1, progress=False)
-    data = json.loads(made.read_bytes())  # enough test examples for a narrow interval
+    data = json.loads(results_json(made.read_bytes()))  # enough test examples for a narrow interval
     for latent in data["tasks"]["quote_close"]["probes"]["latents"].values():  # claim perfect probes the model does not have
         readout = latent["sites"][latent["best_site"]]["test"]
         readout["correct"] = "".join("1" if c in latent["fit_classes"] else "0" for c in latent["test_labels"])

@@ -11,7 +11,8 @@ from fracbench.leaderboard import entries, validate_submission
 from fracbench.coherence import DEFAULT_RESTARTS
 from fracbench.leaderboard.validate import MIN_RESTARTS
 from fracbench.models import zoo
-from fracbench.scoring import paired_model_difference
+from fracbench.results import RunResult, record_document, results_json
+from fracbench.scoring import paired_model_difference, verdict
 
 from .conftest import BOARD
 
@@ -86,7 +87,7 @@ def test_leaderboard_json_holds_scores_rounded_so_that_any_cpu_builds_the_same_b
 def test_dropping_a_stress_curve_or_an_ood_circuit_split_from_a_real_entry_is_refused(project_board) -> None:
     """Either would drop a term from C's mean; the board requires every one a searched circuit has."""
     dense = next(e for e in project_board if e.result.model.name == "zoo:dense")
-    data = json.loads((BOARD / "submissions" / dense.submission).read_bytes())
+    data = json.loads(results_json((BOARD / "submissions" / dense.submission).read_bytes()))
     task = data["tasks"]["bracket_depth"]
     task["stress"]["weight_noise"] = None  # the one kind the schema lets be missing (models without weights)
     pooled = {split for split, _ in task["circuits"]["regimes"]["ood_prompts"]}
@@ -100,7 +101,7 @@ def test_dropping_a_regime_or_the_control_or_choosing_their_prompts_is_refused(p
     """Reuse and selectivity are in C: a submission that leaves out a regime circuit or the control task, flags other
     prompts as short or pools other OOD prompts would change C without the board noticing."""
     dense = next(e for e in project_board if e.result.model.name == "zoo:dense")
-    original = json.loads((BOARD / "submissions" / dense.submission).read_bytes())
+    original = json.loads(results_json((BOARD / "submissions" / dense.submission).read_bytes()))
 
     def problems(edit) -> set[str]:
         data = json.loads(json.dumps(original))
@@ -119,8 +120,29 @@ def test_the_project_board_holds_every_restart_and_keeping_fewer_is_refused(proj
     searched = [c for t in dense.result.tasks.values() if (c := t.circuits).search_sufficiency is not None]
     assert MIN_RESTARTS == DEFAULT_RESTARTS  # what fracbench run does by default is what the board takes
     assert searched and all(len(c.restarts) >= MIN_RESTARTS for c in searched)
-    data = json.loads((BOARD / "submissions" / dense.submission).read_bytes())
+    data = json.loads(results_json((BOARD / "submissions" / dense.submission).read_bytes()))
     circuits = data["tasks"]["bracket_depth"]["circuits"]
     circuits["restarts"], circuits["reported"] = [circuits["restarts"][circuits["reported"]]], 0  # only the reported circuit
     problems = validate_submission(json.dumps(data).encode()).problems
     assert any(p.field == "tasks.bracket_depth.circuits.restarts" and "at least 5" in p.message for p in problems), problems
+
+
+def test_recording_per_item_numbers_at_three_significant_digits_moves_no_score_past_its_tolerance(project_board) -> None:
+    """Schema 11 records each per-item number at 3 significant digits (relative error at most 0.5%); a ratio of two
+    such means moves by at most about 1%, so no score, bound or component in [0, 1] may move by more than 0.01
+    (measured on the whole zoo board: at most 0.0032, experiments/results/recording_precision.json) and no verdict
+    may change. Checked on the dense entry, whose file holds full-precision numbers (schema 10)."""
+    dense = next(e for e in project_board if e.result.model.name == "zoo:dense")
+    document = json.loads(results_json((BOARD / "submissions" / dense.submission).read_bytes()))
+    recorded = RunResult.model_validate(record_document(document))
+    for task, full in dense.scores.tasks.items():
+        mine = verdict(recorded, task)
+        assert mine.verdict == full.verdict, task
+        for key in ("D", "C", "F", "G", "cue_reliance"):
+            a, b = getattr(full, key), getattr(mine, key)
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert max(abs(a.value - b.value), abs(a.low - b.low), abs(a.high - b.high)) <= 0.01, (task, key)
+        for key, value in full.components.items():
+            other = mine.components[key]
+            assert (value is None) == (other is None) and (value is None or abs(value - other) <= 0.01), (task, key)

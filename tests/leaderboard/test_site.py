@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fracbench.leaderboard import Refused, build_site, submit
+from fracbench.results import results_json
 
 from .conftest import as_model
 
@@ -75,7 +76,7 @@ def test_the_same_board_builds_byte_identical_sites(board: Path, tmp_path: Path)
 def test_a_board_that_does_not_check_builds_nothing_and_keeps_the_old_site(board: Path) -> None:
     before = files(build_site(board))
     entry = next((board / "submissions").glob("*.json"))
-    data = json.loads(entry.read_bytes())
+    data = json.loads(results_json(entry.read_bytes()))
     data["model"]["name"] = "renamed in place"
     entry.write_text(json.dumps(data))
     with pytest.raises(Refused, match="its content hashes to"):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fracbench.leaderboard import Refused, check_board, entries, submission_name, submit
+from fracbench.results import results_json
 from fracbench.runner import run
 
 
@@ -20,7 +21,7 @@ def raw(tmp_path: Path, tiny_zoo: Path) -> bytes:
 
 def variant(raw: bytes, i: int) -> bytes:
     """Another model's valid run: the same scores, other weights."""
-    data = json.loads(raw)
+    data = json.loads(results_json(raw))
     data["model"]["weights_sha256"] = f"{i:064x}"
     return json.dumps(data).encode()
 
@@ -28,6 +29,7 @@ def variant(raw: bytes, i: int) -> bytes:
 def test_an_accepted_submission_is_stored_under_its_content_hash(tmp_path: Path, raw: bytes) -> None:
     path, validation = submit(raw, tmp_path / "board")
     assert validation.accepted and path.name == submission_name(raw) and path.read_bytes() == raw
+    assert path.name.endswith(".json.xz") and entries(tmp_path / "board") == [path]  # as fracbench run wrote it, compressed
     assert entries(tmp_path / "board") == [path] and check_board(tmp_path / "board") == {}
 
 
@@ -37,7 +39,7 @@ def test_a_duplicate_or_invalid_submission_leaves_the_board_as_it_was(tmp_path: 
     before = sorted(p.name for p in (board / "submissions").iterdir())
     with pytest.raises(Refused, match="already on the board"):
         submit(raw, board)
-    tampered = json.loads(raw)
+    tampered = json.loads(results_json(raw))
     tampered["tasks"]["quote_close"]["scores"]["D"]["value"] += 0.5
     with pytest.raises(Refused, match=r"tasks\.quote_close\.scores\.D\.value"):
         submit(json.dumps(tampered).encode(), board)
@@ -49,7 +51,7 @@ def test_the_board_check_names_an_entry_edited_in_place_and_ignores_interrupted_
     path, _ = submit(raw, board)
     (board / "submissions" / ".incoming-x.tmp").write_bytes(raw[: len(raw) // 2])  # a submitter killed mid-write
     assert check_board(board) == {}
-    data = json.loads(raw)
+    data = json.loads(results_json(raw))
     data["tasks"]["quote_close"]["scores"]["verdict"] = "coherent"
     path.write_text(json.dumps(data))
     problems = [str(p) for p in check_board(board)[path.name]]
@@ -59,7 +61,7 @@ def test_the_board_check_names_an_entry_edited_in_place_and_ignores_interrupted_
 def test_the_same_model_rerun_on_the_same_tasks_is_a_duplicate(tmp_path: Path, raw: bytes) -> None:
     board = tmp_path / "board"
     submit(raw, board)
-    rerun = json.loads(raw)
+    rerun = json.loads(results_json(raw))
     rerun["created"] = "2026-01-01T00:00:00Z"  # other bytes, the same claim
     with pytest.raises(Refused, match=r"model\.weights_sha256: these weights are already on the board for the same tasks"):
         submit(json.dumps(rerun).encode(), board)

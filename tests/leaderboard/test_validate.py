@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fracbench.leaderboard import MAX_SUBMISSION_BYTES, validate_submission
+from fracbench.results import results_json
 from fracbench.runner import run
 
 TASKS = ["quote_close", "bracket_depth"]
@@ -18,7 +19,7 @@ TASKS = ["quote_close", "bracket_depth"]
 def submission(tmp_path: Path, tiny_zoo: Path) -> dict:
     """A real `fracbench run` results file (the tiny model on two tasks), as plain data."""
     _, path = run("zoo:dense", tasks=TASKS, out_dir=tmp_path / "out", n_test=3, n_train=24, seed=7, progress=False)
-    return json.loads(path.read_text())
+    return json.loads(results_json(path.read_bytes()))
 
 
 def submit(data: dict) -> list[str]:
@@ -64,7 +65,7 @@ def test_an_edited_raw_number_no_longer_matches_the_stored_scores(submission: di
          "is not a task of suite"),
         (lambda d: d.update(specificity=None) or d["tasks"]["quote_close"].update(circuits=None, stress=None, sparsity=None),
          "tasks.quote_close.circuits", "is missing"),
-        (lambda d: d["tasks"]["quote_close"]["scores"].update(version="1"), "tasks.quote_close.scores.version", "scores with version"),
+        (lambda d: d["tasks"]["quote_close"]["scores"].update(version="1"), "tasks.quote_close.scores.version", "with scores version"),
         (lambda d: d["model"].update(name=["<script>"]), "model.name", "valid string"),
     ],
 )
