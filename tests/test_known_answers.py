@@ -28,7 +28,7 @@ from fracbench.circuits.recovery import recovery
 from fracbench.models import load_model
 from fracbench.models.compiled import MIRRORS, TRUE_CIRCUITS
 from fracbench.models.twins import permuted_twin
-from fracbench.results import RunResult
+from fracbench.results import SCHEMA_VERSION, RunResult
 from fracbench.runner import measure_task, run
 from fracbench.scoring import D_HIGH, model_scores, verdict
 from fracbench.tasks import TASKS, get_task
@@ -87,7 +87,7 @@ def test_a_permuted_twin_gets_the_same_d_c_and_verdict() -> None:
     for adapter in (original, permuted_twin(original, seed=11)):
         result, _ = measure_task(adapter, get_task(task), 128, 0, n_train=256, restarts=2)  # 2 restarts: the median's choice too
         keys = _keys(adapter, result.circuits.kept)
-        scored[adapter.info.name] = (result, verdict(types.SimpleNamespace(tasks={task: result}, specificity=None), task), keys)
+        scored[adapter.info.name] = (result, verdict(as_run(task, result), task), keys)
     (a, va, ka), (b, vb, kb) = scored.values()
     assert (va.D, va.C, va.verdict, va.components) == (vb.D, vb.C, vb.verdict, vb.components)
     assert ka == kb and len(ka) == a.circuits.n_nodes > 0
@@ -95,10 +95,15 @@ def test_a_permuted_twin_gets_the_same_d_c_and_verdict() -> None:
     assert a.circuits.kept != b.circuits.kept  # the same nodes by key, at other indices: the twin really moved them
 
 
+def as_run(task: str, result) -> types.SimpleNamespace:
+    """One task's result as scoring reads a run of it: a document of the schema fracbench writes now."""
+    return types.SimpleNamespace(tasks={task: result}, specificity=None, since=lambda version: int(SCHEMA_VERSION) >= version)
+
+
 def _scored(model: str, task: str, restarts: int = 2):
     """One task measured as `fracbench run` measures it, at CI size (128 test prompts, 256 train prompts), and its verdict."""
     result, _ = measure_task(load_model(model), get_task(task), 128, 0, n_train=256, restarts=restarts)
-    return result, verdict(types.SimpleNamespace(tasks={task: result}, specificity=None), task)
+    return result, verdict(as_run(task, result), task)
 
 
 def test_the_routed_model_is_fractured_for_reuse_across_prompt_lengths() -> None:
