@@ -49,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as err:
         print(f"fracbench: error: {_message(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\nfracbench: interrupted: every file fracbench writes is written whole or not at all, so the files it reported "
+              "writing are complete and nothing partial is left; rerun the command for the rest", file=sys.stderr)
+        return 130
 
 
 def _message(err: BaseException) -> str:

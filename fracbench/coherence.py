@@ -110,7 +110,7 @@ def measure_coherence(
         order = node_order(adapter, sites, stats.means, stats.stds)
         found = search_circuits(adapter, sites, search, stats.values, target=target, steps=steps, seed=seed, restarts=restarts,
                                 progress=progress, desc=f"{task.name} circuit", held_out=held_out, order=order)
-    reported = smallest_restart(found)
+    reported = smallest_restart([c.n_kept for c in found])
     circuit = found[reported]
     kept = circuit.kept
     test_examples = task.examples("test", n_test, seed)

@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from .circuits.search import smallest_restart
 from .results_coherence import CircuitSection, SparsityAxis, StressSection, TaskScores
 
 SCHEMA_VERSION = "11"  # bump on any change a reader of the old schema would misread
@@ -524,7 +525,7 @@ class RunResult(Strict):
             for name, t in self.tasks.items():
                 c = t.circuits
                 if c is not None and c.restarts:
-                    smallest = min(range(len(c.restarts)), key=lambda r: (c.restarts[r].n_nodes, r))
+                    smallest = smallest_restart([r.n_nodes for r in c.restarts])
                     if c.reported != smallest:
                         raise ValueError(f"task {name!r}: circuits.reported is restart {c.reported} ({c.restarts[c.reported].n_nodes} "
                                          f"nodes), but schema_version 11 reports the first restart of the fewest nodes: {smallest} "
@@ -709,6 +710,8 @@ def read_results(path: str | Path) -> RunResult:
         raw = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not JSON: {err}") from None
+    except RecursionError:
+        raise ValueError(f"{path} nests too deeply to be a results file") from None
     version = raw.get("schema_version") if isinstance(raw, dict) else None
     if version not in READABLE_SCHEMA_VERSIONS:
         raise ValueError(
@@ -718,7 +721,13 @@ def read_results(path: str | Path) -> RunResult:
     try:
         return RunResult.model_validate_json(text)
     except ValidationError as err:
-        raise ValueError(f"{path} is not a valid fracbench results file: {err}") from None
+        problems = "; ".join(f"{where}: {what}" for where, what in validation_problems(err))
+        raise ValueError(f"{path} is not a valid fracbench results file: {problems}") from None
+
+
+def validation_problems(err: ValidationError) -> list[tuple[str, str]]:
+    """pydantic's errors in fracbench's words: (dotted field path, what is wrong), without the input dump or the URL."""
+    return [(".".join(map(str, e["loc"])) or "<document>", e["msg"].removeprefix("Value error, ")) for e in err.errors()]
 
 
 __all__ = [
@@ -753,4 +762,5 @@ __all__ = [
     "encode_results",
     "write_results",
     "read_results",
+    "validation_problems",
 ]

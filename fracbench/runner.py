@@ -51,6 +51,8 @@ from .timing import Stopwatch
 from .token_pruning import TOKEN_KEEP_SHARE, measure_token_pruning
 
 N_TRAIN = 512  # train examples the decodability probes are fitted (and their site chosen) on
+MAX_EXAMPLES = 10_000  # per split (--n, --n-train): every example's numbers are kept in the results file, about 10 KB of
+# JSON per example over the suite at five restarts, and readers refuse a file past MAX_RESULTS_BYTES (256 MiB)
 
 
 def evaluate_task(adapter: ModelAdapter, task: Task, n_test: int, seed: int, batch_size: int = 128, progress: bool = False,
@@ -297,6 +299,10 @@ def check_settings(n_test: int, batch_size: int, n_train: int | None = None, res
         raise ValueError(f"restarts (--restarts) must be at least 1 search, got {restarts}")
     if n_test < 1:
         raise ValueError(f"n_test (--n) must be at least 1 example per split, got {n_test}")
+    for option, n in (("n_test (--n)", n_test), ("n_train (--n-train)", n_train or 0)):
+        if n > MAX_EXAMPLES:
+            raise ValueError(f"{option} is {n:,}; the most a run takes is {MAX_EXAMPLES:,} examples per split (every example's "
+                             "numbers are kept in the results file, which must stay readable); evaluate in several runs with --seed")
     if batch_size < 1:
         raise ValueError(f"batch_size (--batch-size) must be at least 1, got {batch_size}")
     if n_train is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 
 from fracbench.cli import main
 from fracbench.models import zoo
-from fracbench.results import read_results
+from fracbench.results import read_results, results_json, write_results
+from fracbench.runner import MAX_EXAMPLES
 from fracbench.tasks import TASKS
 
 
@@ -177,6 +179,58 @@ def test_report_refuses_a_file_that_is_not_results(capsys, tmp_path: Path) -> No
     bad.write_text('{"schema_version": "99"}')
     assert main(["report", str(bad)]) == 2
     assert "schema_version '99'" in capsys.readouterr().err
+
+
+def test_report_says_what_is_wrong_with_a_relabelled_file_in_its_own_words(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
+    assert main(["run", "--model", "random", "--tasks", "quote_close", "--n", "4", "--out", str(tmp_path), "--no-progress",
+                 "--no-probes", "--no-circuits"]) == 0
+    document = json.loads(results_json(next(tmp_path.glob("*.json.xz")).read_bytes()))
+    relabelled = tmp_path / "relabelled.json"
+    relabelled.write_text(json.dumps({**document, "schema_version": "3"}))
+    capsys.readouterr()
+    code, _, err = run_cli(capsys, "report", str(relabelled))
+    assert_user_error(code, err)
+    assert f"{relabelled} is not a valid fracbench results file: <document>: schema_version 3 " in err
+    assert "input_value" not in err and "pydantic" not in err and "Value error" not in err
+
+
+def test_report_refuses_deeply_nested_json_by_name(capsys, tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    code, _, err = run_cli(capsys, "report", str(deep))
+    assert_user_error(code, err)
+    assert f"{deep} nests too deeply" in err
+
+
+@pytest.mark.parametrize("option", ["--n", "--n-train"])
+def test_more_examples_than_a_results_file_can_hold_is_refused_before_any_work(capsys, tiny_zoo: Path, tmp_path: Path,
+                                                                              option: str) -> None:
+    code, _, err = run_cli(capsys, "run", "--model", "dense", option, "1000000000", "--out", str(tmp_path / "out"))
+    assert_user_error(code, err)
+    assert f"({option}) is 1,000,000,000; the most a run takes is {MAX_EXAMPLES:,}" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_keeps_the_finished_model_and_leaves_nothing_partial(capsys, monkeypatch: pytest.MonkeyPatch, tiny_zoo: Path,
+                                                                  tmp_path: Path) -> None:
+    written = []
+
+    def interrupted_on_the_second_model(result, path):
+        if written:
+            raise KeyboardInterrupt
+        written.append(write_results(result, path))
+        return written[-1]
+
+    monkeypatch.setattr("fracbench.runner.write_results", interrupted_on_the_second_model)
+    code, out, err = run_cli(capsys, "run", "--model", "dense", "--model", "random", "--tasks", "quote_close", "--n", "4",
+                             "--n-train", "8", "--no-circuits", "--no-progress", "--out", str(tmp_path / "out"))
+    assert code == 130
+    assert "fracbench: interrupted" in err and "Traceback" not in err
+    assert f"wrote {written[0]}" in out
+    kept = sorted(p.name for p in (tmp_path / "out").iterdir())
+    stem = written[0].name.removesuffix(".json.xz")
+    assert kept == sorted([written[0].name, f"{stem}-decodability.png", f"{stem}-erasure.png"])  # the second model left nothing
+    assert read_results(written[0]).model.name == "zoo:dense"
 
 
 def test_report_plots_robustness_curves_deterministically(capsys, tiny_zoo: Path, tmp_path: Path) -> None:

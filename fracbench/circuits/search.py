@@ -187,11 +187,12 @@ def search_circuit(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: Pr
     return search_circuits(adapter, sites, batches, means, restarts=1, **settings)[0]
 
 
-def smallest_restart(circuits: Sequence[Circuit]) -> int:
-    """The index of the restart with the fewest nodes (ties: the first): the circuit fracbench reports since scores
-    version 5. Every restart is bisected to the target on the held-out prompts, so each meets the constraint and they
-    differ only in size; a multi-start optimizer reports its best feasible solution (docs/metrics.md, "Scores version 5")."""
-    return min(range(len(circuits)), key=lambda r: (circuits[r].n_kept, r))
+def smallest_restart(sizes: Sequence[int]) -> int:
+    """The index of the restart with the fewest nodes (``sizes``: each restart's node count; ties: the first): the circuit
+    fracbench reports since scores version 5. Every restart is bisected to the target on the held-out prompts, so each
+    meets the constraint and they differ only in size; a multi-start optimizer reports its best feasible solution
+    (docs/metrics.md, "Scores version 5")."""
+    return min(range(len(sizes)), key=lambda r: (sizes[r], r))
 
 
 def median_restart(circuits: Sequence[Circuit]) -> int:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from ..circuits.control import control_flips
 from ..circuits.regimes import SHORT_PROMPT_CHARS, is_short, ood_pool
-from ..results import RunResult, results_json
+from ..results import RunResult, results_json, validation_problems
 from ..scoring import STRESS_KINDS, Estimate, Verdict, ood_faithfulness, scores_version, verdict
 from ..tasks import SUITE_VERSION, TASKS
 from ..tasks.base import CUE_SPLITS
@@ -81,7 +81,7 @@ def validate_submission(raw: bytes) -> Validation:
     try:
         result = RunResult.model_validate_json(raw, strict=True)  # strict: no true for a number, no "1" for an int
     except ValidationError as err:
-        return Validation(None, [Problem(".".join(map(str, e["loc"])) or "<document>", e["msg"]) for e in err.errors()])
+        return Validation(None, [Problem(where, what) for where, what in validation_problems(err)])
     problems, verdicts = _versions(result) + _sections(result), {}
     if not problems:
         try:

@@ -110,6 +110,7 @@ class HFAdapter(ModelAdapter):
                 f"{name}: the tokenizer ({type(tokenizer).__name__}) is not a fast tokenizer; fracbench needs character "
                 "offsets (return_offsets_mapping), which only fast tokenizers give. Save a tokenizer.json with the tokenizers library"
             )
+        check_vocabulary(model, tokenizer, name)
         cfg = model.config
         self.device = torch.device(device)
         self.model = model.to(self.device).eval().requires_grad_(False)  # evaluated, never trained, through the adapter
@@ -133,6 +134,7 @@ class HFAdapter(ModelAdapter):
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", dtype: str = "float32") -> HFAdapter:
         """Load a local model directory (config, weights and tokenizer); never touches the network."""
+        from safetensors import SafetensorError
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         path = Path(path).expanduser().resolve()
@@ -143,9 +145,15 @@ class HFAdapter(ModelAdapter):
         check_family(config.model_type)  # before loading any weights
         _check_causal_lm(path, config.architectures)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model, loading = AutoModelForCausalLM.from_pretrained(
-            path, local_files_only=True, dtype=DTYPES[dtype], output_loading_info=True
-        )
+        try:
+            model, loading = AutoModelForCausalLM.from_pretrained(
+                path, local_files_only=True, dtype=DTYPES[dtype], output_loading_info=True
+            )
+        except SafetensorError as err:  # a truncated or damaged weights file
+            raise ValueError(
+                f"model directory {path}: its weights file cannot be read ({type(err).__name__}: {err}); it is truncated or "
+                "damaged, copy or save it again (model.save_pretrained)"
+            ) from None
         if loading["missing_keys"]:
             raise ValueError(
                 f"model directory {path} lacks weights for {sorted(loading['missing_keys'])[:5]} "
@@ -331,6 +339,17 @@ def disjoint_spans(spans: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
         if e > s:
             next_start = s
     return out
+
+
+def check_vocabulary(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str) -> None:
+    """A tokenizer that gives ids the model has no embedding for is refused (torch would fail with an IndexError mid-run)."""
+    n_embeddings = model.get_input_embeddings().num_embeddings
+    largest_id = max(tokenizer.get_vocab().values(), default=-1)
+    if largest_id >= n_embeddings:
+        raise ValueError(
+            f"{name}: the tokenizer gives token ids up to {largest_id} but the model embeds only {n_embeddings} tokens "
+            f"(vocab_size {n_embeddings} in config.json); save the tokenizer the model was trained with beside it"
+        )
 
 
 def _check_model_dir(path: Path) -> None:

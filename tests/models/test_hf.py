@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,22 @@ def test_model_without_lm_head_is_not_a_causal_lm(tmp_path, tokenizers):
     GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=2, vocab_size=len(tokenizers["byte_level"]))).save_pretrained(tmp_path)
     tokenizers["byte_level"].save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=r"\['GPT2Model'\], not a causal language model"):
+        HFAdapter.from_pretrained(tmp_path)
+
+
+def test_truncated_weights_file_is_named_with_how_to_fix_it(tmp_path, model_dirs):
+    shutil.copytree(model_dirs["gpt2"], tmp_path, dirs_exist_ok=True)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"its weights file cannot be read \(SafetensorError: .*truncated or damaged"):
+        HFAdapter.from_pretrained(tmp_path)
+
+
+def test_tokenizer_with_ids_past_the_models_vocabulary_is_refused_before_any_forward_pass(tmp_path, tokenizers):
+    tok = tokenizers["byte_level"]
+    GPT2LMHeadModel(GPT2Config(n_embd=8, n_layer=1, n_head=2, vocab_size=50)).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=rf"token ids up to {len(tok) - 1} but the model embeds only 50 tokens"):
         HFAdapter.from_pretrained(tmp_path)
 
 
