@@ -1,6 +1,7 @@
-"""The known-answer table of scores version 4: each zoo model of known organization (every training seed), what was
-expected of it before it was run (docs/metrics.md, "Known answers of scores version 4") and what the board's results
-file says, with 95% intervals, right or wrong.
+"""The known-answer table: each zoo model of known organization (every training seed), what was expected of it before
+it was run (docs/metrics.md, "Known answers of scores version 4", the compiled rows restated for version 5) and what the
+board's results file says, with 95% intervals, right or wrong. Each file is held to the expectations of the scores
+version it is scored under.
 
     python experiments/known_answers.py leaderboard/submissions/*.json [--recovery experiments/results/compiled_recovery.json]
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from fracbench.circuits.recovery import recovery
 from fracbench.models.compiled import MIRRORS, TRUE_CIRCUITS
 from fracbench.results import RunResult, read_results
-from fracbench.scoring import Estimate, model_scores, paired_model_difference
+from fracbench.scoring import Estimate, model_scores, paired_model_difference, scores_version
 
 CI = "{:.2f} [{:.2f}, {:.2f}]"
 
@@ -49,19 +50,33 @@ def rows(results: dict[str, RunResult], recovery_file: Path | None) -> list[str]
     if "zoo:compiled" in results:
         r = results["zoo:compiled"]
         scores = model_scores(r)
+        version = scores_version(r)
         aurocs = json.loads(recovery_file.read_text()) if recovery_file is not None and recovery_file.exists() else {}
         for task in sorted(TRUE_CIRCUITS):
             v, c = scores.tasks[task], r.tasks[task].circuits
-            found = [recovery(x.kept, TRUE_CIRCUITS[task], MIRRORS[task]) for x in c.restarts]
-            precision = min(f.precision for f in found)
-            recall = min(f.recall for f in found)
-            add("compiled", f"{task}: recall, precision (worst restart)", "1; at least 0.5", f"{recall:.2f}; {precision:.2f}",
+            if version == "4":  # version 4's expectation: every restart recovers the circuit, and both tasks are coherent
+                found = [recovery(x.kept, TRUE_CIRCUITS[task], MIRRORS[task]) for x in c.restarts]
+                which, precision, recall = "worst restart", min(f.precision for f in found), min(f.recall for f in found)
+            else:  # version 5 reports the smallest restart: its circuit is the one expected to be the true one
+                found = recovery(c.kept, TRUE_CIRCUITS[task], MIRRORS[task])
+                which, precision, recall = f"reported restart, {c.n_nodes} nodes", found.precision, found.recall
+            add("compiled", f"{task}: recall, precision ({which})", "1; at least 0.5", f"{recall:.2f}; {precision:.2f}",
                 recall == 1.0 and precision >= 0.5)
             if task in aurocs:
-                values = [row["auroc"] for row in aurocs[task]["restarts"]]
-                add("compiled", f"{task}: AUROC of the learned scores (worst restart)", "at least 0.95", f"{min(values):.3f}",
-                    min(values) >= 0.95)
-            add("compiled", f"{task}: verdict", "coherent", f"{v.verdict}, C {ci(v.C)}", v.verdict == "coherent")
+                rows_ = aurocs[task]["restarts"]
+                if [row["n_nodes"] for row in rows_] != [x.n_nodes for x in c.restarts]:
+                    add("compiled", f"{task}: AUROC of the learned scores", "at least 0.95",
+                        f"not comparable: {recovery_file.name} holds other restarts than this run", None)
+                else:
+                    auroc = min(row["auroc"] for row in rows_) if version == "4" else rows_[c.reported]["auroc"]
+                    add("compiled", f"{task}: AUROC of the learned scores ({which.split(',')[0]}; {recovery_file.name})",
+                        "at least 0.95", f"{auroc:.3f}", auroc >= 0.95)
+            if version == "4":
+                add("compiled", f"{task}: verdict", "coherent", f"{v.verdict}, C {ci(v.C)}", v.verdict == "coherent")
+                continue
+            add("compiled", f"{task}: C's interval", "above 0.5", ci(v.C), v.C is not None and v.C.low > 0.5)
+            expected = ("coherent",) if task == "bracket_depth" else ("does not decode", "inconclusive")
+            add("compiled", f"{task}: verdict (D {ci(v.D)})", " or ".join(expected), v.verdict, v.verdict in expected)
         add("compiled", "model verdict", "not FRACTURED", scores.verdict, scores.verdict != "FRACTURED")
     if "zoo:pruned" in results and "zoo:dense" in results:
         d = paired_model_difference(results["zoo:dense"], results["zoo:pruned"])
