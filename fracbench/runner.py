@@ -302,7 +302,7 @@ def check_settings(n_test: int, batch_size: int, n_train: int | None = None, res
     for option, n in (("n_test (--n)", n_test), ("n_train (--n-train)", n_train or 0)):
         if n > MAX_EXAMPLES:
             raise ValueError(f"{option} is {n:,}; the most a run takes is {MAX_EXAMPLES:,} examples per split (every example's "
-                             "numbers are kept in the results file, which must stay readable); evaluate in several runs with --seed")
+                             "numbers are kept in the results file, which must stay readable); give at most that")
     if batch_size < 1:
         raise ValueError(f"batch_size (--batch-size) must be at least 1, got {batch_size}")
     if n_train is not None:
