@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fracbench.models import zoo
 from fracbench.results import RunResult, read_results
-from fracbench.scoring import Estimate, model_scores, scores_version
+from fracbench.scoring import D_HIGH, Estimate, model_scores, scores_version
 from fracbench.tasks import TASKS
 
 
@@ -23,7 +23,7 @@ def interval(name: str, e: Estimate | None) -> str:
 
 
 def cell(v) -> str:
-    decided_by_d = v.C is None or any(r.startswith("D ") for r in v.reasons)
+    decided_by_d = v.C is None or v.D is None or v.D.low < D_HIGH  # the verdict's first rule: D's interval above D_high
     out = f"{v.verdict}, {interval('D', v.D) if decided_by_d else interval('C', v.C)}"
     if v.relies_on_cue:
         out += f"; relies on its cue ({v.cue_reliance.value:+.2f})"
