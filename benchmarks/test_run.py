@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from fracbench.config import RunConfig
 from fracbench.runner import run
 
 TIMES: dict[str, float] = {}
@@ -19,7 +20,7 @@ TIMES: dict[str, float] = {}
 def test_run_dense_zoo_model(benchmark, tmp_path, stage: str) -> None:
     full = stage == "all"
     result, _ = benchmark.pedantic(
-        lambda: run("zoo:dense", out_dir=tmp_path, progress=False, probes=full, circuits=full), rounds=1, iterations=1
+        lambda: run("zoo:dense", RunConfig(probes=full, circuits=full), tmp_path, progress=False), rounds=1, iterations=1
     )
     TIMES[stage] = benchmark.stats.stats.min
     timings = result.provenance.timings

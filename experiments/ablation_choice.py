@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fracbench.circuits import PromptBatches, ablated_logit_diffs, logit_diffs_under, median_restart, node_sites, node_statistics, search_circuits
-from fracbench.circuits.ablation import ABLATIONS, RESAMPLE
+from fracbench.config import ABLATIONS, RESAMPLE
 from fracbench.circuits.counterfactual import counterfactual_examples
 from fracbench.circuits.curves import faithfulness_curves
 from fracbench.circuits.keys import node_order

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import cli_board
-from .circuits.ablation import ABLATIONS, DEFAULT_ABLATION
-from .models import DTYPES, check_device, resolve_model, zoo
+from .models import check_device, resolve_model, zoo
 from .report import behaviour_markdown, behaviour_table, decodability_table, erasure_table, plot_behaviour, token_pruning_table
 from .report_coherence import basis_sensitivity_table, coherence_table, scores_markdown, sensitivity_markdown
 from .results import RunResult, check_writable, read_results
-from .runner import DEFAULT_RESTARTS, N_TRAIN, check_settings, figure_path, run
-from .tasks import SUITE_VERSION, TASKS, Example, Task, get_task, resolve_tasks
+from .config import ABLATIONS, BATCH_SIZE, DEFAULT_ABLATION, DEFAULT_RESTARTS, DTYPES, N_TEST, N_TRAIN, RunConfig
+from .jobs import JOBS_DIR
+from .runner import figure_path, finished_results, run
+from .tasks import SUITE_VERSION, TASKS, Example, Task, get_task
 
 USER_ERRORS = (KeyError, ValueError, OSError, FloatingPointError)  # reported as `fracbench: error:`, exit 2
 LABEL_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"  # one character per latent class in `tasks show`
@@ -50,8 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fracbench: error: {_message(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        jobs = getattr(args, "jobs_dir", None)
+        kept = (f"; the tasks it finished are kept in {jobs}, and the same command resumes from them"
+                if jobs is not None and jobs.is_dir() else "; rerun the command for the rest")
         print("\nfracbench: interrupted: every file fracbench writes is written whole or not at all, so the files it reported "
-              "writing are complete and nothing partial is left; rerun the command for the rest", file=sys.stderr)
+              f"writing are complete and nothing partial is left{kept}", file=sys.stderr)
         return 130
 
 
@@ -74,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="fracbench-results", type=Path, metavar="DIR", help="results directory (default: ./fracbench-results)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--dtype", default="float32", choices=DTYPES, help="parameter dtype for hf models (default: float32)")
-    p.add_argument("--n", type=int, default=512, metavar="N", help="examples per split (default: 512)")
+    p.add_argument("--n", type=int, default=N_TEST, metavar="N", help=f"examples per split (default: {N_TEST})")
     p.add_argument("--seed", type=int, default=0, help="seed of the examples (default: 0)")
-    p.add_argument("--batch-size", type=int, default=128, metavar="B", help="examples per forward pass (default: 128)")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="B", help=f"examples per forward pass (default: {BATCH_SIZE})")
     p.add_argument("--n-train", type=int, default=N_TRAIN, metavar="N",
                    help=f"train examples the decodability probes are fitted on (default: {N_TRAIN})")
     p.add_argument("--restarts", type=int, default=DEFAULT_RESTARTS, metavar="R",
@@ -134,31 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     specs = model_specs(args.model, args.model_args)
     # everything that can be checked is checked before the first (slow) evaluation
-    check_device(args.device)
-    check_settings(args.n, args.batch_size, None if args.no_probes else args.n_train, args.restarts)
-    resolve_tasks(args.tasks)
+    config = RunConfig(tasks=args.tasks, n_test=args.n, n_train=args.n_train, seed=args.seed, batch_size=args.batch_size,
+                       probes=not args.no_probes, circuits=not args.no_circuits, restarts=args.restarts, ablation=args.ablation,
+                       device=args.device, dtype=args.dtype, lm_eval=args.lm_eval).check()
+    check_device(config.device)
     for spec in specs:
-        resolve_model(spec, args.dtype)
+        resolve_model(spec, config.dtype)
     check_writable(args.out)
+    args.jobs_dir = args.out / JOBS_DIR  # what Ctrl-C keeps
     for spec in specs:
-        result, path = run(
-            spec,
-            tasks=args.tasks,
-            out_dir=args.out,
-            device=args.device,
-            dtype=args.dtype,
-            n_test=args.n,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            progress=not args.no_progress,
-            command=args.command_line,
-            probes=not args.no_probes,
-            n_train=args.n_train,
-            circuits=not args.no_circuits,
-            lm_eval=args.lm_eval,
-            restarts=args.restarts,
-            ablation=args.ablation,
-        )
+        done = finished_results(args.out, spec, config)
+        if done is not None:
+            print(f"{spec}: already done in {done} (same weights, settings and fracbench); not run again\n")
+            continue
+        result, path = run(spec, config, args.out, progress=not args.no_progress, command=args.command_line)
         print(behaviour_table(result))
         if args.lm_eval:
             print("\n" + lm_eval_agreement(result))

@@ -24,9 +24,7 @@ from .circuits import (
     node_sites,
     node_statistics,
     search_circuits,
-    smallest_restart,
 )
-from .circuits.ablation import DEFAULT_ABLATION, check_ablation
 from .circuits.control import measure_control
 from .circuits.edges import count_edges, edge_slots
 from .circuits.regimes import SHORT_PROMPT_CHARS, ReportedCircuit, measure_regimes
@@ -34,11 +32,12 @@ from .circuits.curves import faithfulness_curves, learned_ranking, ranking_curve
 from .circuits.keys import NodeOrder, node_order
 from .circuits.nodes import NodeSite
 from .circuits.search import DEFAULT_PENALTY, DEFAULT_STEPS, Circuit
+from .config import DEFAULT_ABLATION, DEFAULT_RESTARTS, check_ablation
 from .decodability import default_sites
 from .models.adapter import ModelAdapter
 from .perturbations import stress
 from .perturbations.sparsity import sparsity_by_severity
-from .results import recorded
+from .results import recorded, smallest_restart
 from .results_coherence import (
     CircuitConditions,
     CircuitSection,
@@ -58,19 +57,25 @@ from .timing import Stopwatch
 
 N_SEARCH = 256  # train examples: node statistics, mask search and bisection
 SEARCH_BATCH = 64  # prompts per mask-search step (Gao et al.'s batch), whatever the run's batch size; each restart gets the whole batch
-DEFAULT_RESTARTS = 5  # independent restarts of the search; the smallest circuit is reported (scores version 5)
 N_SPARSITY = 128  # examples per split for the sparsity diagnostic
 
 
 @dataclass
-class TaskCircuit:
-    """What the later stages need of a task's circuit: specificity (its circuit and test prompts) and reuse across
-    regimes (which also needs the node order, the test examples and the search's size)."""
+class SpecificityCircuit:
+    """What the cross-task specificity step needs of a task's circuit: its nodes, and its task's node sites, ablation
+    statistics and test prompts."""
 
     sites: list[NodeSite]
     stats: NodeStatistics
     kept: dict[str, torch.Tensor]
     test: PromptBatches
+
+
+@dataclass
+class TaskCircuit(SpecificityCircuit):
+    """What the later stages need of a task's circuit: specificity, and reuse across regimes (which also needs the node
+    order, the test examples and the search's size)."""
+
     order: NodeOrder
     test_examples: list[Example]
     n_search: int
@@ -237,7 +242,15 @@ def measure_sparsity(adapter: ModelAdapter, task: Task, n_test: int, seed: int, 
     }
 
 
-def measure_specificity(adapter: ModelAdapter, circuits: Mapping[str, TaskCircuit], progress: bool = False) -> dict[str, dict[str, list[float]]] | None:
+def specificity_circuit(adapter: ModelAdapter, task: Task, kept: dict[str, torch.Tensor], stats: NodeStatistics, n_test: int,
+                        seed: int, batch_size: int) -> SpecificityCircuit:
+    """A task's circuit for specificity from its kept nodes and ablation statistics alone (a finished job read back):
+    the test prompts are drawn and batched as :func:`measure_coherence` drew and batched them."""
+    test = PromptBatches.build(adapter, task, task.examples("test", n_test, seed), batch_size)
+    return SpecificityCircuit(node_sites(adapter), stats, kept, test)
+
+
+def measure_specificity(adapter: ModelAdapter, circuits: Mapping[str, SpecificityCircuit], progress: bool = False) -> dict[str, dict[str, list[float]]] | None:
     """Each task's circuit mean-ablated on every other task's test prompts (with that task's means)."""
     if len(circuits) < 2:
         return None

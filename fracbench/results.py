@@ -28,10 +28,10 @@ from pydantic import (
     model_validator,
 )
 
-from .circuits.search import smallest_restart
+from .config import RunConfig
 from .results_coherence import CircuitSection, SparsityAxis, StressSection, TaskScores
 
-SCHEMA_VERSION = "11"  # bump on any change a reader of the old schema would misread
+SCHEMA_VERSION = "12"  # bump on any change a reader of the old schema would misread
 # Versions read_results accepts. Version 1 had only behaviour, version 2 behaviour and probes:
 # their circuits and stress placeholders were null in every file fracbench wrote, so they
 # read as version 3 documents without those sections. Version 3 has no untrained-twin
@@ -45,8 +45,9 @@ SCHEMA_VERSION = "11"  # bump on any change a reader of the old schema would mis
 # latent's erasure at its best site (probes.latents[*].erasure); nothing else changed. Version 10 adds the circuit
 # control task and the regime circuits (circuits.control, circuits.regimes: scores version 4). Version 11 (scores version 5)
 # reports the smallest restart (circuits.reported: the first of the fewest nodes; 7-10 reported the median) and records
-# every per-item number at RECORDED_DIGITS significant digits (docs/results.md, "Precision").
-SchemaVersion = Literal["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"]
+# every per-item number at RECORDED_DIGITS significant digits (docs/results.md, "Precision"). Version 12 records the run's
+# whole configuration (provenance.config, a RunConfig); nothing else changed, and it is scored as version 11.
+SchemaVersion = Literal["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"]
 READABLE_SCHEMA_VERSIONS = get_args(SchemaVersion)
 ID_SPLITS = ("train", "test", "cue_agree", "cue_flip")  # in-distribution split names; the rest are ood/<axis>/<level>
 AGGREGATE_TOLERANCE = 1e-9  # stored aggregates must match the recomputed ones this closely
@@ -61,6 +62,14 @@ def recorded(values) -> list[float]:
     if hasattr(values, "tolist"):
         values = values.tolist()
     return [float(f"{v:.{RECORDED_DIGITS}g}") for v in values]
+
+
+def smallest_restart(sizes: Sequence[int]) -> int:
+    """The index of the restart with the fewest nodes (``sizes``: each restart's node count; ties: the first): the circuit
+    fracbench reports since scores version 5. Every restart is bisected to the target on the held-out prompts, so each
+    meets the constraint and they differ only in size; a multi-start optimizer reports its best feasible solution
+    (docs/metrics.md, "Scores version 5")."""
+    return min(range(len(sizes)), key=lambda r: (sizes[r], r))
 
 
 class Strict(BaseModel):
@@ -112,6 +121,7 @@ class Provenance(Strict):
     dtype: str  # parameter dtype, e.g. "float32"
     command: list[str]  # the command line (argv) that produced this file
     timings: Timings
+    config: RunConfig | None = None  # every setting of the run (schema 12; None before)
 
 
 class SplitBehaviour(Strict):
@@ -519,6 +529,22 @@ class RunResult(Strict):
         return int(self.schema_version) >= version
 
     @model_validator(mode="after")
+    def _config_in_version(self) -> RunResult:
+        """Schema 12 records the run's configuration, which must describe this file."""
+        config = self.provenance.config
+        if not self.since(12) and config is not None:
+            raise ValueError(f"schema_version {self.schema_version} has no provenance.config; schema_version 12 files carry it")
+        if self.since(12):
+            if config is None:
+                raise ValueError(f"schema_version {self.schema_version} records the run's configuration, but provenance.config is missing")
+            if set(config.tasks) != set(self.tasks):
+                raise ValueError(f"provenance.config.tasks is {', '.join(config.tasks)}, but the file's tasks are {', '.join(self.tasks)}")
+            if (config.seed, config.batch_size) != (self.provenance.seeds.get("examples"), self.provenance.batch_size):
+                raise ValueError(f"provenance.config has seed {config.seed} and batch_size {config.batch_size}, but provenance has "
+                                 f"seeds.examples {self.provenance.seeds.get('examples')} and batch_size {self.provenance.batch_size}")
+        return self
+
+    @model_validator(mode="after")
     def _reported_restart_in_version(self) -> RunResult:
         """Schema 11 (scores version 5) reports the smallest restart: the first of the fewest nodes."""
         if self.since(11):
@@ -528,7 +554,7 @@ class RunResult(Strict):
                     smallest = smallest_restart([r.n_nodes for r in c.restarts])
                     if c.reported != smallest:
                         raise ValueError(f"task {name!r}: circuits.reported is restart {c.reported} ({c.restarts[c.reported].n_nodes} "
-                                         f"nodes), but schema_version 11 reports the first restart of the fewest nodes: {smallest} "
+                                         f"nodes), but schema_version 11 and later report the first restart of the fewest nodes: {smallest} "
                                          f"({c.restarts[smallest].n_nodes} nodes)")
         return self
 

@@ -1,15 +1,16 @@
 """Running the suite: one model, many tasks, one results file.
 
-Each (model, task) is an independent job — :func:`evaluate_task` depends only on the
-model, the task and the settings — so a distributed executor can later run the jobs
-on separate machines and assemble the same :class:`RunResult`. One step joins them:
-specificity ablates each task's circuit on every other task's test prompts, after all
-jobs, from what each job handed back (:class:`~fracbench.coherence.TaskCircuit`).
+Each (model, task) is a job: :func:`evaluate` depends only on the model, the task and the
+:class:`~fracbench.config.RunConfig`, so a distributed executor can run the jobs on separate machines and assemble
+the same :class:`RunResult`. A finished job is stored (:mod:`fracbench.jobs`) until the results file is written, so
+an interrupted run resumes where it stopped. One step joins the jobs: specificity ablates each task's circuit on
+every other task's test prompts, after all jobs, from what each job kept of its circuit.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 import re
@@ -22,11 +23,12 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .behaviour import logit_diffs
-from .circuits.ablation import DEFAULT_ABLATION, check_ablation
 from .circuits.canonical import Canonical, canonical_order
-from .coherence import DEFAULT_RESTARTS, N_SEARCH, TaskCircuit, measure_coherence, measure_reuse, measure_specificity
-from .decodability import check_probe_settings, measure_decodability
+from .coherence import N_SEARCH, SpecificityCircuit, TaskCircuit, measure_coherence, measure_reuse, measure_specificity, specificity_circuit
+from .config import RunConfig
+from .decodability import measure_decodability
 from .erasure import with_erasure
+from .jobs import FinishedJob, JobStore, job_key
 from .models import check_device, resolve_model
 from .models.adapter import ModelAdapter
 from .results import (
@@ -43,57 +45,37 @@ from .results import (
     TokenPruning,
     check_writable,
     recorded,
+    results_json,
     write_results,
 )
 from .results_coherence import CircuitSection, ScoreEstimate, TaskScores
-from .tasks import SUITE_VERSION, Task, resolve_tasks
+from .tasks import SUITE_VERSION, Task, get_task
 from .timing import Stopwatch
 from .token_pruning import TOKEN_KEEP_SHARE, measure_token_pruning
 
-N_TRAIN = 512  # train examples the decodability probes are fitted (and their site chosen) on
-MAX_EXAMPLES = 10_000  # per split (--n, --n-train): every example's numbers are kept in the results file, about 10 KB of
-# JSON per example over the suite at five restarts, and readers refuse a file past MAX_RESULTS_BYTES (256 MiB)
+
+def evaluate(adapter: ModelAdapter, task: Task, config: RunConfig, *, progress: bool = False) -> TaskResult:
+    """One (model, task) job: ``task`` measured on ``adapter`` as ``config`` says (its ``tasks`` and ``lm_eval`` aside);
+    no file is read or written."""
+    return measure_task(adapter, task, config, progress=progress)[0]
 
 
-def evaluate_task(adapter: ModelAdapter, task: Task, n_test: int, seed: int, batch_size: int = 128, progress: bool = False,
-                  probes: bool = True, n_train: int = N_TRAIN, circuits: bool = True, *, restarts: int = DEFAULT_RESTARTS,
-                  ablation: str = DEFAULT_ABLATION) -> TaskResult:
-    """One (model, task) job: :func:`measure_task`'s result without what specificity needs."""
-    return measure_task(adapter, task, n_test, seed, batch_size, progress, probes, n_train, circuits, restarts=restarts,
-                        ablation=ablation)[0]
+def measure_task(adapter: ModelAdapter, task: Task, config: RunConfig, *, progress: bool = False,
+                 clock: Stopwatch | None = None) -> tuple[TaskResult, TaskCircuit | None]:
+    """Behaviour of ``adapter`` on ``task``'s test split and every OOD split, ``config.n_test`` items each; with
+    ``config.probes``, also decodability, erasure and token pruning; with ``config.circuits``, the circuit (the
+    smallest of ``config.restarts`` searches), its stress and OOD curves, regime circuits and sparsity, and what
+    specificity across tasks needs of it (in the canonical model's node order). ``clock`` collects each stage's
+    seconds. Everything is measured on the model in its canonical order (:mod:`fracbench.circuits.canonical`),
+    circuits reported in the user's indices."""
+    return _measure(canonical_order(adapter), task, config.check(), progress, clock if clock is not None else Stopwatch())
 
 
-def measure_task(
-    adapter: ModelAdapter,
-    task: Task,
-    n_test: int,
-    seed: int,
-    batch_size: int = 128,
-    progress: bool = False,
-    probes: bool = True,
-    n_train: int = N_TRAIN,
-    circuits: bool = True,
-    *,
-    restarts: int = DEFAULT_RESTARTS,
-    ablation: str = DEFAULT_ABLATION,
-    clock: Stopwatch | None = None,
-) -> tuple[TaskResult, TaskCircuit | None]:
-    """Behaviour of ``adapter`` on ``task``'s test split and every OOD split, ``n_test`` items each;
-    with ``probes``, also decodability (probes fitted on ``n_train`` train examples); with
-    ``circuits``, the circuit (the smallest of ``restarts`` searches), its stress and OOD curves and
-    sparsity (and what specificity across tasks needs of it, in the canonical model's node order), nodes outside
-    circuits taking their ``ablation`` mean. ``clock`` collects each stage's seconds. Everything is measured on the
-    model in its canonical order (:mod:`fracbench.circuits.canonical`), circuits reported in the user's indices."""
-    return _measure(canonical_order(adapter), task, n_test, seed, batch_size, progress, probes, n_train, circuits,
-                    restarts=restarts, ablation=ablation, clock=clock)
-
-
-def _measure(canonical: Canonical, task: Task, n_test: int, seed: int, batch_size: int, progress: bool, probes: bool,
-             n_train: int, circuits: bool, *, restarts: int, ablation: str,
-             clock: Stopwatch | None) -> tuple[TaskResult, TaskCircuit | None]:
+def _measure(canonical: Canonical, task: Task, config: RunConfig, progress: bool,
+             clock: Stopwatch) -> tuple[TaskResult, TaskCircuit | None]:
     """:func:`measure_task` on a model already in canonical order."""
     adapter = canonical.adapter
-    clock = clock if clock is not None else Stopwatch()
+    n_test, seed, batch_size, n_train = config.n_test, config.seed, config.batch_size, config.n_train
     behaviour, drawn = {}, {}
     for split in task.splits():
         if split.name == "train":
@@ -105,11 +87,11 @@ def _measure(canonical: Canonical, task: Task, n_test: int, seed: int, batch_siz
     n_examples = {s: b.n for s, b in behaviour.items()}
     section = token_pruning = None
     test_examples = drawn["test"]
-    if probes and task.evidence(test_examples[0]) is not None:  # a task that names no evidence has nothing to score it by
+    if config.probes and task.evidence(test_examples[0]) is not None:  # a task that names no evidence has nothing to score it by
         with clock("token_pruning"):
             pruned = measure_token_pruning(adapter, task, test_examples, progress=progress)
         token_pruning = TokenPruning(keep_share=TOKEN_KEEP_SHARE, prompts=[PrunedPrompt(**vars(p)) for p in pruned])
-    if probes:
+    if config.probes:
         with clock("probes"):
             section = measure_decodability(adapter, task, n_train, n_test, seed, batch_size=batch_size, device=str(adapter.device),
                                            progress=progress)
@@ -117,13 +99,13 @@ def _measure(canonical: Canonical, task: Task, n_test: int, seed: int, batch_siz
             section = with_erasure(adapter, task, section, behaviour["test"].logit_diffs, n_train, n_test, seed, progress)
         n_examples = {"train": n_train, **n_examples}
     circuit = curves = sparsity = found = None
-    if circuits:
+    if config.circuits:
         # the circuit is searched on the first n_search train examples and bisected on the next n_search,
         # a subset of those the probes used
-        n_search = max(1, min(n_train // 2, N_SEARCH)) if probes else N_SEARCH
+        n_search = max(1, min(n_train // 2, N_SEARCH)) if config.probes else N_SEARCH
         circuit, curves, sparsity, found = measure_coherence(adapter, task, behaviour["test"].logit_diffs, n_test, seed,
-                                                             batch_size=batch_size, n_search=n_search, restarts=restarts,
-                                                             progress=progress, ablation=ablation, clock=clock)
+                                                             batch_size=batch_size, n_search=n_search, restarts=config.restarts,
+                                                             progress=progress, ablation=config.ablation, clock=clock)
         if circuit.search_sufficiency is not None:
             with clock("regimes"):
                 measured = TaskResult(version=task.version, n_examples={"train": 2 * n_search, **n_examples}, behaviour=behaviour,
@@ -137,86 +119,110 @@ def _measure(canonical: Canonical, task: Task, n_test: int, seed: int, batch_siz
     return result, found
 
 
-def run(
-    model_spec: str,
-    tasks: str | list[str] = "all",
-    out_dir: str | Path = "fracbench-results",
-    device: str = "cpu",
-    dtype: str = "float32",
-    n_test: int = 512,
-    seed: int = 0,
-    batch_size: int = 128,
-    progress: bool = True,
-    command: list[str] | None = None,
-    probes: bool = True,
-    n_train: int = N_TRAIN,
-    circuits: bool = True,
-    lm_eval: bool = False,
-    restarts: int = DEFAULT_RESTARTS,
-    ablation: str = DEFAULT_ABLATION,
-) -> tuple[RunResult, Path]:
-    """Evaluate ``model_spec`` on ``tasks`` and write the results file; returns it and its path.
+def run(model_spec: str, config: RunConfig | None = None, out_dir: str | Path = "fracbench-results", *, progress: bool = True,
+        command: list[str] | None = None) -> tuple[RunResult, Path]:
+    """Evaluate ``model_spec`` on ``config``'s tasks (default :class:`RunConfig`: every task, the default settings) and
+    write the results file and its figures to ``out_dir``; returns the result and the file's path.
 
-    With ``probes`` (the default) decodability is measured too, and a figure of it by
-    layer is written next to the results file (:func:`figure_path`). Every input is
-    checked before the model is evaluated, and the files are written atomically at the
-    end, so a failure anywhere leaves neither. With ``lm_eval`` (hf models), lm-eval runs
-    fracbench's lm-eval tasks on the same model, n and seed, and its results go into the
-    file's ``lm_eval`` section.
+    Every input is checked before the model is evaluated. Each finished (model, task) job is kept under
+    ``out_dir/.fracbench-jobs`` (:mod:`fracbench.jobs`) until the results file is written, so a run stopped at any
+    point (Ctrl-C, a killed process) resumes when the same command is run again, and assembles the same file. The
+    results file and its figures are written atomically at the end: all or none. With ``config.lm_eval`` (hf
+    models), lm-eval runs fracbench's lm-eval tasks on the same model, n and seed, and its results go into the file's
+    ``lm_eval`` section.
     """
     start = time.perf_counter()
-    check_settings(n_test, batch_size, n_train if probes else None, restarts)
-    check_ablation(ablation)
-    check_device(device)
-    selected = resolve_tasks(tasks)
-    spec = resolve_model(model_spec, dtype)  # the spec's own dtype (hf:...,dtype=) wins over the argument
-    if lm_eval and spec.kind != "hf":
+    config = (config if config is not None else RunConfig()).check()
+    check_device(config.device)
+    spec = resolve_model(model_spec, config.dtype)  # the spec's own dtype (hf:...,dtype=) wins over the config's
+    if config.lm_eval and spec.kind != "hf":
         raise ValueError(f"--lm-eval runs lm-eval's HuggingFace model; {model_spec} is a {spec.kind} model (give an hf: model)")
     out = check_writable(out_dir)
-    adapter = spec.load(device)
+    adapter = spec.load(config.device)
     canonical = canonical_order(adapter)  # every stage measures this; the results name the user's model and its nodes
-    timings: dict[str, float] = {}
-    stages: dict[str, dict[str, float]] = {}
-    results: dict[str, TaskResult] = {}
-    found: dict[str, TaskCircuit] = {}
-    for task in tqdm(selected, desc=adapter.info.name, disable=not progress):
-        t0 = time.perf_counter()
-        clock = Stopwatch()
-        results[task.name], circuit = _measure(canonical, task, n_test, seed, batch_size, progress, probes, n_train, circuits,
-                                               restarts=restarts, ablation=ablation, clock=clock)
-        stages[task.name] = clock.seconds
-        if circuit is not None:
-            found[task.name] = circuit
-        timings[task.name] = time.perf_counter() - t0
+    store, version = JobStore(out), package_version("fracbench") or "unknown"
+    keys = {name: job_key(adapter.info, spec.dtype, get_task(name), config, SCHEMA_VERSION, version) for name in config.tasks}
+    finished = sum(store.path(k).exists() for k in keys.values())
+    if finished:
+        tqdm.write(f"fracbench: resuming {adapter.info.name}: {finished} of {len(keys)} tasks already finished in {store.root}",
+                   file=sys.stderr)
+    jobs: dict[str, FinishedJob] = {}
+    found: dict[str, SpecificityCircuit] = {}
+    for name in tqdm(config.tasks, desc=adapter.info.name, disable=not progress):
+        task = get_task(name)
+        job = store.load(keys[name])
+        if job is None:
+            t0, clock = time.perf_counter(), Stopwatch()
+            result, circuit = _measure(canonical, task, config, progress, clock)
+            job = FinishedJob(result, time.perf_counter() - t0, clock.seconds, kept=circuit and circuit.kept, stats=circuit and circuit.stats)
+            store.save(keys[name], job)
+            if circuit is not None:
+                found[name] = circuit
+        elif job.kept is not None:
+            moved = job.to(canonical.adapter.device)
+            found[name] = specificity_circuit(canonical.adapter, task, moved.kept, moved.stats, config.n_test, config.seed,
+                                              config.batch_size)
+        jobs[name] = job
     t0 = time.perf_counter()
-    specificity = measure_specificity(canonical.adapter, found, progress) if circuits else None
-    specificity_seconds = time.perf_counter() - t0 if circuits else None
+    specificity = measure_specificity(canonical.adapter, found, progress) if config.circuits else None
+    specificity_seconds = time.perf_counter() - t0 if config.circuits else None
     created = datetime.now(timezone.utc)
     result = RunResult(
         schema_version=SCHEMA_VERSION,
-        fracbench_version=package_version("fracbench") or "unknown",
+        fracbench_version=version,
         suite_version=SUITE_VERSION,
         created=created,
         model=ModelIdentity(**dataclasses.asdict(adapter.info)),
         provenance=Provenance(
-            seeds={"examples": seed, **({"probes": seed} if probes else {}), **({"circuits": seed} if circuits else {})},
-            batch_size=batch_size,
+            seeds={"examples": config.seed, **({"probes": config.seed} if config.probes else {}),
+                   **({"circuits": config.seed} if config.circuits else {})},
+            batch_size=config.batch_size,
             packages=packages(),
             device=str(adapter.device),
             dtype=spec.dtype,
             command=list(sys.argv if command is None else command),
-            timings=Timings(tasks=timings, stages=stages, specificity=specificity_seconds, total=time.perf_counter() - start),
+            timings=Timings(tasks={n: j.seconds for n, j in jobs.items()}, stages={n: j.stages for n, j in jobs.items()},
+                            specificity=specificity_seconds, total=time.perf_counter() - start),
+            config=config,
         ),
-        tasks=results,
+        tasks={n: j.result for n, j in jobs.items()},
         specificity=specificity,
     )
-    if lm_eval:
-        from .integrations.lm_eval.harness import evaluate
+    if config.lm_eval:
+        from .integrations.lm_eval.harness import evaluate as lm_eval_evaluate
 
-        section = evaluate(spec.target, spec.dtype, list(results), n_test, seed, str(adapter.device), batch_size)
+        section = lm_eval_evaluate(spec.target, spec.dtype, list(config.tasks), config.n_test, config.seed, str(adapter.device),
+                                   config.batch_size)
         result = result.model_copy(update={"lm_eval": section})
     result = with_scores(result)
-    return result, write_outputs(result, results_path(out, adapter.info.name, created))
+    path = write_outputs(result, results_path(out, adapter.info.name, created))
+    store.discard(list(keys.values()))
+    return result, path
+
+
+def finished_results(out_dir: str | Path, model_spec: str, config: RunConfig) -> Path | None:
+    """A results file in ``out_dir`` that this fracbench wrote for ``model_spec`` (the same weights and dtype) with
+    ``config``: that model's run is done, and rerunning the command that made it need not repeat it. Files that
+    cannot be read are passed over."""
+    out = Path(out_dir)
+    candidates = sorted(out.glob(f"*{RESULTS_SUFFIX}")) if out.is_dir() else []
+    if not candidates:
+        return None
+    spec = resolve_model(model_spec, config.dtype)
+    info = spec.load(config.device).info
+    wanted = {"schema_version": SCHEMA_VERSION, "fracbench_version": package_version("fracbench") or "unknown",
+              "name": info.name, "weights_sha256": info.weights_sha256, "dtype": spec.dtype, "config": config.model_dump(mode="json")}
+    for path in candidates:
+        try:
+            doc = json.loads(results_json(path.read_bytes()))
+            found = {"schema_version": doc["schema_version"], "fracbench_version": doc["fracbench_version"], "name": doc["model"]["name"],
+                     "weights_sha256": doc["model"]["weights_sha256"], "dtype": doc["provenance"]["dtype"],
+                     "config": doc["provenance"].get("config")}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if found == wanted:
+            return path
+    return None
 
 
 def usable_ood_splits(t: TaskResult) -> list[str]:
@@ -291,22 +297,6 @@ def write_outputs(result: RunResult, path: Path) -> Path:
 def figure_path(results_file: Path, kind: str = "decodability") -> Path:
     """Where a figure of a results file goes: ``<results name less .json.xz or .json>-<kind>.png`` beside it."""
     return results_file.with_name(f"{results_file.name.removesuffix('.xz').removesuffix('.json')}-{kind}.png")
-
-
-def check_settings(n_test: int, batch_size: int, n_train: int | None = None, restarts: int = DEFAULT_RESTARTS) -> None:
-    """ValueErrors naming the option, before any work; ``n_train`` None: no probes."""
-    if restarts < 1:
-        raise ValueError(f"restarts (--restarts) must be at least 1 search, got {restarts}")
-    if n_test < 1:
-        raise ValueError(f"n_test (--n) must be at least 1 example per split, got {n_test}")
-    for option, n in (("n_test (--n)", n_test), ("n_train (--n-train)", n_train or 0)):
-        if n > MAX_EXAMPLES:
-            raise ValueError(f"{option} is {n:,}; the most a run takes is {MAX_EXAMPLES:,} examples per split (every example's "
-                             "numbers are kept in the results file, which must stay readable); give at most that")
-    if batch_size < 1:
-        raise ValueError(f"batch_size (--batch-size) must be at least 1, got {batch_size}")
-    if n_train is not None:
-        check_probe_settings(n_train, n_test, 2, 1)
 
 
 def results_path(out_dir: Path, model_name: str, created: datetime) -> Path:

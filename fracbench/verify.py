@@ -12,10 +12,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .circuits.ablation import ABLATIONS, DEFAULT_ABLATION
 from .models import resolve_model
 from .results import RunResult
-from .runner import DEFAULT_RESTARTS, run
+from .config import ABLATIONS, DEFAULT_ABLATION, DEFAULT_RESTARTS, RunConfig
+from .runner import run
 from .scoring import Estimate, verdict
 
 METRICS = ("D", "C", "F")
@@ -79,8 +79,8 @@ def verify(claim: RunResult, model_spec: str, tasks: list[str] | None = None, sa
         if (t.behaviour["test"].n, t.n_examples["train"]) != (settings["n_test"], settings["n_train"]):
             raise ValueError(f"task {name!r} was run with other example counts than {chosen[0]!r}; verify them separately (--tasks)")
     with tempfile.TemporaryDirectory() as scratch:
-        rerun, path = run(model_spec, tasks=chosen, out_dir=out_dir if out_dir is not None else scratch, device=device,
-                          progress=progress, command=["fracbench", "verify"], **settings)
+        rerun, path = run(model_spec, RunConfig(tasks=chosen, device=device, **settings), out_dir if out_dir is not None else scratch,
+                          progress=progress, command=["fracbench", "verify"])
         kept = path if out_dir is not None else None
     checks = []
     for name in chosen:

@@ -11,7 +11,8 @@ import pytest
 from fracbench.cli import main
 from fracbench.models import zoo
 from fracbench.results import read_results, results_json, write_results
-from fracbench.runner import MAX_EXAMPLES
+from fracbench.config import MAX_EXAMPLES
+from fracbench.jobs import JOBS_DIR
 from fracbench.tasks import TASKS
 
 
@@ -229,7 +230,9 @@ def test_ctrl_c_keeps_the_finished_model_and_leaves_nothing_partial(capsys, monk
     assert f"wrote {written[0]}" in out
     kept = sorted(p.name for p in (tmp_path / "out").iterdir())
     stem = written[0].name.removesuffix(".json.xz")
-    assert kept == sorted([written[0].name, f"{stem}-decodability.png", f"{stem}-erasure.png"])  # the second model left nothing
+    # the second model left no results file, only its finished task, which the message names
+    assert kept == sorted([JOBS_DIR, written[0].name, f"{stem}-decodability.png", f"{stem}-erasure.png"])
+    assert f"kept in {tmp_path / 'out' / JOBS_DIR}, and the same command resumes from them" in err
     assert read_results(written[0]).model.name == "zoo:dense"
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
+from fracbench.config import RunConfig
 from fracbench.results import (
     SCHEMA_VERSION,
     ModelIdentity,
@@ -85,8 +86,11 @@ def run(tasks: dict[str, TaskResult], specificity=None, schema_version: str = SC
     return RunResult(
         schema_version=schema_version, fracbench_version="0", suite_version="0", created=datetime(2026, 1, 1, tzinfo=timezone.utc),
         model=ModelIdentity(name="m", kind="native", n_params=1, weights_sha256="0" * 64, n_layers=1, d_model=1, n_ctx=8),
-        provenance=Provenance(seeds={}, batch_size=1, packages=Packages(python="3", torch="2", numpy="1", pydantic="2", transformers=None),
-                              device="cpu", dtype="float32", command=[], timings=Timings(tasks={}, total=0.0)),
+        provenance=Provenance(seeds={"examples": 0}, batch_size=1, packages=Packages(python="3", torch="2", numpy="1", pydantic="2",
+                                                                                   transformers=None),
+                              device="cpu", dtype="float32", command=[], timings=Timings(tasks={}, total=0.0),
+                              # made-up task names: a config as a file holds it, not as RunConfig(...) checks one
+                              config=RunConfig.model_construct(tasks=tuple(tasks), batch_size=1) if int(schema_version) >= 12 else None),
         tasks=tasks, specificity=specificity,
     )
 
@@ -298,7 +302,7 @@ def test_a_schema_11_file_must_report_the_first_restart_of_the_fewest_nodes() ->
     smaller = t.circuits.restarts[1].model_copy(update={"kept": {"s": [7]}, "n_nodes": 1})
     shrunk = t.model_copy(update={"circuits": t.circuits.model_copy(update={"restarts": [t.circuits.restarts[0], smaller,
                                                                                            t.circuits.restarts[2]]})})
-    with pytest.raises(ValueError, match=r"circuits.reported is restart 0 \(2 nodes\), but schema_version 11 reports the first "
+    with pytest.raises(ValueError, match=r"circuits.reported is restart 0 \(2 nodes\), but schema_version 11 and later report the first "
                                          r"restart of the fewest nodes: 1 \(1 nodes\)"):
         run({"a": shrunk})
     run({"a": shrunk}, schema_version="10")  # schema 10 reported the median restart: not checked against this rule

@@ -10,11 +10,12 @@ import torch
 from fracbench.activations import latent_dataset
 from fracbench.behaviour import logit_diffs
 from fracbench.circuits import PromptBatches
+from fracbench.config import RunConfig
 from fracbench.erasure import (N_RANDOM_SUBSPACES, _on_text_tokens, erased_rank, fit_eraser, measure_erasure,
                                random_eraser)
 from fracbench.models import resolve_model
 from fracbench.results import LatentErasure
-from fracbench.runner import evaluate_task
+from fracbench.runner import evaluate
 from fracbench.scoring import erasure_gap, erasure_reading, task_erasure
 from fracbench.tasks import get_task
 
@@ -93,12 +94,12 @@ def test_without_behaviour_there_is_no_gap() -> None:
 
 
 def test_a_run_with_probes_erases_every_latent_at_its_best_site(tiny_adapter) -> None:
-    result = evaluate_task(tiny_adapter, get_task("quote_close"), n_test=12, seed=0, n_train=24, circuits=False)
+    result = evaluate(tiny_adapter, get_task("quote_close"), RunConfig(n_test=12, seed=0, n_train=24, circuits=False))
     for latent in result.probes.latents.values():
         assert latent.erasure.site == latent.best_site and len(latent.erasure.controls) == N_RANDOM_SUBSPACES
         assert len(latent.erasure.erased) == result.behaviour["test"].n == 12
     assert set(task_erasure(result)) == set(result.probes.latents)  # an untrained model: no behaviour, so no gap
-    assert evaluate_task(tiny_adapter, get_task("quote_close"), n_test=12, seed=0, probes=False, circuits=False).probes is None
+    assert evaluate(tiny_adapter, get_task("quote_close"), RunConfig(n_test=12, seed=0, probes=False, circuits=False)).probes is None
 
 
 @pytest.mark.slow

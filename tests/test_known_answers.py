@@ -25,6 +25,7 @@ import pytest
 from fracbench.circuits import node_sites
 from fracbench.circuits.keys import node_order
 from fracbench.circuits.recovery import recovery
+from fracbench.config import RunConfig
 from fracbench.models import load_model
 from fracbench.models.compiled import MIRRORS, TRUE_CIRCUITS
 from fracbench.models.twins import permuted_twin
@@ -41,7 +42,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def shortcut(tmp_path_factory) -> RunResult:
     out = tmp_path_factory.mktemp("known-answers")
-    return run("zoo:shortcut", tasks=["quote_close", "set_or_string"], out_dir=out, n_test=N, progress=False, circuits=False)[0]
+    return run("zoo:shortcut", RunConfig(tasks=["quote_close", "set_or_string"], n_test=N, circuits=False), out, progress=False)[0]
 
 
 def test_the_shortcut_model_relies_on_its_cue_where_the_cue_flip_split_shows_it(shortcut: RunResult) -> None:
@@ -59,7 +60,7 @@ def test_the_shortcut_model_is_not_named_for_a_cue_it_does_not_use(shortcut: Run
 def test_the_random_init_model_is_never_flagged_and_does_not_decode(tmp_path) -> None:
     """Its D is read above a floor its untrained twin sets, which is another random init: where that floor is high
     (set_or_string's var_type), D's interval can reach 0.5, and the verdict says so (inconclusive), never more."""
-    random = run("zoo:random", out_dir=tmp_path, n_test=N, progress=False, circuits=False)[0]
+    random = run("zoo:random", RunConfig(n_test=N, circuits=False), tmp_path, progress=False)[0]
     assert set(random.tasks) == set(TASKS.names())
     for name, task in random.tasks.items():
         assert task.scores.verdict in ("does not decode", "inconclusive") and task.scores.D.low < D_HIGH, (name, task.scores)
@@ -85,7 +86,8 @@ def test_a_permuted_twin_gets_the_same_d_c_and_verdict() -> None:
     original = load_model("zoo:sparse")
     scored = {}
     for adapter in (original, permuted_twin(original, seed=11)):
-        result, _ = measure_task(adapter, get_task(task), 128, 0, n_train=256, restarts=2)  # 2 restarts: the median's choice too
+        # 2 restarts: the median's choice too
+        result, _ = measure_task(adapter, get_task(task), RunConfig(n_test=128, seed=0, n_train=256, restarts=2))
         keys = _keys(adapter, result.circuits.kept)
         scored[adapter.info.name] = (result, verdict(as_run(task, result), task), keys)
     (a, va, ka), (b, vb, kb) = scored.values()
@@ -102,7 +104,7 @@ def as_run(task: str, result) -> types.SimpleNamespace:
 
 def _scored(model: str, task: str, restarts: int = 2):
     """One task measured as `fracbench run` measures it, at CI size (128 test prompts, 256 train prompts), and its verdict."""
-    result, _ = measure_task(load_model(model), get_task(task), 128, 0, n_train=256, restarts=restarts)
+    result, _ = measure_task(load_model(model), get_task(task), RunConfig(n_test=128, seed=0, n_train=256, restarts=restarts))
     return result, verdict(as_run(task, result), task)
 
 

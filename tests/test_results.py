@@ -15,6 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from fracbench.results_coherence import CircuitConditions, CircuitSection, OODCircuit
+from fracbench.config import RunConfig
 from fracbench.results import (
     SCHEMA_VERSION,
     ModelIdentity,
@@ -63,6 +64,7 @@ def make_result() -> RunResult:
             dtype="float32",
             command=["fracbench", "run"],
             timings=Timings(tasks={"quote_close": 0.5}, total=1.25),
+            config=RunConfig(tasks="quote_close", seed=0, batch_size=4),
         ),
         tasks={
             "quote_close": TaskResult(
@@ -79,6 +81,8 @@ def edited(change) -> dict:
     """The valid result as plain data, after ``change(data)`` mutates it."""
     data = make_result().model_dump(mode="json")
     change(data)
+    if data.get("schema_version", "").isdigit() and int(data["schema_version"]) < 12:
+        data["provenance"].pop("config", None)  # relabelled as an older file: it had no config
     return data
 
 
@@ -211,18 +215,33 @@ def test_an_unknown_field_is_refused_anywhere(where, path: str) -> None:
 def test_an_unknown_schema_version_is_refused_saying_which_are_read(tmp_path: Path) -> None:
     path = tmp_path / "future.json"
     path.write_text(json.dumps(edited(lambda d: d.update(schema_version="99"))))
-    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11\)"):
+    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12\)"):
         read_results(path)
     with pytest.raises(ValidationError, match="schema_version"):
-        RunResult.model_validate(edited(lambda d: d.update(schema_version="12")))
+        RunResult.model_validate(edited(lambda d: d.update(schema_version="13")))
+
+
+def test_version_12_records_the_run_s_configuration_which_must_describe_the_file() -> None:
+    assert RunResult.model_validate(edited(lambda d: None)).provenance.config == RunConfig(tasks="quote_close", seed=0, batch_size=4)
+    with pytest.raises(ValidationError, match="schema_version 12 records the run's configuration, but provenance.config is missing"):
+        RunResult.model_validate(edited(lambda d: d["provenance"].pop("config")))
+    with pytest.raises(ValidationError, match="schema_version 11 has no provenance.config"):
+        data = edited(lambda d: None)
+        data["schema_version"] = "11"
+        RunResult.model_validate(data)
+    with pytest.raises(ValidationError, match="provenance.config.tasks is quote_close, copy_name, but the file's tasks are quote_close"):
+        RunResult.model_validate(edited(lambda d: d["provenance"]["config"].update(tasks=["quote_close", "copy_name"])))
+    with pytest.raises(ValidationError, match="provenance.config has seed 3 and batch_size 4, but provenance has seeds.examples 0"):
+        RunResult.model_validate(edited(lambda d: d["provenance"]["config"].update(seed=3)))
 
 
 def older(data: dict, version: str) -> dict:
-    """``data`` as a file of an older schema would hold it: BOS pooled into the means, no stage timings."""
+    """``data`` as a file of an older schema would hold it: BOS pooled into the means, no stage timings, no config."""
     for t in data["tasks"].values():
         if t.get("circuits"):
             t["circuits"]["ablation"] = "mean_with_bos"
     data["provenance"]["timings"].update(stages={}, specificity=None)
+    data["provenance"].pop("config", None)
     data["schema_version"] = version
     return data
 
@@ -405,7 +424,7 @@ def test_version_9_files_carry_each_latent_s_erasure_and_older_ones_are_refused_
     path.write_text(json.dumps(data))
     assert read_results(path).tasks["quote_close"].probes.latents["depth"].erasure.controls[1] == [2.0] * 7
     with pytest.raises(ValidationError, match="schema_version 8 has no erasure"):
-        RunResult.model_validate({**data, "schema_version": "8"})
+        RunResult.model_validate({**data, "schema_version": "8", "provenance": {k: v for k, v in data["provenance"].items() if k != "config"}})
 
 
 @pytest.mark.parametrize(("bad", "message"), [

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from fracbench import report, runner
+from fracbench.config import RunConfig
+from fracbench.jobs import JOBS_DIR
 from fracbench.models import ModelSpec, load_model, resolve_model, zoo
 from fracbench.models.native import NativeAdapter
 from fracbench.results import read_results, record_document, results_json
@@ -21,9 +23,9 @@ N = 3  # examples per split: enough to exercise everything, small enough to be f
 
 
 @pytest.mark.parametrize("name", TASKS.names())
-def test_evaluate_task_covers_test_and_every_ood_split(tiny_adapter: NativeAdapter, name: str) -> None:
+def test_evaluate_covers_test_and_every_ood_split(tiny_adapter: NativeAdapter, name: str) -> None:
     task = get_task(name)
-    result = runner.evaluate_task(tiny_adapter, task, n_test=N, seed=0, batch_size=2, progress=False, probes=False)
+    result = runner.evaluate(tiny_adapter, task, RunConfig(n_test=N, seed=0, batch_size=2, probes=False), progress=False)
     expected = {s.name: s for s in task.splits() if s.name != "train"}
     assert set(result.behaviour) == set(expected)
     assert result.version == task.version
@@ -34,11 +36,11 @@ def test_evaluate_task_covers_test_and_every_ood_split(tiny_adapter: NativeAdapt
         assert b.mean_logit_diff == pytest.approx(sum(b.logit_diffs) / N, abs=1e-12)
 
 
-def test_evaluate_task_is_deterministic_in_the_seed(tiny_adapter: NativeAdapter) -> None:
+def test_evaluate_is_deterministic_in_the_seed(tiny_adapter: NativeAdapter) -> None:
     task = get_task("bracket_depth")
 
     def diffs(seed: int, batch_size: int) -> dict[str, list[float]]:
-        result = runner.evaluate_task(tiny_adapter, task, n_test=N, seed=seed, batch_size=batch_size, probes=False)
+        result = runner.evaluate(tiny_adapter, task, RunConfig(n_test=N, seed=seed, batch_size=batch_size, probes=False))
         return {s: b.logit_diffs for s, b in result.behaviour.items()}
 
     assert diffs(0, 2) == diffs(0, 2)
@@ -59,20 +61,18 @@ def spy_on_loading(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_run_records_the_ablation_it_was_asked_for_and_refuses_unknown_kinds(tmp_path: Path, tiny_zoo: Path) -> None:
-    result, _ = runner.run("dense", "quote_close", tmp_path / "a", n_test=N, seed=0, batch_size=4, progress=False, n_train=24,
-                           ablation="positional_mean", restarts=1)
+    config = RunConfig(tasks="quote_close", n_test=N, seed=0, batch_size=4, n_train=24, ablation="positional_mean", restarts=1)
+    result, _ = runner.run("dense", config, tmp_path / "a", progress=False)
     assert result.tasks["quote_close"].circuits.ablation == "positional_mean"
     with pytest.raises(ValueError, match="ablation must be one of 'positional_mean', 'mean', got 'zero'"):
-        runner.run("dense", "quote_close", tmp_path / "b", n_test=N, progress=False, ablation="zero")
+        runner.run("dense", RunConfig(tasks="quote_close", n_test=N, ablation="zero"), tmp_path / "b", progress=False)
     assert not (tmp_path / "b").exists()
 
 
 def test_run_writes_a_complete_results_file(tmp_path: Path, tiny_zoo: Path, tiny_adapter: NativeAdapter) -> None:
     out_dir = tmp_path / "results"
-    result, path = runner.run(
-        "dense", "quote_close,copy_name", out_dir, n_test=N, seed=7, batch_size=2, progress=False, command=["fracbench", "run"],
-        n_train=24,
-    )
+    config = RunConfig(tasks="quote_close,copy_name", n_test=N, seed=7, batch_size=2, n_train=24)
+    result, path = runner.run("dense", config, out_dir, progress=False, command=["fracbench", "run"])
     assert re.fullmatch(r"zoo-dense-\d{8}T\d{6}Z\.json\.xz", path.name)
     figure, coherence, erasure = (runner.figure_path(path), runner.figure_path(path, "coherence"),
                                   runner.figure_path(path, "erasure"))
@@ -109,50 +109,32 @@ def test_run_into_an_unwritable_directory_fails_before_loading(tmp_path: Path, t
     work.mkdir()
     (work / "a-file").write_text("")
     with pytest.raises(PermissionError, match="cannot write files into"):
-        runner.run("dense", tasks="quote_close", out_dir=work / "a-file" / "out", n_test=N, progress=False)
+        runner.run("dense", RunConfig(tasks="quote_close", n_test=N), work / "a-file" / "out", progress=False)
     assert loads == []
     assert [p.name for p in work.iterdir()] == ["a-file"]
-
-
-def test_a_run_that_fails_midway_leaves_no_results_file(tmp_path: Path, tiny_zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = runner._measure
-    done: list[str] = []
-
-    def fail_on_second(canonical, task, *args, **kwargs):
-        if done:
-            raise FloatingPointError("NaN in logits")
-        done.append(task.name)
-        return real(canonical, task, *args, **kwargs)
-
-    monkeypatch.setattr(runner, "_measure", fail_on_second)
-    out_dir = tmp_path / "results"
-    with pytest.raises(FloatingPointError):
-        runner.run("dense", tasks="quote_close,bracket_depth", out_dir=out_dir, n_test=N, progress=False, probes=False)
-    assert done == ["quote_close"]  # the first task was evaluated, then the run failed
-    assert list(out_dir.iterdir()) == []
 
 
 def test_bad_settings_and_names_fail_before_loading(tmp_path: Path, tiny_zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loads = spy_on_loading(monkeypatch)
     with pytest.raises(ValueError, match="at least 1 example per split, got 0"):
-        runner.run("dense", out_dir=tmp_path, n_test=0)
+        runner.run("dense", RunConfig(n_test=0), tmp_path)
     with pytest.raises(KeyError, match="did you mean 'quote_close'"):
-        runner.run("dense", tasks="quote_close,qoute_close", out_dir=tmp_path)
+        runner.run("dense", RunConfig(tasks="quote_close,qoute_close"), tmp_path)
     with pytest.raises(KeyError, match="did you mean 'dense'"):
-        runner.run("dens", out_dir=tmp_path)
+        runner.run("dens", RunConfig(), tmp_path)
     with pytest.raises(ValueError, match=r"n_train \(--n-train\) must be at least 2"):
-        runner.run("dense", out_dir=tmp_path, n_train=1)
-    runner.check_settings(1, 1, None)  # no probes: n_train is not checked
+        runner.run("dense", RunConfig(n_train=1), tmp_path)
+    RunConfig(n_test=1, batch_size=1, probes=False, n_train=1)  # no probes: n_train is not checked
     assert loads == []
 
 
-def test_evaluate_task_measures_decodability_unless_told_not_to(tiny_adapter: NativeAdapter) -> None:
+def test_evaluate_measures_decodability_unless_told_not_to(tiny_adapter: NativeAdapter) -> None:
     task = get_task("dict_or_list")
-    result = runner.evaluate_task(tiny_adapter, task, n_test=6, seed=0, n_train=20)
+    result = runner.evaluate(tiny_adapter, task, RunConfig(n_test=6, seed=0, n_train=20))
     assert result.n_examples["train"] == 20 and result.n_examples["test"] == 6
     assert list(result.probes.latents) == ["container"]
     assert set(result.probes.latents["container"].transfer) == {s.name for s in task.splits() if s.is_ood}
-    assert runner.evaluate_task(tiny_adapter, task, n_test=6, seed=0, probes=False).probes is None
+    assert runner.evaluate(tiny_adapter, task, RunConfig(n_test=6, seed=0, probes=False)).probes is None
 
 
 @pytest.mark.parametrize("failing", ["figure", "results", "rename"])
@@ -170,8 +152,8 @@ def test_a_failed_write_leaves_neither_results_nor_figure(tmp_path: Path, tiny_z
         monkeypatch.setattr(runner.os, "replace", lambda src, dst: fail() if str(dst).endswith(".png") else real(src, dst))
     out_dir = tmp_path / "results"
     with pytest.raises(OSError, match="No space left"):
-        runner.run("dense", tasks="dict_or_list", out_dir=out_dir, n_test=4, n_train=16, progress=False)
-    assert list(out_dir.iterdir()) == []
+        runner.run("dense", RunConfig(tasks="dict_or_list", n_test=4, n_train=16), out_dir, progress=False)
+    assert [p.name for p in out_dir.iterdir()] == [JOBS_DIR]  # no results file or figure; the measured task, kept to resume
 
 
 def test_results_files_never_overwrite_each_other(tmp_path: Path) -> None:
@@ -183,7 +165,7 @@ def test_results_files_never_overwrite_each_other(tmp_path: Path) -> None:
 
 
 def test_behaviour_table_shows_every_task_and_ood_level_within_100_columns(tmp_path: Path, tiny_zoo: Path) -> None:
-    result, _ = runner.run("dense", out_dir=tmp_path / "results", n_test=2, progress=False, probes=False)
+    result, _ = runner.run("dense", RunConfig(n_test=2, probes=False), tmp_path / "results", progress=False)
     table = report.behaviour_table(result)
     assert max(map(len, table.splitlines())) <= 100
     for name, task in result.tasks.items():
@@ -258,11 +240,11 @@ def test_provenance_records_the_dtype_an_hf_spec_asks_for(tmp_path: Path, monkey
     fake = types.SimpleNamespace(HFAdapter=types.SimpleNamespace(from_pretrained=lambda path, device, dtype: tiny_adapter))
     monkeypatch.setitem(sys.modules, "fracbench.models.hf", fake)
     spec = f"hf:pretrained={tmp_path},dtype=bfloat16"
-    result, _ = runner.run(spec, tasks="quote_close", out_dir=tmp_path / "results", n_test=1, progress=False, probes=False)
+    result, _ = runner.run(spec, RunConfig(tasks="quote_close", n_test=1, probes=False), tmp_path / "results", progress=False)
     assert result.provenance.dtype == "bfloat16"
 
 
 def test_the_number_of_restarts_is_checked_before_any_work(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"restarts \(--restarts\) must be at least 1"):
-        runner.run("dense", out_dir=tmp_path, restarts=0)
+        runner.run("dense", RunConfig(restarts=0), tmp_path)
     assert not any(tmp_path.iterdir())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fracbench.config import RunConfig
 from fracbench.results import PrunedPrompt, TaskResult, TokenPruning
 from fracbench.scoring import token_pruning_scores
 from fracbench.tasks import TASKS, get_task
@@ -72,5 +73,5 @@ def test_a_task_that_names_no_evidence_is_measured_without_token_pruning(monkeyp
 
     task = get_task("quote_close")
     monkeypatch.setattr(type(task), "evidence", lambda self, example: None)
-    result, _ = measure_task(tiny_adapter, task, 8, 0, n_train=16, circuits=False)
+    result, _ = measure_task(tiny_adapter, task, RunConfig(n_test=8, seed=0, n_train=16, circuits=False))
     assert result.token_pruning is None and result.probes is not None

@@ -3,7 +3,7 @@
 from .ablation import NodeStatistics, PromptBatches, ablated_logit_diffs, ablation_interventions, logit_diffs_under, node_statistics
 from .faithfulness import Conditions, measure_conditions
 from .nodes import NodeSite, node_sites, total_nodes
-from .search import DEFAULT_TARGET, Circuit, median_restart, search_circuit, search_circuits, smallest_restart
+from .search import DEFAULT_TARGET, Circuit, median_restart, search_circuit, search_circuits
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -17,7 +17,6 @@ __all__ = [
     "logit_diffs_under",
     "measure_conditions",
     "median_restart",
-    "smallest_restart",
     "node_sites",
     "node_statistics",
     "search_circuit",

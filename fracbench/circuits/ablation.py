@@ -22,14 +22,12 @@ import torch
 from tqdm.auto import tqdm
 
 from ..behaviour import completion_ids
+from ..config import DEFAULT_ABLATION, RESAMPLE, check_ablation
 from ..models.adapter import Encoding, Intervention, ModelAdapter
 from ..tasks import Example, Task
 from .nodes import NodeSite
 
 NodeValues = Mapping[str, torch.Tensor]  # node site -> [n_nodes]
-ABLATIONS = ("positional_mean", "mean")  # what an ablated node takes: its mean at the same position, or over all positions
-DEFAULT_ABLATION = "mean"
-RESAMPLE = "resample"  # measured against the mean kinds, not a run option: the rule in docs/metrics.md kept "mean"
 # A position seen in fewer search prompts than this takes the pooled mean: the mean of n prompts varies by
 # 1/sqrt(n) of the node's spread, 1/4 at 16, and a mean over a handful of prompts is their activation, not an ablation
 MIN_POSITION_COUNT = 16
@@ -119,14 +117,6 @@ class Resample:
 
 
 AblationValues = Mapping[str, torch.Tensor] | Resample
-
-
-def check_ablation(ablation: str, measured: bool = False) -> str:
-    """``ablation`` if it is one of :data:`ABLATIONS` (or :data:`RESAMPLE`, when ``measured``), else a ValueError naming them."""
-    kinds = (*ABLATIONS, RESAMPLE) if measured else ABLATIONS
-    if ablation not in kinds:
-        raise ValueError(f"ablation must be one of {', '.join(map(repr, kinds))}, got {ablation!r}")
-    return ablation
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ whose gradient flips sign at the target on float rounding: a permuted twin, logi
 the nodes, and bisection finds the fewest top-ranked nodes whose circuit alone recovers
 ``target`` of the full model's logit difference (sufficiency, :mod:`.faithfulness`) on
 held-out train prompts. The search is restarted (:func:`search_circuits`): every restart meets
-the target, so the circuit that is reported is the smallest restart (:func:`smallest_restart`,
+the target, so the circuit that is reported is the smallest restart (:func:`fracbench.results.smallest_restart`,
 scores version 5), and the others measure how much the search itself varies.
 """
 
@@ -185,14 +185,6 @@ def search_circuit(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: Pr
                    **settings) -> Circuit:
     """One search (:func:`search_circuits` with one restart)."""
     return search_circuits(adapter, sites, batches, means, restarts=1, **settings)[0]
-
-
-def smallest_restart(sizes: Sequence[int]) -> int:
-    """The index of the restart with the fewest nodes (``sizes``: each restart's node count; ties: the first): the circuit
-    fracbench reports since scores version 5. Every restart is bisected to the target on the held-out prompts, so each
-    meets the constraint and they differ only in size; a multi-start optimizer reports its best feasible solution
-    (docs/metrics.md, "Scores version 5")."""
-    return min(range(len(sizes)), key=lambda r: (sizes[r], r))
 
 
 def median_restart(circuits: Sequence[Circuit]) -> int:

@@ -79,8 +79,7 @@ class FracbenchSession:
     """The options, checked once, and the run, made on first use and shared by every test."""
 
     def __init__(self, config: pytest.Config) -> None:
-        from ..coherence import DEFAULT_RESTARTS
-        from ..runner import N_TRAIN
+        from ..config import DEFAULT_RESTARTS, N_TRAIN
         from ..tasks import resolve_tasks
 
         opt = config.getoption
@@ -103,13 +102,14 @@ class FracbenchSession:
 
     def _check(self) -> None:
         """Bad options fail the session at once, with fracbench's own message."""
+        from ..config import RunConfig
         from ..models import check_device, resolve_model
         from ..results import check_writable
-        from ..runner import check_settings
 
         try:
+            self.run_config = RunConfig(tasks=self.tasks, n_test=self.n, seed=self.seed, n_train=self.n_train, restarts=self.restarts,
+                                    device=self.device).check()
             check_device(self.device)
-            check_settings(self.n, 128, self.n_train, self.restarts)
             resolve_model(self.spec)
             if self.out is not None:
                 check_writable(self.out.parent)
@@ -123,8 +123,7 @@ class FracbenchSession:
             from ..runner import run
 
             with tempfile.TemporaryDirectory() as scratch:
-                self.result, _ = run(self.spec, tasks=self.tasks, out_dir=scratch, device=self.device, n_test=self.n, seed=self.seed,
-                                     n_train=self.n_train, restarts=self.restarts, progress=self.progress,
+                self.result, _ = run(self.spec, self.run_config, scratch, progress=self.progress,
                                      command=["pytest", "--fracbench-model", self.spec])
             self._results = FracbenchResults(self.result)
         return self._results

@@ -14,13 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..config import check_dtype
 from ..device import check_device
 from ..registry import unknown_name_message
 from . import zoo
 from .adapter import ModelAdapter
 from .twins import rotated_twin
 
-DTYPES = ("float32", "float16", "bfloat16")
 HF_ARG_KEYS = ("pretrained", "dtype")  # lm-eval style keys an ``hf:`` spec accepts
 SPEC_FORMS = "zoo:NAME (or just NAME), hf:PATH, hf:pretrained=PATH[,dtype=float32|float16|bfloat16], or rotated:SPEC"
 TWIN_SEED = 0  # the rotation a rotated: spec draws
@@ -44,11 +44,6 @@ class ModelSpec:
 
             adapter = HFAdapter.from_pretrained(self.target, device=device, dtype=self.dtype)
         return rotated_twin(adapter, TWIN_SEED) if self.rotated else adapter
-
-
-def check_dtype(dtype: str) -> None:
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not supported; use one of {', '.join(DTYPES)}")
 
 
 def resolve_model(spec: str, dtype: str = "float32") -> ModelSpec:
@@ -125,4 +120,4 @@ def _parse_model_args(rest: str) -> dict[str, str]:
     return args
 
 
-__all__ = ["DTYPES", "ModelSpec", "check_device", "check_dtype", "load_model", "resolve_model"]
+__all__ = ["ModelSpec", "check_device", "load_model", "resolve_model"]

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from fracbench.circuits import PromptBatches, ablation_interventions, logit_diffs_under, node_sites, node_statistics
-from fracbench.circuits.ablation import MIN_POSITION_COUNT, check_ablation
+from fracbench.circuits.ablation import MIN_POSITION_COUNT
+from fracbench.config import check_ablation
 from fracbench.circuits.search import _Heaviside
 from fracbench.tasks import get_task
 

@@ -9,7 +9,8 @@ import math
 
 import pytest
 
-from fracbench.circuits import PromptBatches, node_sites, node_statistics, search_circuits, smallest_restart
+from fracbench.circuits import PromptBatches, node_sites, node_statistics, search_circuits
+from fracbench.results import smallest_restart
 from fracbench.circuits.edges import count_edges
 from fracbench.models import zoo
 from fracbench.tasks import get_task

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fracbench.circuits import PromptBatches, ablated_logit_diffs, logit_diffs_under, node_sites, node_statistics, search_circuits
-from fracbench.circuits.ablation import RESAMPLE, Resample, check_ablation
+from fracbench.circuits.ablation import Resample
+from fracbench.config import RESAMPLE, check_ablation
 from fracbench.circuits.counterfactual import counterfactual_examples, token_counts
 from fracbench.models import resolve_model
 from fracbench.tasks import get_task

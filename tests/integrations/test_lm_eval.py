@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from fracbench.cli import main
+from fracbench.config import RunConfig
 from fracbench.integrations.lm_eval import task_dir
 from fracbench.integrations.lm_eval.data import fracbench_split
 from fracbench.integrations.lm_eval.generate import files, lm_eval_name
@@ -54,7 +55,7 @@ def test_lm_eval_s_cli_runs_the_fracbench_group_offline_and_agrees_with_fracbenc
     assert "fracbench_quote_close_test" in done.stdout and "|fracbench" in done.stdout.replace(" ", "")
     scores = json.loads(next(out.rglob("results_*.json")).read_text())["results"]
 
-    result, _ = run(f"hf:{tiny_gpt2}", out_dir=tmp_path / "fracbench", n_test=N, seed=0, probes=False, circuits=False, progress=False)
+    result, _ = run(f"hf:{tiny_gpt2}", RunConfig(n_test=N, seed=0, probes=False, circuits=False), tmp_path / "fracbench", progress=False)
     compared = 0
     for name, task in result.tasks.items():
         for split, behaviour in task.behaviour.items():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fracbench.config import RunConfig
 from fracbench.leaderboard import build_site, load_board
 from fracbench.leaderboard.table import Entry
 from fracbench.models import zoo
@@ -25,8 +26,8 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory, tiny_adapter) -> dict
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(zoo, "checkpoint_dir", lambda: root / "checkpoints")
         zoo.save_checkpoint(tiny_adapter.model, zoo.RECIPES["dense"], zoo.checkpoint_path("dense"), seconds=0.0)
-        _, full = run("zoo:dense", out_dir=root / "full", n_test=3, n_train=24, seed=7, progress=False)
-        _, partial = run("zoo:dense", tasks=PARTIAL_TASKS, out_dir=root / "partial", n_test=3, n_train=24, seed=7, progress=False)
+        _, full = run("zoo:dense", RunConfig(n_test=3, n_train=24, seed=7), root / "full", progress=False)
+        _, partial = run("zoo:dense", RunConfig(tasks=PARTIAL_TASKS, n_test=3, n_train=24, seed=7), root / "partial", progress=False)
     return {"full": results_json(full.read_bytes()), "partial": results_json(partial.read_bytes())}  # as JSON, to edit
 
 

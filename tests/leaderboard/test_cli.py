@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from fracbench.cli import main
+from fracbench.config import RunConfig
 from fracbench.leaderboard import MAX_SUBMISSION_BYTES, entries
 from fracbench.results import results_json
 from fracbench.runner import run
@@ -112,6 +113,7 @@ def test_verify_refuses_a_claim_measured_with_an_ablation_it_no_longer_computes(
     data = json.loads(tiny_results["partial"])
     data["schema_version"] = "7"  # scores version 3's first files: BOS pooled into the means
     data["provenance"]["timings"].update(stages={}, specificity=None)
+    del data["provenance"]["config"]  # schema 12's
     for t in data["tasks"].values():
         t["circuits"]["ablation"] = "mean_with_bos"
         t["token_pruning"] = t["circuits"]["control"] = t["circuits"]["regimes"] = None  # schema 10's
@@ -123,7 +125,7 @@ def test_verify_refuses_a_claim_measured_with_an_ablation_it_no_longer_computes(
 
 
 def test_verify_fails_a_claim_the_model_does_not_reproduce(tmp_path: Path, tiny_zoo: Path, capsys: pytest.CaptureFixture) -> None:
-    _, made = run("zoo:dense", tasks=["quote_close"], out_dir=tmp_path / "run", n_test=48, n_train=64, seed=1, progress=False)
+    _, made = run("zoo:dense", RunConfig(tasks=["quote_close"], n_test=48, n_train=64, seed=1), tmp_path / "run", progress=False)
     data = json.loads(results_json(made.read_bytes()))  # enough test examples for a narrow interval
     for latent in data["tasks"]["quote_close"]["probes"]["latents"].values():  # claim perfect probes the model does not have
         readout = latent["sites"][latent["best_site"]]["test"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fracbench.config import RunConfig
 from fracbench.leaderboard import Refused, check_board, entries, submission_name, submit
 from fracbench.results import results_json
 from fracbench.runner import run
@@ -15,7 +16,7 @@ from fracbench.runner import run
 
 @pytest.fixture
 def raw(tmp_path: Path, tiny_zoo: Path) -> bytes:
-    _, path = run("zoo:dense", tasks=["quote_close"], out_dir=tmp_path / "out", n_test=3, n_train=24, seed=7, progress=False)
+    _, path = run("zoo:dense", RunConfig(tasks=["quote_close"], n_test=3, n_train=24, seed=7), tmp_path / "out", progress=False)
     return path.read_bytes()
 
 

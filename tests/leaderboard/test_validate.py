@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fracbench.config import RunConfig
 from fracbench.leaderboard import MAX_SUBMISSION_BYTES, validate_submission
 from fracbench.results import results_json
 from fracbench.runner import run
@@ -18,7 +19,7 @@ TASKS = ["quote_close", "bracket_depth"]
 @pytest.fixture
 def submission(tmp_path: Path, tiny_zoo: Path) -> dict:
     """A real `fracbench run` results file (the tiny model on two tasks), as plain data."""
-    _, path = run("zoo:dense", tasks=TASKS, out_dir=tmp_path / "out", n_test=3, n_train=24, seed=7, progress=False)
+    _, path = run("zoo:dense", RunConfig(tasks=TASKS, n_test=3, n_train=24, seed=7), tmp_path / "out", progress=False)
     return json.loads(results_json(path.read_bytes()))
 
 
@@ -61,8 +62,8 @@ def test_an_edited_raw_number_no_longer_matches_the_stored_scores(submission: di
         (lambda d: d.update(schema_version="3"), "schema_version", "the board takes schema_version 10"),
         (lambda d: d.update(suite_version="0.1"), "suite_version", "the board ranks suite"),
         (lambda d: d["tasks"]["quote_close"].update(version="0"), "tasks.quote_close.version", "has version '2'"),
-        (lambda d: d.update(specificity=None) or d["tasks"].update(quote_closed=d["tasks"].pop("quote_close")), "tasks.quote_closed",
-         "is not a task of suite"),
+        (lambda d: d.update(specificity=None) or d["tasks"].update(quote_closed=d["tasks"].pop("quote_close"))
+         or d["provenance"]["config"].update(tasks=list(d["tasks"])), "tasks.quote_closed", "is not a task of suite"),
         (lambda d: d.update(specificity=None) or d["tasks"]["quote_close"].update(circuits=None, stress=None, sparsity=None),
          "tasks.quote_close.circuits", "is missing"),
         (lambda d: d["tasks"]["quote_close"]["scores"].update(version="1"), "tasks.quote_close.scores.version", "with scores version"),

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fracbench.circuits import PromptBatches, ablation_interventions, logit_diffs_under, node_sites, node_statistics
-from fracbench.circuits.ablation import ABLATIONS
+from fracbench.config import ABLATIONS
 from fracbench.circuits.keys import node_order
 from fracbench.models.twins import permuted_twin
 from fracbench.perturbations import stress
