@@ -28,10 +28,9 @@ TOLERANCE = 1e-6  # the largest difference allowed between a stored score and it
 # C's interval holds; the board takes schema 8 and 9, whose ablation means leave BOS out (every entry measured the same way;
 # 9 adds the latents' erasure, which no board score reads yet)
 # scores version 4 needs the circuit control task and the regime circuits (schema 10); version 5 (schema 11) reports the
-# smallest restart; schema 12 adds the run's configuration and is scored as 11. Until the project board is rebuilt under
-# version 5, the board takes schema 10 too, each file scored by the rule its circuits were chosen by
-# (scoring.scores_version); then schema 10 is dropped.
-BOARD_SCHEMA_VERSIONS = ("10", "11", "12")
+# smallest restart; schema 12 adds the run's configuration and is scored as 11. The board takes 11 and 12: every entry
+# scored under version 5.
+BOARD_SCHEMA_VERSIONS = ("11", "12")
 MIN_RESTARTS = 5  # a searched circuit's restarts on the board (fracbench run's default): fewer would narrow C's interval
 REQUIRED_SECTIONS = ("probes", "circuits", "scores")  # per task: what D, C and the verdict are recomputed from
 
