@@ -18,6 +18,7 @@ from .report import behaviour_markdown, behaviour_table, decodability_table, era
 from .report_coherence import basis_sensitivity_table, coherence_table, scores_markdown, sensitivity_markdown
 from .results import RunResult, check_writable, read_results
 from .config import ABLATIONS, BATCH_SIZE, DEFAULT_ABLATION, DEFAULT_RESTARTS, DTYPES, N_TEST, N_TRAIN, RunConfig
+from .executors import EXECUTORS, make_executor
 from .jobs import JOBS_DIR
 from .runner import figure_path, finished_results, run
 from .tasks import SUITE_VERSION, TASKS, Example, Task, get_task
@@ -93,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-circuits", action="store_true", help="skip circuits, stress and OOD circuit tests, and sparsity")
     p.add_argument("--lm-eval", action="store_true", help="also run lm-eval on fracbench's lm-eval tasks (same model, tasks, n, "
                    "seed; hf models) and keep its results in the results file")
+    p.add_argument("--executor", default="local", choices=EXECUTORS,
+                   help="where the (model, task) jobs run: in this process (local) or as Ray tasks on a Ray cluster (ray; "
+                   "pip install \"fracbench[ray]\"); the same results either way (default: local)")
+    p.add_argument("--address", metavar="ADDR", help="the Ray cluster for --executor ray: host:port of its head, or 'auto' "
+                   "(default: the cluster RAY_ADDRESS names, else a local one on this machine's CPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
 
@@ -144,6 +150,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_device(config.device)
     for spec in specs:
         resolve_model(spec, config.dtype)
+    executor = make_executor(args.executor, args.address)  # a bad address fails here, before anything is written
     check_writable(args.out)
     args.jobs_dir = args.out / JOBS_DIR  # what Ctrl-C keeps
     for spec in specs:
@@ -151,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if done is not None:
             print(f"{spec}: already done in {done} (same weights, settings and fracbench); not run again\n")
             continue
-        result, path = run(spec, config, args.out, progress=not args.no_progress, command=args.command_line)
+        result, path = run(spec, config, args.out, progress=not args.no_progress, command=args.command_line, executor=executor)
         print(behaviour_table(result))
         if args.lm_eval:
             print("\n" + lm_eval_agreement(result))

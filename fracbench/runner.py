@@ -28,8 +28,9 @@ from .coherence import N_SEARCH, SpecificityCircuit, TaskCircuit, measure_cohere
 from .config import RunConfig
 from .decodability import measure_decodability
 from .erasure import with_erasure
+from .executors import Executor, LocalExecutor
 from .jobs import FinishedJob, JobStore, job_key
-from .models import check_device, resolve_model
+from .models import ModelSpec, check_device, resolve_model
 from .models.adapter import ModelAdapter
 from .results import (
     RESULTS_SUFFIX,
@@ -119,8 +120,29 @@ def _measure(canonical: Canonical, task: Task, config: RunConfig, progress: bool
     return result, found
 
 
+def measure_job(spec: ModelSpec, task_name: str, config: RunConfig) -> FinishedJob:
+    """One (model, task) job wherever it runs (a Ray worker, another process): the model loaded from ``spec`` (once per
+    process and device), the task measured, its circuit's tensors on the CPU to travel back."""
+    key = (spec, config.device)
+    if key not in _LOADED:
+        _LOADED.clear()  # one model at a time: a worker that moves on to another model frees the last one
+        _LOADED[key] = canonical_order(spec.load(config.device))
+    return _finished(_LOADED[key], get_task(task_name), config, progress=False)[0].to("cpu")
+
+
+_LOADED: dict[tuple[ModelSpec, str], Canonical] = {}
+
+
+def _finished(canonical: Canonical, task: Task, config: RunConfig, progress: bool) -> tuple[FinishedJob, TaskCircuit | None]:
+    """``task`` measured on the canonical model, as a finished job (with its seconds), and its circuit."""
+    t0, clock = time.perf_counter(), Stopwatch()
+    result, circuit = _measure(canonical, task, config, progress, clock)
+    job = FinishedJob(result, time.perf_counter() - t0, clock.seconds, kept=circuit and circuit.kept, stats=circuit and circuit.stats)
+    return job, circuit
+
+
 def run(model_spec: str, config: RunConfig | None = None, out_dir: str | Path = "fracbench-results", *, progress: bool = True,
-        command: list[str] | None = None) -> tuple[RunResult, Path]:
+        command: list[str] | None = None, executor: Executor | None = None) -> tuple[RunResult, Path]:
     """Evaluate ``model_spec`` on ``config``'s tasks (default :class:`RunConfig`: every task, the default settings) and
     write the results file and its figures to ``out_dir``; returns the result and the file's path.
 
@@ -129,7 +151,8 @@ def run(model_spec: str, config: RunConfig | None = None, out_dir: str | Path = 
     point (Ctrl-C, a killed process) resumes when the same command is run again, and assembles the same file. The
     results file and its figures are written atomically at the end: all or none. With ``config.lm_eval`` (hf
     models), lm-eval runs fracbench's lm-eval tasks on the same model, n and seed, and its results go into the file's
-    ``lm_eval`` section.
+    ``lm_eval`` section. ``executor`` measures the jobs (default: :class:`~fracbench.executors.LocalExecutor`, in
+    this process; :class:`~fracbench.executors.RayExecutor` on a Ray cluster): the same file either way.
     """
     start = time.perf_counter()
     config = (config if config is not None else RunConfig()).check()
@@ -142,27 +165,31 @@ def run(model_spec: str, config: RunConfig | None = None, out_dir: str | Path = 
     canonical = canonical_order(adapter)  # every stage measures this; the results name the user's model and its nodes
     store, version = JobStore(out), package_version("fracbench") or "unknown"
     keys = {name: job_key(adapter.info, spec.dtype, get_task(name), config, SCHEMA_VERSION, version) for name in config.tasks}
-    finished = sum(store.path(k).exists() for k in keys.values())
-    if finished:
-        tqdm.write(f"fracbench: resuming {adapter.info.name}: {finished} of {len(keys)} tasks already finished in {store.root}",
+    jobs = {name: job for name in config.tasks if (job := store.load(keys[name])) is not None}
+    if jobs:
+        tqdm.write(f"fracbench: resuming {adapter.info.name}: {len(jobs)} of {len(keys)} tasks already finished in {store.root}",
                    file=sys.stderr)
-    jobs: dict[str, FinishedJob] = {}
-    found: dict[str, SpecificityCircuit] = {}
-    for name in tqdm(config.tasks, desc=adapter.info.name, disable=not progress):
-        task = get_task(name)
-        job = store.load(keys[name])
-        if job is None:
-            t0, clock = time.perf_counter(), Stopwatch()
-            result, circuit = _measure(canonical, task, config, progress, clock)
-            job = FinishedJob(result, time.perf_counter() - t0, clock.seconds, kept=circuit and circuit.kept, stats=circuit and circuit.stats)
-            store.save(keys[name], job)
-            if circuit is not None:
-                found[name] = circuit
-        elif job.kept is not None:
-            moved = job.to(canonical.adapter.device)
-            found[name] = specificity_circuit(canonical.adapter, task, moved.kept, moved.stats, config.n_test, config.seed,
-                                              config.batch_size)
+    measured: dict[str, TaskCircuit] = {}  # circuits measured in this process, kept whole for specificity
+
+    def measure_here(name: str) -> FinishedJob:
+        job, measured[name] = _finished(canonical, get_task(name), config, progress)
+        return job
+
+    pending = [name for name in config.tasks if name not in jobs]
+    executor = executor if executor is not None else LocalExecutor()
+    for name, job in tqdm(executor.run_jobs(spec, pending, config, measure_here, progress), total=len(pending),
+                          desc=adapter.info.name, disable=not progress):
+        store.save(keys[name], job)
         jobs[name] = job
+    found: dict[str, SpecificityCircuit] = {}
+    for name in config.tasks:  # in the run's task order, whichever order the jobs finished in
+        if measured.get(name) is not None:
+            found[name] = measured[name]
+        elif jobs[name].kept is not None:  # read back or measured elsewhere: rebuilt from its nodes and statistics
+            moved = jobs[name].to(canonical.adapter.device)
+            found[name] = specificity_circuit(canonical.adapter, get_task(name), moved.kept, moved.stats, config.n_test, config.seed,
+                                              config.batch_size)
+    jobs = {name: jobs[name] for name in config.tasks}
     t0 = time.perf_counter()
     specificity = measure_specificity(canonical.adapter, found, progress) if config.circuits else None
     specificity_seconds = time.perf_counter() - t0 if config.circuits else None

@@ -25,7 +25,7 @@ def tiny_adapter() -> NativeAdapter:
 def tiny_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_adapter: NativeAdapter) -> Path:
     """Every zoo name backed by a checkpoint of the tiny model, in a temporary checkpoint directory."""
     directory = tmp_path / "checkpoints"
-    monkeypatch.setattr(zoo, "checkpoint_dir", lambda: directory)
+    monkeypatch.setenv(zoo.CHECKPOINTS_ENV, str(directory))  # seen by processes the test starts too
     for name in zoo.RECIPES:
         zoo.save_checkpoint(tiny_adapter.model, zoo.RECIPES[name], zoo.checkpoint_path(name), seconds=0.0)
     return directory

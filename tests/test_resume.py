@@ -24,9 +24,7 @@ from fracbench.results import SCHEMA_VERSION, results_json
 from fracbench.tasks import get_task
 
 TASKS = "quote_close,bracket_depth,copy_name"
-# `fracbench` in a fresh process, its zoo read from the directory given first (the tests' tiny checkpoints)
-SHIM = ("import sys; from pathlib import Path; from fracbench.models import zoo; zoo.checkpoint_dir = lambda: Path(sys.argv[1]); "
-        "from fracbench.cli import main; sys.exit(main(sys.argv[2:]))")
+FRACBENCH = "import sys; from fracbench.cli import main; sys.exit(main(sys.argv[1:]))"  # in a fresh process (which sees tiny_zoo)
 
 
 def comparable(path: Path) -> dict:
@@ -68,7 +66,7 @@ def test_a_run_that_fails_midway_keeps_the_finished_task_and_the_rerun_resumes_f
 
 
 def test_a_killed_run_resumes_to_the_file_an_uninterrupted_run_writes(tmp_path: Path, tiny_zoo: Path) -> None:
-    command = [sys.executable, "-c", SHIM, str(tiny_zoo), "run", "--model", "dense", "--tasks", TASKS, "--n", "3", "--n-train", "16",
+    command = [sys.executable, "-c", FRACBENCH, "run", "--model", "dense", "--tasks", TASKS, "--n", "3", "--n-train", "16",
                "--restarts", "2", "--no-progress", "--out", "results"]  # the same command line, run in two directories
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     for where in ("uninterrupted", "killed"):

@@ -75,8 +75,14 @@ def reference_models() -> list[str]:
     return [name for name in RECIPES if RECIPES[name].seed == 0]
 
 
+CHECKPOINTS_ENV = "FRACBENCH_CHECKPOINTS"  # a directory of zoo checkpoints to use instead of the package's
+
+
 def checkpoint_dir() -> Path:
-    return Path(str(resources.files("fracbench.models") / "checkpoints"))
+    """Where the zoo's checkpoints are: the directory :data:`CHECKPOINTS_ENV` names, else the package's own (a Ray
+    executor forwards the variable to its workers)."""
+    chosen = os.environ.get(CHECKPOINTS_ENV)
+    return Path(chosen) if chosen else Path(str(resources.files("fracbench.models") / "checkpoints"))
 
 
 def checkpoint_path(name: str) -> Path:
