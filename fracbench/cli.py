@@ -17,7 +17,7 @@ from .models import check_device, resolve_model, zoo
 from .report import behaviour_markdown, behaviour_table, decodability_table, erasure_table, plot_behaviour, token_pruning_table
 from .report_coherence import basis_sensitivity_table, coherence_table, scores_markdown, sensitivity_markdown
 from .results import RunResult, check_writable, read_results
-from .config import ABLATIONS, BATCH_SIZE, DEFAULT_ABLATION, DEFAULT_RESTARTS, DTYPES, N_TEST, N_TRAIN, RunConfig
+from .config import ABLATIONS, BATCH_SIZE, DEFAULT_ABLATION, DEFAULT_RESTARTS, DTYPES, N_TEST, N_TRAIN, RunConfig, read_sweep
 from .executors import EXECUTORS, make_executor
 from .jobs import JOBS_DIR
 from .runner import figure_path, finished_results, run
@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-circuits", action="store_true", help="skip circuits, stress and OOD circuit tests, and sparsity")
     p.add_argument("--lm-eval", action="store_true", help="also run lm-eval on fracbench's lm-eval tasks (same model, tasks, n, "
                    "seed; hf models) and keep its results in the results file")
+    p.add_argument("--sweep", type=Path, metavar="FILE",
+                   help="a TOML file naming the models (models = [...]), optionally the tasks and a [config] table of run "
+                   "settings; replaces --model and --tasks (docs/distributed.md, 'Sweeps')")
     p.add_argument("--executor", default="local", choices=EXECUTORS,
                    help="where the (model, task) jobs run: in this process (local) or as Ray tasks on a Ray cluster (ray; "
                    "pip install \"fracbench[ray]\"); the same results either way (default: local)")
@@ -142,11 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    specs = model_specs(args.model, args.model_args)
     # everything that can be checked is checked before the first (slow) evaluation
     config = RunConfig(tasks=args.tasks, n_test=args.n, n_train=args.n_train, seed=args.seed, batch_size=args.batch_size,
                        probes=not args.no_probes, circuits=not args.no_circuits, restarts=args.restarts, ablation=args.ablation,
-                       device=args.device, dtype=args.dtype, lm_eval=args.lm_eval).check()
+                       device=args.device, dtype=args.dtype, lm_eval=args.lm_eval)
+    if args.sweep is not None:
+        if args.model or args.model_args or args.tasks != "all":
+            raise ValueError("--sweep names the models and tasks; give them in the sweep file, not with --model or --tasks")
+        sweep = read_sweep(args.sweep, config)
+        specs, config = sweep.models, sweep.config
+    else:
+        specs, config = model_specs(args.model, args.model_args), config.check()
     check_device(config.device)
     for spec in specs:
         resolve_model(spec, config.dtype)
@@ -160,18 +169,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             continue
         result, path = run(spec, config, args.out, progress=not args.no_progress, command=args.command_line, executor=executor)
         print(behaviour_table(result))
-        if args.lm_eval:
+        if config.lm_eval:
             print("\n" + lm_eval_agreement(result))
-        if not args.no_probes:
+        if config.probes:
             print("\n" + decodability_table(result))
             print("\n" + erasure_table(result))
-        if not args.no_circuits:
+        if config.circuits:
             print("\n" + coherence_table(result))
         print(f"wrote {path}")
-        if not args.no_probes:
+        if config.probes:
             print(f"wrote {figure_path(path)}")
             print(f"wrote {figure_path(path, 'erasure')}")
-        if not args.no_circuits:
+        if config.circuits:
             print(f"wrote {figure_path(path, 'coherence')}")
         print()
     return 0

@@ -7,8 +7,16 @@ its model's weights, its task's version and the config's measurement settings (:
 from __future__ import annotations
 
 import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the tested interpreter is 3.11
+    import tomli as tomllib
 
 from .tasks import TASKS, resolve_tasks
 
@@ -99,3 +107,43 @@ class RunConfig(BaseModel):
         """The settings a (model, task) job's numbers depend on: all but which tasks run and lm-eval."""
         return self.model_dump(exclude=set(RUN_ONLY))
 
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A sweep file read: the models to run, each on the same tasks and settings."""
+
+    models: list[str]
+    config: RunConfig
+
+
+def read_sweep(path: str | Path, base: RunConfig) -> Sweep:
+    """A sweep file (TOML): ``models`` (a list of model specs), optionally ``tasks`` (a list of names, or "all") and a
+    ``[config]`` table of :class:`RunConfig` fields, which replace ``base``'s (the command line's). Every problem is a
+    ValueError naming the file and the key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ValueError(f"cannot read the sweep file {path}: {err.strerror or err}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a TOML sweep file: {err}") from None
+    unknown = sorted(set(data) - {"models", "tasks", "config"})
+    if unknown:
+        raise ValueError(f"{path}: unknown key {unknown[0]!r}; a sweep file has models, tasks and a [config] table")
+    models = data.get("models")
+    if not isinstance(models, list) or not models or not all(isinstance(m, str) and m for m in models):
+        raise ValueError(f'{path}: models must be a non-empty list of model specs, e.g. models = ["zoo:dense", "hf:/models/m"]')
+    settings = data.get("config", {})
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path}: config must be a table ([config]) of run settings")
+    if "tasks" in settings:
+        raise ValueError(f"{path}: give tasks at the top level of the sweep file, not in [config]")
+    if "tasks" in data:
+        settings = {**settings, "tasks": data["tasks"]}
+    try:
+        config = RunConfig(**{**base.model_dump(), **settings})
+    except ValidationError as err:
+        where = ".".join(str(p) for p in err.errors()[0]["loc"])
+        raise ValueError(f"{path}: config.{where}: {err.errors()[0]['msg']}") from None
+    return Sweep(list(models), config.check())

@@ -318,3 +318,42 @@ def test_report_prints_the_scores_and_the_threshold_sensitivity_of_real_runs(cap
 def test_report_takes_one_table_form_at_a_time(capsys, tmp_path: Path) -> None:
     code, _, err = run_cli(capsys, "report", "--markdown", "--sensitivity", str(tmp_path / "x.json"))
     assert code == 2 and "not allowed with argument" in err
+
+
+def test_a_sweep_file_runs_each_model_with_its_tasks_and_settings(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('models = ["zoo:dense", "zoo:random"]\ntasks = ["quote_close"]\n\n[config]\nn_test = 3\nn_train = 16\n'
+                     "circuits = false\n")
+    code, out, err = run_cli(capsys, "run", "--sweep", str(sweep), "--seed", "2", "--no-progress", "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    results = [read_results(p) for p in sorted((tmp_path / "out").glob("*.json.xz"))]
+    assert sorted(r.model.name for r in results) == ["zoo:dense", "zoo:random"]
+    for r in results:  # the file's settings, and the command line's where the file is silent (--seed)
+        assert (r.provenance.config.tasks, r.provenance.config.n_test, r.provenance.config.circuits) == (("quote_close",), 3, False)
+        assert r.provenance.config.seed == 2 and list(r.tasks) == ["quote_close"]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('tasks = ["quote_close"]\n', "models must be a non-empty list of model specs"),
+    ('models = ["zoo:dense"]\nmodel = "x"\n', "unknown key 'model'; a sweep file has models, tasks and a [config] table"),
+    ('models = ["zoo:dense"]\n[config]\nn_test = "many"\n', "config.n_test: Input should be a valid integer"),
+    ('models = ["zoo:dense"]\n[config]\nrestarts = 0\n', "restarts (--restarts) must be at least 1 search, got 0"),
+    ('models = ["zoo:dense"]\ntasks = ["qoute_close"]\n', "did you mean 'quote_close'"),
+    ('models = ["zoo:dense"\n', "is not a TOML sweep file"),
+    ('models = ["zoo:dnese"]\n', "did you mean 'dense'"),
+])
+def test_a_bad_sweep_file_is_refused_naming_what_to_fix(capsys, tiny_zoo: Path, tmp_path: Path, content: str, message: str) -> None:
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(content)
+    code, _, err = run_cli(capsys, "run", "--sweep", str(sweep), "--no-progress", "--out", str(tmp_path / "out"))
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_sweep_file_names_the_models_alone(capsys, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('models = ["zoo:dense"]\n')
+    code, _, err = run_cli(capsys, "run", "--sweep", str(sweep), "--model", "zoo:random", "--out", str(tmp_path / "out"))
+    assert code == 2 and "give them in the sweep file, not with --model or --tasks" in err
+    code, _, err = run_cli(capsys, "run", "--sweep", str(tmp_path / "missing.toml"), "--out", str(tmp_path / "out"))
+    assert code == 2 and "cannot read the sweep file" in err
