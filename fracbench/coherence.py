@@ -38,7 +38,7 @@ from .models.adapter import ModelAdapter
 from .perturbations import stress
 from .perturbations.sparsity import sparsity_by_severity
 from .results import recorded, smallest_restart
-from .results_coherence import (
+from .results.coherence import (
     CircuitConditions,
     CircuitSection,
     ControlCircuit,

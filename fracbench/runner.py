@@ -49,7 +49,7 @@ from .results import (
     results_json,
     write_results,
 )
-from .results_coherence import CircuitSection, ScoreEstimate, TaskScores
+from .results.coherence import CircuitSection, ScoreEstimate, TaskScores
 from .tasks import SUITE_VERSION, Task, get_task
 from .timing import Stopwatch
 from .token_pruning import TOKEN_KEEP_SHARE, measure_token_pruning
@@ -295,7 +295,7 @@ def write_outputs(result: RunResult, path: Path) -> Path:
     file is written, so a failure anywhere leaves no output.
     """
     from .report import plot_decodability, plot_erasure
-    from .report_coherence import plot_coherence, plot_reuse
+    from .report.coherence import plot_coherence, plot_reuse
 
     figures = []
     if any(t.probes is not None for t in result.tasks.values()):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .results import LatentErasure, LatentProbes, ProbeSection, RunResult, TaskResult
-from .results_coherence import (COHERENT, DOES_NOT_DECODE, FRACTURED, INCONCLUSIVE, NO_BEHAVIOUR, NOT_SCORED, CircuitSection,
+from .results.coherence import (COHERENT, DOES_NOT_DECODE, FRACTURED, INCONCLUSIVE, NO_BEHAVIOUR, NOT_SCORED, CircuitSection,
                                 FaithfulnessCurve, VerdictLabel)
 
 D_VERSION = "3"  # the definition of D: 0 = DESIGN.md's v0 (control-task subtraction), 1 = above max(chance, lexical),

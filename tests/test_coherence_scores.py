@@ -20,7 +20,7 @@ from fracbench.results import (
     Timings,
     Transfer,
 )
-from fracbench.results_coherence import (
+from fracbench.results.coherence import (
     CircuitConditions,
     CircuitSection,
     ControlCircuit,
@@ -123,7 +123,7 @@ def test_each_component_follows_its_definition() -> None:
 
 
 def test_the_specificity_matrix_holds_each_circuit_s_drop_on_every_task_and_is_reported() -> None:
-    from fracbench.report_coherence import coherence_table
+    from fracbench.report.coherence import coherence_table
 
     result = run({"a": task(), "b": task()}, specificity={"a": {"b": [3.0] * 4}, "b": {"a": [4.0] * 4}})
     # the diagonal is each task's own drop (complement 1 of 4 -> 0.75); a's circuit takes 1/4 of b's; b's none of a's

@@ -15,7 +15,7 @@ def lint_imports(package_parent: Path) -> subprocess.CompletedProcess:
     """import-linter's `lint-imports` on the fracbench package found in ``package_parent``, with the project's contracts."""
     environment = {**os.environ, "PYTHONPATH": str(package_parent)}
     command = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
-    return subprocess.run([sys.executable, "-c", command, "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+    return subprocess.run([sys.executable, "-c", command, str(ROOT / "pyproject.toml"), "--no-cache"],
                           capture_output=True, text=True, env=environment, cwd=package_parent)
 
 
@@ -29,8 +29,8 @@ def test_an_import_that_runs_back_breaks_the_contract(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "fracbench", tmp_path / "fracbench", ignore=shutil.ignore_patterns("checkpoints", "__pycache__"))
     tasks = tmp_path / "fracbench" / "tasks" / "__init__.py"
     tasks.write_text(tasks.read_text() + "\nfrom ..runner import run  # tasks reaching up to the runner\n")
-    results = tmp_path / "fracbench" / "results.py"
-    results.write_text(results.read_text() + "\nfrom .models import load_model  # the schema reaching into models\n")
+    results = tmp_path / "fracbench" / "results" / "__init__.py"
+    results.write_text(results.read_text() + "\nfrom ..models import load_model  # the schema reaching into models\n")
     checked = lint_imports(tmp_path)
     assert checked.returncode != 0
     assert "fracbench.tasks -> fracbench.runner" in checked.stdout

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from fracbench.results_coherence import CircuitConditions, CircuitSection, OODCircuit
+from fracbench.results.coherence import CircuitConditions, CircuitSection, OODCircuit
 from fracbench.config import RunConfig
 from fracbench.results import (
     SCHEMA_VERSION,

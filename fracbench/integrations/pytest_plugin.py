@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:  # the plugin loads in every pytest session: fracbench itself is imported only when a run is asked for
-    from ..results_coherence import VerdictLabel
+    from ..results.coherence import VerdictLabel
 
 CHECKS = ("behaviour", "decodability", "faithfulness", "stress", "reuse", "selectivity", "ood", "verdict")
 Z95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval
@@ -147,7 +147,7 @@ class TaskOutcome:
     """One task's recomputed scores, as a test reads them."""
 
     name: str
-    verdict: VerdictLabel  # scoring's three-way verdict, or why there is none (fracbench.results_coherence.VerdictLabel)
+    verdict: VerdictLabel  # scoring's three-way verdict, or why there is none (fracbench.results.coherence.VerdictLabel)
     reasons: list[str]
     D: float | None
     D_low: float | None  # D's 95% lower bound: decoding is decided on it

@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..report import plot_decodability, plot_erasure
-from ..report_coherence import plot_coherence, plot_reuse
+from ..report.coherence import plot_coherence, plot_reuse
 from ..scoring import C_LOW, COMPONENTS, D_HIGH, scores_versions
 from ..tasks import SUITE_VERSION
 from .table import Entry, leaderboard_json, leaderboard_markdown, load_board, n_params, sort_key, with_ci

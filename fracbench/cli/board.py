@@ -11,13 +11,13 @@ import json
 import sys
 from pathlib import Path
 
-from .leaderboard import (MAX_SUBMISSION_BYTES, SITE, Problem, Refused, Validation, build_site, check_board, entries,
+from ..leaderboard import (MAX_SUBMISSION_BYTES, SITE, Problem, Refused, Validation, build_site, check_board, entries,
                           interrupted, submit, validate_submission)
-from .leaderboard.table import estimate_json, task_json, with_ci
-from .leaderboard.validate import size_problems
-from .results import read_results
-from .scoring import model_scores
-from .verify import DEFAULT_SAMPLE, verify
+from ..leaderboard.table import estimate_json, task_json, with_ci
+from ..leaderboard.validate import size_problems
+from ..results import read_results
+from ..scoring import model_scores
+from ..verify import DEFAULT_SAMPLE, verify
 
 BOARD = Path("leaderboard")  # the default board: the project's own, at a checkout's root
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import save_figure
-from .results import RunResult, accuracy_of
-from .circuits.regimes import SHORT_PROMPT_CHARS as SHORT_CHARS
-from .scoring import C_LOW, COMPONENTS, D_HIGH, Verdict, recovered, regime_reuse_matrix, scores_version, scores_versions, specificity_drops, verdict
+from . import save_figure
+from ..results import RunResult, accuracy_of
+from ..circuits.regimes import SHORT_PROMPT_CHARS as SHORT_CHARS
+from ..scoring import C_LOW, COMPONENTS, D_HIGH, Verdict, recovered, regime_reuse_matrix, scores_version, scores_versions, specificity_drops, verdict
 
 STRESS_KINDS = ("activation_noise", "weight_noise", "dropout", "distractors")
 SHORT = {"faithfulness": "faith", "compactness": "compact", "stress": "stress", "reuse": "reuse", "selectivity": "select",
@@ -180,7 +180,7 @@ def _recovered(task, split: str) -> float:
 def scores_markdown(results: list[RunResult]) -> str:
     """Markdown tables of the scores: per (task, model) D, C, G, cue reliance and the verdict with its reasons; then
     per model its means and verdict (``fracbench report --markdown``; the README's tables come from it)."""
-    from .scoring import model_scores
+    from ..scoring import model_scores
 
     def ci(e) -> str:
         return "-" if e is None else f"{e.value:.2f} [{e.low:.2f}, {e.high:.2f}]"
@@ -222,7 +222,7 @@ def sensitivity_markdown(results: list[RunResult]) -> str:
     the model's verdict (``fracbench report --sensitivity``; docs/metrics.md's table)."""
     from dataclasses import replace
 
-    from .scoring import THRESHOLDS, model_scores
+    from ..scoring import THRESHOLDS, model_scores
 
     models = [r.model.name.removeprefix("zoo:") for r in results]
     lines = ["| threshold | value | " + " | ".join(models) + " |", "| --- | ---: |" + " --- |" * len(models)]

@@ -28,8 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from .config import RunConfig
-from .results_coherence import CircuitSection, SparsityAxis, StressSection, TaskScores
+from ..config import RunConfig
+from .coherence import CircuitSection, SparsityAxis, StressSection, TaskScores
 
 SCHEMA_VERSION = "12"  # bump on any change a reader of the old schema would misread
 # Versions read_results accepts. Version 1 had only behaviour, version 2 behaviour and probes:

@@ -1,4 +1,4 @@
-"""The ``fracbench`` command: run the suite, inspect tasks, manage the zoo (the leaderboard's commands: :mod:`.cli_board`).
+"""The ``fracbench`` command: run the suite, inspect tasks, manage the zoo (the leaderboard's commands: :mod:`.board`).
 
 Bad input (an unknown name, an unwritable directory, a missing file, ...) ends with
 one line on stderr starting ``fracbench: error:`` and exit status 2, no traceback.
@@ -12,16 +12,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import cli_board
-from .models import check_device, resolve_model, zoo
-from .report import behaviour_markdown, behaviour_table, decodability_table, erasure_table, plot_behaviour, token_pruning_table
-from .report_coherence import basis_sensitivity_table, coherence_table, scores_markdown, sensitivity_markdown
-from .results import RunResult, check_writable, read_results
-from .config import ABLATIONS, BATCH_SIZE, DEFAULT_ABLATION, DEFAULT_RESTARTS, DTYPES, N_TEST, N_TRAIN, RunConfig, read_sweep
-from .executors import EXECUTORS, make_executor
-from .jobs import JOBS_DIR
-from .runner import figure_path, finished_results, run
-from .tasks import SUITE_VERSION, TASKS, Example, Task, get_task
+from ..config import ABLATIONS, BATCH_SIZE, DEFAULT_ABLATION, DEFAULT_RESTARTS, DTYPES, N_TEST, N_TRAIN, RunConfig, read_sweep
+from ..executors import EXECUTORS, make_executor
+from ..jobs import JOBS_DIR
+from ..models import check_device, resolve_model, zoo
+from ..report import behaviour_markdown, behaviour_table, decodability_table, erasure_table, plot_behaviour, token_pruning_table
+from ..report.coherence import basis_sensitivity_table, coherence_table, scores_markdown, sensitivity_markdown
+from ..results import RunResult, check_writable, read_results
+from ..runner import figure_path, finished_results, run
+from ..tasks import SUITE_VERSION, TASKS, Example, Task, get_task
+from . import board
 
 USER_ERRORS = (KeyError, ValueError, OSError, FloatingPointError)  # reported as `fracbench: error:`, exit 2
 LABEL_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"  # one character per latent class in `tasks show`
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--out", type=Path, metavar="PATH", help="checkpoint file or directory (default: the package's checkpoints)")
     z.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     z.set_defaults(func=cmd_zoo_train)
-    cli_board.add_commands(sub)
+    board.add_commands(sub)
 
     p = sub.add_parser("lm-eval", add_help=False, help="lm-eval's command line, with the fracbench-hf model and fracbench's tasks "
                        "(every argument goes to lm-eval; `fracbench lm-eval --help` is lm-eval's help)")
@@ -188,7 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def lm_eval_agreement(result: RunResult) -> str:
     """One line: on how many splits lm-eval's acc equals fracbench's behaviour accuracy, and the ones that differ."""
-    from .integrations.lm_eval.harness import agreement
+    from ..integrations.lm_eval.harness import agreement
 
     rows = agreement(result)
     differ = [f"{task} {split}: fracbench {mine:.4f}, lm-eval {'missing' if theirs is None else f'{theirs:.4f}'}"
@@ -243,7 +243,7 @@ def _report(result: RunResult) -> str:
 
 
 def cmd_lm_eval(args: argparse.Namespace) -> int:
-    from .integrations.lm_eval.cli import main as lm_eval_main
+    from ..integrations.lm_eval.cli import main as lm_eval_main
 
     return lm_eval_main([a for i, a in enumerate(args.lm_eval_args) if not (i == 0 and a == "--")])
 

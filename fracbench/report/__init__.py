@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .results import RunResult, TaskResult
-from .scoring import D_VERSION, Decodability, Estimate, erasure_reading, erasure_shares, run_decodability, task_erasure
+from ..results import RunResult, TaskResult
+from ..scoring import D_VERSION, Decodability, Estimate, erasure_reading, erasure_shares, run_decodability, task_erasure
 
 TABLE_WIDTH = 100  # behaviour_table wraps its OOD columns to fit a terminal this wide
 
@@ -97,7 +97,7 @@ def erasure_table(result: RunResult) -> str:
 def token_pruning_table(result: RunResult) -> str:
     """One row per task with token pruning: prompts pruned, the share of removable characters kept, and precision and
     recall of the kept characters against the task's evidence, beside the chance precision of a random kept set."""
-    from .scoring import token_pruning_scores
+    from ..scoring import token_pruning_scores
 
     rows = [("task", "prompts", "kept", "precision", "chance", "recall")]
     for task, t in result.tasks.items():
