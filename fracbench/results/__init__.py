@@ -18,8 +18,6 @@ from typing import Literal, get_args
 
 from pydantic import (
     AwareDatetime,
-    BaseModel,
-    ConfigDict,
     Field,
     JsonValue,
     NonNegativeFloat,
@@ -29,6 +27,7 @@ from pydantic import (
 )
 
 from ..config import RunConfig
+from .base import Strict
 from .coherence import CircuitSection, SparsityAxis, StressSection, TaskScores
 
 SCHEMA_VERSION = "12"  # bump on any change a reader of the old schema would misread
@@ -70,12 +69,6 @@ def smallest_restart(sizes: Sequence[int]) -> int:
     meets the constraint and they differ only in size; a multi-start optimizer reports its best feasible solution
     (docs/metrics.md, "Scores version 5")."""
     return min(range(len(sizes)), key=lambda r: (sizes[r], r))
-
-
-class Strict(BaseModel):
-    """Base of every schema class: unknown fields and non-finite floats are errors."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # inherited by every class below
 
 
 class ModelIdentity(Strict):

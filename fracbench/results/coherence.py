@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+from pydantic import Field, NonNegativeInt, model_validator
 
-
-class Strict(BaseModel):
-    """Unknown fields and non-finite floats are errors (as in :mod:`fracbench.results`)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+from .base import Strict
 
 
 class CircuitConditions(Strict):
