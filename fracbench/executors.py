@@ -27,16 +27,16 @@ Measure = Callable[[str], FinishedJob]  # task name -> its finished job, measure
 
 
 class Executor(Protocol):
-    def run_jobs(self, spec: ModelSpec, tasks: list[str], config: RunConfig, measure_here: Measure,
-                 progress: bool) -> Iterator[tuple[str, FinishedJob]]:
+    def run_jobs(self, spec: ModelSpec, tasks: list[str], config: RunConfig,
+                 measure_here: Measure) -> Iterator[tuple[str, FinishedJob]]:
         """Each of ``tasks``' finished job, as it finishes."""
 
 
 class LocalExecutor:
     """Every job in this process, one after another, on the model the run has loaded."""
 
-    def run_jobs(self, spec: ModelSpec, tasks: list[str], config: RunConfig, measure_here: Measure,
-                 progress: bool) -> Iterator[tuple[str, FinishedJob]]:
+    def run_jobs(self, spec: ModelSpec, tasks: list[str], config: RunConfig,
+                 measure_here: Measure) -> Iterator[tuple[str, FinishedJob]]:
         for name in tasks:
             yield name, measure_here(name)
 
@@ -51,7 +51,7 @@ class RayExecutor:
             import ray
         except ImportError:
             raise ValueError('--executor ray needs Ray: pip install "fracbench[ray]"') from None
-        self.ray, self.address, self.retries = ray, address, retries
+        self.ray, self.retries = ray, retries
         if ray.is_initialized():
             connected = ray.get_runtime_context().gcs_address
             if address not in (None, "auto", connected):
@@ -65,8 +65,8 @@ class RayExecutor:
             where = f"at {address!r}" if address else "on this machine"
             raise ValueError(f"cannot connect to a Ray cluster {where} ({type(err).__name__}: {first_line(err)}); {ADDRESS_HELP}") from None
 
-    def run_jobs(self, spec: ModelSpec, tasks: list[str], config: RunConfig, measure_here: Measure,
-                 progress: bool) -> Iterator[tuple[str, FinishedJob]]:
+    def run_jobs(self, spec: ModelSpec, tasks: list[str], config: RunConfig,
+                 measure_here: Measure) -> Iterator[tuple[str, FinishedJob]]:
         from .runner import measure_job
 
         ray = self.ray

@@ -93,8 +93,7 @@ class JobStore:
         """Store ``job`` under ``key``, whole or not at all."""
         self.root.mkdir(parents=True, exist_ok=True)
         cpu = job.to("cpu")
-        stats = None if cpu.stats is None else {"means": cpu.stats.means, "stds": cpu.stats.stds, "position_means": cpu.stats.position_means,
-                                                "ablation": cpu.stats.ablation}
+        stats = None if cpu.stats is None else vars(cpu.stats)  # NodeStatistics' fields, as load() rebuilds it
         path, tmp = self.path(key), self.root / f".{key}.pt.tmp"
         try:
             torch.save({"format": JOB_FORMAT, "result": job.result.model_dump_json(), "seconds": job.seconds, "stages": job.stages,

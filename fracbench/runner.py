@@ -177,7 +177,7 @@ def run(model_spec: str, config: RunConfig | None = None, out_dir: str | Path = 
 
     pending = [name for name in config.tasks if name not in jobs]
     executor = executor if executor is not None else LocalExecutor()
-    for name, job in tqdm(executor.run_jobs(spec, pending, config, measure_here, progress), total=len(pending),
+    for name, job in tqdm(executor.run_jobs(spec, pending, config, measure_here), total=len(pending),
                           desc=adapter.info.name, disable=not progress):
         store.save(keys[name], job)
         jobs[name] = job
