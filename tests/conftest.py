@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,16 @@ from fracbench.models import zoo
 from fracbench.models.native import NativeAdapter
 from fracbench.models.tokenizer import CharTokenizer
 from fracbench.models.transformer import Transformer, TransformerConfig
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`-n N`), each worker gets its share of the cores, and so do the processes its tests start:
+    N workers at the default thread count would each use every core."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

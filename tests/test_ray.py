@@ -19,6 +19,8 @@ from fracbench.config import RunConfig
 from fracbench.executors import RayExecutor
 from fracbench.results import results_json
 
+pytestmark = pytest.mark.xdist_group("ray")  # one local Ray cluster at a time, on one pytest-xdist worker
+
 CONFIG = RunConfig(tasks="quote_close,bracket_depth,copy_name", n_test=3, n_train=16, restarts=2)
 
 
