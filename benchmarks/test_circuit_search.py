@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from fracbench.circuits import PromptBatches, median_restart, node_sites, node_statistics, search_circuit, search_circuits
-from fracbench.coherence import SEARCH_BATCH
+from fracbench.circuits import PromptBatches, SearchSettings, median_restart, node_sites, node_statistics, search_circuit, search_circuits
+from fracbench.evaluate.coherence import SEARCH_BATCH
 from fracbench.models import load_model
 from fracbench.tasks import get_task
 
@@ -32,7 +32,7 @@ def setting():
 @pytest.mark.parametrize("steps", [0, 200])  # 0: the bisection alone over the initial (random) ranking
 def test_circuit_search(benchmark, setting, steps: int) -> None:
     adapter, sites, search, held_out, stats = setting
-    circuit = benchmark.pedantic(lambda: search_circuit(adapter, sites, search, stats.means, steps=steps, seed=0, held_out=held_out),
+    circuit = benchmark.pedantic(lambda: search_circuit(adapter, sites, search, stats.means, SearchSettings(steps=steps, seed=0), held_out=held_out),
                                  rounds=1, iterations=1)
     benchmark.extra_info.update(nodes_kept=circuit.n_kept, fraction_of_nodes=round(circuit.fraction, 4),
                                 held_out_sufficiency=circuit.search_sufficiency, steps=steps)
@@ -46,7 +46,7 @@ RESTART_TIMES: dict[int, float] = {}
 @pytest.mark.parametrize("restarts", [1, 5])  # fracbench run's default is 5: what the restarts cost against one search
 def test_circuit_search_restarts(benchmark, setting, restarts: int) -> None:
     adapter, sites, search, held_out, stats = setting
-    found = benchmark.pedantic(lambda: search_circuits(adapter, sites, search, stats.means, seed=0, restarts=restarts, held_out=held_out),
+    found = benchmark.pedantic(lambda: search_circuits(adapter, sites, search, stats.means, SearchSettings(seed=0, restarts=restarts), held_out=held_out),
                                rounds=1, iterations=1)
     RESTART_TIMES[restarts] = benchmark.stats.stats.min
     sizes = [c.n_kept for c in found]

@@ -18,7 +18,8 @@ import ray
 from fracbench.config import RunConfig
 from fracbench.executors import RayExecutor
 from fracbench.models import load_model
-from fracbench.runner import measure_task, run
+from fracbench.evaluate import measure_task
+from fracbench.runner import run
 from fracbench.tasks import get_task
 
 CONFIG = RunConfig(n_test=64, n_train=64, circuits=False)

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fracbench.circuits import PromptBatches, ablated_logit_diffs, logit_diffs_under, median_restart, node_sites, node_statistics, search_circuits
+from fracbench.circuits import PromptBatches, SearchSettings, ablated_logit_diffs, logit_diffs_under, median_restart, node_sites, node_statistics, search_circuits
 from fracbench.config import ABLATIONS, RESAMPLE
 from fracbench.circuits.counterfactual import counterfactual_examples
 from fracbench.circuits.curves import faithfulness_curves
 from fracbench.circuits.keys import node_order
-from fracbench.coherence import N_SEARCH, SEARCH_BATCH
+from fracbench.evaluate.coherence import N_SEARCH, SEARCH_BATCH
 from fracbench.models import resolve_model
 from fracbench.scoring import area
 from fracbench.tasks import TASKS
@@ -53,7 +53,7 @@ def measure(adapter, task, ablation: str, n: int, restarts: int, seed: int) -> d
     full = logit_diffs_under(adapter, test).double()
     empty = ablated_logit_diffs(adapter, test, sites, nothing, stats.values)
     accuracy = float((empty > 0).double().mean())
-    found = search_circuits(adapter, sites, search, stats.values, seed=seed, restarts=restarts, held_out=held_out, order=order)
+    found = search_circuits(adapter, sites, search, stats.values, SearchSettings(seed=seed, restarts=restarts), held_out=held_out, order=order)
     circuit = found[median_restart(found)]
     alone = ablated_logit_diffs(adapter, test, sites, circuit.kept, stats.values)
     span = float(full.mean() - empty.mean())

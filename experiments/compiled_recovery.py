@@ -17,11 +17,12 @@ from pathlib import Path
 
 import torch
 
-from fracbench.circuits import PromptBatches, median_restart, node_sites, node_statistics, search_circuits
+from fracbench.circuits import PromptBatches, SearchSettings, median_restart, node_sites, node_statistics, search_circuits
 from fracbench.circuits.canonical import canonical_order
 from fracbench.circuits.keys import node_order
 from fracbench.circuits.recovery import recovery
-from fracbench.coherence import DEFAULT_RESTARTS, N_SEARCH, SEARCH_BATCH
+from fracbench.config import DEFAULT_RESTARTS
+from fracbench.evaluate.coherence import N_SEARCH, SEARCH_BATCH
 from fracbench.models import load_model
 from fracbench.models.compiled import MIRRORS, TRUE_CIRCUITS
 from fracbench.tasks import get_task
@@ -59,8 +60,8 @@ def main() -> None:
         held_out = PromptBatches.build(adapter, task, train[N_SEARCH:], 128)
         stats = node_statistics(adapter, search, sites)
         order = node_order(adapter, sites, stats.means, stats.stds)
-        found = search_circuits(adapter, sites, search, stats.values, seed=args.seed, restarts=args.restarts, held_out=held_out,
-                                order=order)
+        found = search_circuits(adapter, sites, search, stats.values, SearchSettings(seed=args.seed, restarts=args.restarts),
+                                held_out=held_out, order=order)
         rows = []
         for circuit in found:
             kept = canonical.user_indices({s: k.nonzero().squeeze(1).tolist() for s, k in circuit.kept.items() if bool(k.any())})

@@ -14,8 +14,8 @@ from tqdm.auto import tqdm
 
 from fracbench.activations import latent_dataset
 from fracbench.circuits import PromptBatches
-from fracbench.decodability import examples
-from fracbench.erasure import N_RANDOM_SUBSPACES, measure_erasure
+from fracbench.evaluate.decodability import examples
+from fracbench.evaluate.erasure import N_RANDOM_SUBSPACES, measure_erasure
 from fracbench.models import resolve_model
 from fracbench.results import read_results
 from fracbench.scoring import erasure_gap, erasure_shares

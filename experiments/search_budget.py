@@ -16,9 +16,10 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from fracbench.circuits import PromptBatches, ablated_logit_diffs, logit_diffs_under, median_restart, node_sites, node_statistics, search_circuits
+from fracbench.circuits import PromptBatches, SearchSettings, ablated_logit_diffs, logit_diffs_under, median_restart, node_sites, node_statistics, search_circuits
 from fracbench.circuits.keys import node_order
-from fracbench.coherence import DEFAULT_RESTARTS, N_SEARCH, SEARCH_BATCH
+from fracbench.config import DEFAULT_RESTARTS
+from fracbench.evaluate.coherence import N_SEARCH, SEARCH_BATCH
 from fracbench.circuits.search import DEFAULT_STEPS
 from fracbench.models import resolve_model
 from fracbench.tasks import TASKS
@@ -47,7 +48,7 @@ def measure(adapter, task, n: int, seed: int) -> dict:
     for steps, per_step in SETTINGS:
         search = PromptBatches.build(adapter, task, train[:N_SEARCH], per_step)
         started = time.perf_counter()
-        found = search_circuits(adapter, sites, search, stats.values, steps=steps, seed=seed, restarts=DEFAULT_RESTARTS,
+        found = search_circuits(adapter, sites, search, stats.values, SearchSettings(steps=steps, seed=seed, restarts=DEFAULT_RESTARTS),
                                 held_out=held_out, order=order)
         seconds = time.perf_counter() - started
         circuit = found[median_restart(found)]

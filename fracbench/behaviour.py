@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from .config import BATCH_SIZE
 from .models.adapter import ModelAdapter
 from .tasks import Example, Task
 
@@ -38,7 +39,7 @@ def logit_diffs(
     adapter: ModelAdapter,
     task: Task,
     examples: Sequence[Example],
-    batch_size: int = 128,
+    batch_size: int = BATCH_SIZE,
     progress: bool = False,
     desc: str = "",
 ) -> torch.Tensor:

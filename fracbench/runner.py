@@ -1,6 +1,6 @@
 """Running the suite: one model, many tasks, one results file.
 
-Each (model, task) is a job: :func:`evaluate` depends only on the model, the task and the
+Each (model, task) is a job: :func:`fracbench.evaluate.evaluate` depends only on the model, the task and the
 :class:`~fracbench.config.RunConfig`, so a distributed executor can run the jobs on separate machines and assemble
 the same :class:`RunResult`. A finished job is stored (:mod:`fracbench.jobs`) until the results file is written, so
 an interrupted run resumes where it stopped. One step joins the jobs: specificity ablates each task's circuit on
@@ -22,102 +22,28 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .behaviour import logit_diffs
 from .circuits.canonical import Canonical, canonical_order
-from .coherence import N_SEARCH, SpecificityCircuit, TaskCircuit, measure_coherence, measure_reuse, measure_specificity, specificity_circuit
 from .config import RunConfig
-from .decodability import measure_decodability
-from .erasure import with_erasure
+from .evaluate import measure_canonical
+from .evaluate.coherence import SpecificityCircuit, TaskCircuit, measure_specificity, specificity_circuit
+from .evaluate.timing import Stopwatch
 from .executors import Executor, LocalExecutor
 from .jobs import FinishedJob, JobStore, job_key
 from .models import ModelSpec, check_device, resolve_model
-from .models.adapter import ModelAdapter
 from .results import (
     RESULTS_SUFFIX,
     SCHEMA_VERSION,
     ModelIdentity,
     Packages,
-    PrunedPrompt,
     Provenance,
     RunResult,
-    SplitBehaviour,
-    TaskResult,
     Timings,
-    TokenPruning,
     check_writable,
-    recorded,
     results_json,
     write_results,
 )
-from .results.coherence import CircuitSection, ScoreEstimate, TaskScores
+from .results.coherence import ScoreEstimate, TaskScores
 from .tasks import SUITE_VERSION, Task, get_task
-from .timing import Stopwatch
-from .token_pruning import TOKEN_KEEP_SHARE, measure_token_pruning
-
-
-def evaluate(adapter: ModelAdapter, task: Task, config: RunConfig, *, progress: bool = False) -> TaskResult:
-    """One (model, task) job: ``task`` measured on ``adapter`` as ``config`` says (its ``tasks`` and ``lm_eval`` aside);
-    no file is read or written."""
-    return measure_task(adapter, task, config, progress=progress)[0]
-
-
-def measure_task(adapter: ModelAdapter, task: Task, config: RunConfig, *, progress: bool = False,
-                 clock: Stopwatch | None = None) -> tuple[TaskResult, TaskCircuit | None]:
-    """Behaviour of ``adapter`` on ``task``'s test split and every OOD split, ``config.n_test`` items each; with
-    ``config.probes``, also decodability, erasure and token pruning; with ``config.circuits``, the circuit (the
-    smallest of ``config.restarts`` searches), its stress and OOD curves, regime circuits and sparsity, and what
-    specificity across tasks needs of it (in the canonical model's node order). ``clock`` collects each stage's
-    seconds. Everything is measured on the model in its canonical order (:mod:`fracbench.circuits.canonical`),
-    circuits reported in the user's indices."""
-    return _measure(canonical_order(adapter), task, config.check(), progress, clock if clock is not None else Stopwatch())
-
-
-def _measure(canonical: Canonical, task: Task, config: RunConfig, progress: bool,
-             clock: Stopwatch) -> tuple[TaskResult, TaskCircuit | None]:
-    """:func:`measure_task` on a model already in canonical order."""
-    adapter = canonical.adapter
-    n_test, seed, batch_size, n_train = config.n_test, config.seed, config.batch_size, config.n_train
-    behaviour, drawn = {}, {}
-    for split in task.splits():
-        if split.name == "train":
-            continue  # the zoo trains on it; behaviour is measured on held-out and shifted data
-        examples = drawn[split.name] = task.examples(split.name, n_test, seed)
-        with clock("behaviour"):
-            diffs = logit_diffs(adapter, task, examples, batch_size=batch_size, progress=progress, desc=f"{task.name} {split.name}")
-        behaviour[split.name] = SplitBehaviour.from_logit_diffs(recorded(diffs), split.axis, split.level)
-    n_examples = {s: b.n for s, b in behaviour.items()}
-    section = token_pruning = None
-    test_examples = drawn["test"]
-    if config.probes and task.evidence(test_examples[0]) is not None:  # a task that names no evidence has nothing to score it by
-        with clock("token_pruning"):
-            pruned = measure_token_pruning(adapter, task, test_examples, progress=progress)
-        token_pruning = TokenPruning(keep_share=TOKEN_KEEP_SHARE, prompts=[PrunedPrompt(**vars(p)) for p in pruned])
-    if config.probes:
-        with clock("probes"):
-            section = measure_decodability(adapter, task, n_train, n_test, seed, batch_size=batch_size, device=str(adapter.device),
-                                           progress=progress)
-        with clock("erasure"):
-            section = with_erasure(adapter, task, section, behaviour["test"].logit_diffs, n_train, n_test, seed, progress)
-        n_examples = {"train": n_train, **n_examples}
-    circuit = curves = sparsity = found = None
-    if config.circuits:
-        # the circuit is searched on the first n_search train examples and bisected on the next n_search,
-        # a subset of those the probes used
-        n_search = max(1, min(n_train // 2, N_SEARCH)) if config.probes else N_SEARCH
-        circuit, curves, sparsity, found = measure_coherence(adapter, task, behaviour["test"].logit_diffs, n_test, seed,
-                                                             batch_size=batch_size, n_search=n_search, restarts=config.restarts,
-                                                             progress=progress, ablation=config.ablation, clock=clock)
-        if circuit.search_sufficiency is not None:
-            with clock("regimes"):
-                measured = TaskResult(version=task.version, n_examples={"train": 2 * n_search, **n_examples}, behaviour=behaviour,
-                                      probes=section, circuits=circuit, stress=curves, sparsity=sparsity)
-                circuit = circuit.model_copy(update={"regimes": measure_reuse(adapter, task, found, circuit, usable_ood_splits(measured),
-                                                                              n_test, seed, batch_size, progress=progress)})
-        circuit = in_user_order(circuit, canonical)
-        n_examples.setdefault("train", 2 * n_search)
-    result = TaskResult(version=task.version, n_examples=n_examples, behaviour=behaviour, probes=section, circuits=circuit,
-                        stress=curves, sparsity=sparsity, token_pruning=token_pruning)
-    return result, found
 
 
 def measure_job(spec: ModelSpec, task_name: str, config: RunConfig) -> FinishedJob:
@@ -136,7 +62,7 @@ _LOADED: dict[tuple[ModelSpec, str], Canonical] = {}
 def _finished(canonical: Canonical, task: Task, config: RunConfig, progress: bool) -> tuple[FinishedJob, TaskCircuit | None]:
     """``task`` measured on the canonical model, as a finished job (with its seconds), and its circuit."""
     t0, clock = time.perf_counter(), Stopwatch()
-    result, circuit = _measure(canonical, task, config, progress, clock)
+    result, circuit = measure_canonical(canonical, task, config, progress, clock)
     job = FinishedJob(result, time.perf_counter() - t0, clock.seconds, kept=circuit and circuit.kept, stats=circuit and circuit.stats)
     return job, circuit
 
@@ -187,8 +113,7 @@ def run(model_spec: str, config: RunConfig | None = None, out_dir: str | Path = 
             found[name] = measured[name]
         elif jobs[name].kept is not None:  # read back or measured elsewhere: rebuilt from its nodes and statistics
             moved = jobs[name].to(canonical.adapter.device)
-            found[name] = specificity_circuit(canonical.adapter, get_task(name), moved.kept, moved.stats, config.n_test, config.seed,
-                                              config.batch_size)
+            found[name] = specificity_circuit(canonical.adapter, get_task(name), moved.kept, moved.stats, config)
     jobs = {name: jobs[name] for name in config.tasks}
     t0 = time.perf_counter()
     specificity = measure_specificity(canonical.adapter, found, progress) if config.circuits else None
@@ -218,8 +143,7 @@ def run(model_spec: str, config: RunConfig | None = None, out_dir: str | Path = 
     if config.lm_eval:
         from .integrations.lm_eval.harness import evaluate as lm_eval_evaluate
 
-        section = lm_eval_evaluate(spec.target, spec.dtype, list(config.tasks), config.n_test, config.seed, str(adapter.device),
-                                   config.batch_size)
+        section = lm_eval_evaluate(spec.target, spec.dtype, config)
         result = result.model_copy(update={"lm_eval": section})
     result = with_scores(result)
     path = write_outputs(result, results_path(out, adapter.info.name, created))
@@ -250,24 +174,6 @@ def finished_results(out_dir: str | Path, model_spec: str, config: RunConfig) ->
         if found == wanted:
             return path
     return None
-
-
-def usable_ood_splits(t: TaskResult) -> list[str]:
-    """The OOD splits where the model keeps its behaviour and the latents still decode: scoring's rule
-    (:func:`~fracbench.scoring.ood_faithfulness`) on what the run has measured of ``t`` so far."""
-    from .scoring import ood_faithfulness
-
-    return ood_faithfulness(t, n_bootstrap=1).used if t.circuits.ood else []
-
-
-def in_user_order(section: CircuitSection, canonical: Canonical) -> CircuitSection:
-    """A circuit section measured in canonical order, its node indices (circuit, restarts, regimes) in the user's order."""
-    restarts = [r.model_copy(update={"kept": canonical.user_indices(r.kept)}) for r in section.restarts]
-    regimes = section.regimes
-    if regimes is not None:
-        regimes = regimes.model_copy(update={"circuits": {name: c.model_copy(update={"kept": canonical.user_indices(c.kept)})
-                                                          for name, c in regimes.circuits.items()}})
-    return section.model_copy(update={"kept": canonical.user_indices(section.kept), "restarts": restarts, "regimes": regimes})
 
 
 def with_scores(result: RunResult) -> RunResult:

@@ -155,7 +155,7 @@ def test_zoo_list_shows_which_checkpoints_exist(capsys, tiny_zoo: Path) -> None:
 
 def test_zoo_train_writes_where_asked(capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls = []
-    monkeypatch.setattr(zoo, "train_and_save", lambda name, out, device, progress: calls.append((name, out, device)) or out)
+    monkeypatch.setattr("fracbench.training.train_and_save", lambda name, out, device, progress: calls.append((name, out, device)) or out)
     code, out, _ = run_cli(capsys, "zoo", "train", "shortcut", "--out", str(tmp_path))
     assert code == 0
     assert calls == [("shortcut", tmp_path / "shortcut.safetensors", "cpu")]

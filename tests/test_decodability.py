@@ -11,21 +11,22 @@ import torch
 from pydantic import ValidationError
 
 from fracbench.activations import LatentData
-from fracbench.decodability import default_sites, fit_latent, measure_decodability
+from fracbench.config import RunConfig
+from fracbench.evaluate.decodability import QUICK_LOOK, ProbeSettings, default_sites, fit_latent, measure_decodability
 from fracbench.models import load_model
 from fracbench.models.native import NativeAdapter
 from fracbench.results import ProbeSection
 from fracbench.scoring import decodability
 from fracbench.tasks import get_task
 
-FAST = dict(mlp=False, transfer=False)  # the linear probes only: what most tests need
+FAST = QUICK_LOOK  # the linear probes only: what most tests need
 
 
 @pytest.fixture(scope="module")
 def section(tiny_adapter: NativeAdapter) -> ProbeSection:
     """bracket_depth on the tiny model, everything on, small caps so the row subsample is exercised."""
-    return measure_decodability(tiny_adapter, get_task("bracket_depth"), n_train=40, n_test=12, seed=0, max_train_rows=300,
-                                max_test_rows=100)
+    return measure_decodability(tiny_adapter, get_task("bracket_depth"), RunConfig(n_train=40, n_test=12, seed=0),
+                                settings=ProbeSettings(max_train_rows=300, max_test_rows=100))
 
 
 def fake_adapter(names: list[str]) -> types.SimpleNamespace:
@@ -69,21 +70,23 @@ def test_the_best_site_is_chosen_on_validation_rows_not_test_rows(section: Probe
 
 
 def test_the_same_seed_gives_the_same_section_and_another_seed_another(tiny_adapter: NativeAdapter, section: ProbeSection) -> None:
-    again = measure_decodability(tiny_adapter, get_task("bracket_depth"), n_train=40, n_test=12, seed=0, max_train_rows=300,
-                                 max_test_rows=100)
+    again = measure_decodability(tiny_adapter, get_task("bracket_depth"), RunConfig(n_train=40, n_test=12, seed=0),
+                                 settings=ProbeSettings(max_train_rows=300, max_test_rows=100))
     assert again == section
-    other = measure_decodability(tiny_adapter, get_task("bracket_depth"), n_train=40, n_test=12, seed=1, max_train_rows=300,
-                                 max_test_rows=100, **FAST)
+    other = measure_decodability(tiny_adapter, get_task("bracket_depth"), RunConfig(n_train=40, n_test=12, seed=1),
+                                 settings=ProbeSettings(max_train_rows=300, max_test_rows=100, mlp=False, transfer=False))
     assert other.latents["depth"].test_labels != section.latents["depth"].test_labels
 
 
 MEASURE_IN_A_FRESH_PROCESS = """
 import torch
-from fracbench.decodability import measure_decodability
+from fracbench.config import RunConfig
+from fracbench.evaluate.decodability import ProbeSettings, measure_decodability
 from fracbench.models import load_model
 from fracbench.tasks import get_task
 threads = torch.get_num_threads()
-section = measure_decodability(load_model("zoo:dense"), get_task("bracket_depth"), n_train=48, n_test=16, seed=0, transfer=False)
+section = measure_decodability(load_model("zoo:dense"), get_task("bracket_depth"), RunConfig(n_train=48, n_test=16, seed=0),
+                               settings=ProbeSettings(transfer=False))
 print(threads, torch.get_num_threads())
 print(section.model_dump_json())
 """
@@ -212,7 +215,7 @@ def test_test_rows_of_a_class_never_seen_in_fit_count_as_wrong() -> None:
 
 def test_sites_of_different_widths_are_probed_in_separate_fits(tiny_adapter: NativeAdapter) -> None:
     sites = ["blocks.0.mlp.hook_post", "blocks.0.hook_resid_post", "blocks.0.attn.hook_z"]  # widths 64, 32, 2 x 16
-    s = measure_decodability(tiny_adapter, get_task("dict_or_list"), n_train=20, n_test=6, seed=0, sites=sites, **FAST)
+    s = measure_decodability(tiny_adapter, get_task("dict_or_list"), RunConfig(n_train=20, n_test=6, seed=0), sites, settings=FAST)
     assert list(s.latents["container"].sites) == sites
 
 
@@ -224,7 +227,7 @@ def cue_agreeing(task, latents=None):
 
 def test_a_latent_of_a_single_class_is_skipped_with_the_reason(tiny_adapter: NativeAdapter) -> None:
     # with the cue agreeing, copy_name's `source` is always class 1 (the queried name is the last one defined)
-    s = measure_decodability(tiny_adapter, cue_agreeing(get_task("copy_name")), n_train=20, n_test=6, seed=0, **FAST)
+    s = measure_decodability(tiny_adapter, cue_agreeing(get_task("copy_name")), RunConfig(n_train=20, n_test=6, seed=0), settings=FAST)
     assert list(s.latents) == ["next_char"]
     assert "single class of the latent (1)" in s.skipped["source"] and "--n-train" in s.skipped["source"]
 
@@ -233,7 +236,7 @@ def test_a_task_with_nothing_to_probe_is_an_error_naming_task_and_latent(tiny_ad
     task = get_task("copy_name")
     only_source = cue_agreeing(task, [task.latents[0]])
     with pytest.raises(ValueError, match=r"task 'copy_name', latent 'source': the \d+ fit rows hold a single class.*raise --n-train"):
-        measure_decodability(tiny_adapter, only_source, n_train=20, n_test=6, seed=0, **FAST)
+        measure_decodability(tiny_adapter, only_source, RunConfig(n_train=20, n_test=6, seed=0), settings=FAST)
 
 
 @pytest.mark.parametrize(
@@ -248,15 +251,15 @@ def test_a_task_with_nothing_to_probe_is_an_error_naming_task_and_latent(tiny_ad
     ],
 )
 def test_bad_input_is_refused_naming_the_argument(tiny_adapter: NativeAdapter, kwargs: dict, error: type, message: str) -> None:
-    args = dict(n_train=8, n_test=4, seed=0) | kwargs
+    config = RunConfig(**dict(n_train=8, n_test=4, seed=0) | {k: v for k, v in kwargs.items() if k != "sites"})
     with pytest.raises(error, match=message):
-        measure_decodability(tiny_adapter, get_task("bracket_depth"), **args, **FAST)
+        measure_decodability(tiny_adapter, get_task("bracket_depth"), config, kwargs.get("sites"), settings=FAST)
 
 
 def test_cuda_without_cuda_is_refused(tiny_adapter: NativeAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     with pytest.raises(ValueError, match="CUDA is not available.*--device cpu"):
-        measure_decodability(tiny_adapter, get_task("bracket_depth"), n_train=8, n_test=4, seed=0, device="cuda", **FAST)
+        measure_decodability(tiny_adapter, get_task("bracket_depth"), RunConfig(n_train=8, n_test=4, seed=0, device="cuda"), settings=FAST)
 
 
 def test_an_adapter_without_an_untrained_twin_is_probed_without_that_baseline(tiny_adapter: NativeAdapter,
@@ -265,7 +268,7 @@ def test_an_adapter_without_an_untrained_twin_is_probed_without_that_baseline(ti
         raise NotImplementedError("no twin")
 
     monkeypatch.setattr(tiny_adapter, "untrained_twin", cannot)
-    s = measure_decodability(tiny_adapter, get_task("dict_or_list"), n_train=20, n_test=6, seed=0, **FAST)
+    s = measure_decodability(tiny_adapter, get_task("dict_or_list"), RunConfig(n_train=20, n_test=6, seed=0), settings=FAST)
     assert all(latent.untrained is None for latent in s.latents.values())
 
 
@@ -279,7 +282,7 @@ def test_bracket_depth_is_decodable_in_the_trained_model_far_above_random_init()
     D = {}
     for name in ("dense", "random"):
         adapter = load_model(f"zoo:{name}")
-        D[name] = decodability(measure_decodability(adapter, task, n_train=96, n_test=48, seed=0, **FAST))
+        D[name] = decodability(measure_decodability(adapter, task, RunConfig(n_train=96, n_test=48, seed=0), settings=FAST))
     assert D["dense"].latents["depth"].accuracy.value > 0.95
     assert D["dense"].D.value > 0.9  # read at ~1 by a model that does the task: high D
     assert D["dense"].D.low > D["random"].D.high  # the intervals do not overlap
@@ -288,6 +291,6 @@ def test_bracket_depth_is_decodable_in_the_trained_model_far_above_random_init()
 
 def test_probes_are_fitted_and_scored_on_cue_random_examples(tiny_adapter: NativeAdapter) -> None:
     """D version 3: with the cue agreeing in every row (suite 0.2), a probe could read the cue instead of the latent."""
-    s = measure_decodability(tiny_adapter, get_task("set_or_string"), n_train=40, n_test=200, seed=0, **FAST)
+    s = measure_decodability(tiny_adapter, get_task("set_or_string"), RunConfig(n_train=40, n_test=200, seed=0), settings=FAST)
     share = s.test_cue_agrees.count("1") / len(s.test_cue_agrees)
     assert len(s.test_cue_agrees) == 200 and 0.4 < share < 0.6

@@ -11,11 +11,11 @@ from fracbench.activations import latent_dataset
 from fracbench.behaviour import logit_diffs
 from fracbench.circuits import PromptBatches
 from fracbench.config import RunConfig
-from fracbench.erasure import (N_RANDOM_SUBSPACES, _on_text_tokens, erased_rank, fit_eraser, measure_erasure,
+from fracbench.evaluate.erasure import (N_RANDOM_SUBSPACES, _on_text_tokens, erased_rank, fit_eraser, measure_erasure,
                                random_eraser)
 from fracbench.models import resolve_model
 from fracbench.results import LatentErasure
-from fracbench.runner import evaluate
+from fracbench.evaluate import evaluate
 from fracbench.scoring import erasure_gap, erasure_reading, task_erasure
 from fracbench.tasks import get_task
 

@@ -30,7 +30,8 @@ from fracbench.models import load_model
 from fracbench.models.compiled import MIRRORS, TRUE_CIRCUITS
 from fracbench.models.twins import permuted_twin
 from fracbench.results import SCHEMA_VERSION, RunResult
-from fracbench.runner import measure_task, run
+from fracbench.evaluate import measure_task
+from fracbench.runner import run
 from fracbench.scoring import D_HIGH, model_scores, verdict
 from fracbench.tasks import TASKS, get_task
 
@@ -45,12 +46,14 @@ def shortcut(tmp_path_factory) -> RunResult:
     return run("zoo:shortcut", RunConfig(tasks=["quote_close", "set_or_string"], n_test=N, circuits=False), out, progress=False)[0]
 
 
+@pytest.mark.xdist_group("shortcut")  # one worker measures the module fixture once
 def test_the_shortcut_model_relies_on_its_cue_where_the_cue_flip_split_shows_it(shortcut: RunResult) -> None:
     scores = shortcut.tasks["set_or_string"].scores
     assert scores.relies_on_cue and scores.cue_reliance.low > 0.2, scores
     assert scores.reasons[0].startswith("relies on its cue"), scores.reasons
 
 
+@pytest.mark.xdist_group("shortcut")  # one worker measures the module fixture once
 def test_the_shortcut_model_is_not_named_for_a_cue_it_does_not_use(shortcut: RunResult) -> None:
     scores = shortcut.tasks["quote_close"].scores
     assert not scores.relies_on_cue and scores.cue_reliance.low <= 0.05, scores
@@ -80,14 +83,15 @@ def test_a_permuted_twin_gets_the_same_d_c_and_verdict() -> None:
     0.572 on bracket_depth; keyed draws alone still left the twin's float rounding to the search (sparse dict_or_list:
     a reported circuit sharing 263 of 457 nodes). Measured in canonical order, a twin is the original's weights bit for
     bit: D, C and the verdict are equal, and the circuit (in each model's own indices) is the same nodes by key.
-    Measured on sparse bracket_depth, the cheapest search; sparse dict_or_list passes too (measured at 3 restarts), and
+    Measured on sparse bracket_depth, the cheapest search, at 64 test and 128 train prompts (equality holds at any size;
+    the run's cost does not); sparse dict_or_list passes too (measured at 3 restarts), and
     tests/circuits/test_canonical.py checks both models' canonical weights bit for bit."""
     task = "bracket_depth"
     original = load_model("zoo:sparse")
     scored = {}
     for adapter in (original, permuted_twin(original, seed=11)):
-        # 2 restarts: the median's choice too
-        result, _ = measure_task(adapter, get_task(task), RunConfig(n_test=128, seed=0, n_train=256, restarts=2))
+        # 2 restarts: the choice of the reported restart too
+        result, _ = measure_task(adapter, get_task(task), RunConfig(n_test=64, seed=0, n_train=128, restarts=2))
         keys = _keys(adapter, result.circuits.kept)
         scored[adapter.info.name] = (result, verdict(as_run(task, result), task), keys)
     (a, va, ka), (b, vb, kb) = scored.values()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fracbench.lexical import lexical_predictions
+from fracbench.evaluate.lexical import lexical_predictions
 
 
 def test_each_type_predicts_its_fit_rows_majority_the_smallest_class_on_ties_and_unseen_types_the_fallback() -> None:

@@ -43,7 +43,7 @@ def test_a_run_that_fails_midway_keeps_the_finished_task_and_the_rerun_resumes_f
         tmp_path: Path, tiny_zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = RunConfig(tasks="quote_close,bracket_depth", n_test=3, n_train=16, restarts=2)
     _, reference = runner.run("dense", config, tmp_path / "reference", progress=False, command=["fracbench"])
-    real, measured = runner._measure, []
+    real, measured = runner.measure_canonical, []
 
     def fail_on_second(canonical, task, *args, **kwargs):
         if measured:
@@ -52,13 +52,13 @@ def test_a_run_that_fails_midway_keeps_the_finished_task_and_the_rerun_resumes_f
         return real(canonical, task, *args, **kwargs)
 
     out = tmp_path / "out"
-    monkeypatch.setattr(runner, "_measure", fail_on_second)
+    monkeypatch.setattr(runner, "measure_canonical", fail_on_second)
     with pytest.raises(FloatingPointError):
         runner.run("dense", config, out, progress=False, command=["fracbench"])
     assert results_files(out) == [] and len(JobStore(out)) == 1  # no results file; the finished task is kept
 
     measured.clear()
-    monkeypatch.setattr(runner, "_measure", lambda canonical, task, *a, **k: measured.append(task.name) or real(canonical, task, *a, **k))
+    monkeypatch.setattr(runner, "measure_canonical", lambda canonical, task, *a, **k: measured.append(task.name) or real(canonical, task, *a, **k))
     _, resumed = runner.run("dense", config, out, progress=False, command=["fracbench"])
     assert measured == ["bracket_depth"]  # quote_close was read back, not measured again
     assert comparable(resumed) == comparable(reference)  # specificity included: quote_close's circuit was rebuilt exactly

@@ -13,6 +13,7 @@ import pytest
 
 from fracbench import report, runner
 from fracbench.config import RunConfig
+from fracbench.evaluate import evaluate
 from fracbench.jobs import JOBS_DIR
 from fracbench.models import ModelSpec, load_model, resolve_model, zoo
 from fracbench.models.native import NativeAdapter
@@ -25,7 +26,7 @@ N = 3  # examples per split: enough to exercise everything, small enough to be f
 @pytest.mark.parametrize("name", TASKS.names())
 def test_evaluate_covers_test_and_every_ood_split(tiny_adapter: NativeAdapter, name: str) -> None:
     task = get_task(name)
-    result = runner.evaluate(tiny_adapter, task, RunConfig(n_test=N, seed=0, batch_size=2, probes=False), progress=False)
+    result = evaluate(tiny_adapter, task, RunConfig(n_test=N, seed=0, batch_size=2, probes=False), progress=False)
     expected = {s.name: s for s in task.splits() if s.name != "train"}
     assert set(result.behaviour) == set(expected)
     assert result.version == task.version
@@ -40,7 +41,7 @@ def test_evaluate_is_deterministic_in_the_seed(tiny_adapter: NativeAdapter) -> N
     task = get_task("bracket_depth")
 
     def diffs(seed: int, batch_size: int) -> dict[str, list[float]]:
-        result = runner.evaluate(tiny_adapter, task, RunConfig(n_test=N, seed=seed, batch_size=batch_size, probes=False))
+        result = evaluate(tiny_adapter, task, RunConfig(n_test=N, seed=seed, batch_size=batch_size, probes=False))
         return {s: b.logit_diffs for s, b in result.behaviour.items()}
 
     assert diffs(0, 2) == diffs(0, 2)
@@ -130,11 +131,11 @@ def test_bad_settings_and_names_fail_before_loading(tmp_path: Path, tiny_zoo: Pa
 
 def test_evaluate_measures_decodability_unless_told_not_to(tiny_adapter: NativeAdapter) -> None:
     task = get_task("dict_or_list")
-    result = runner.evaluate(tiny_adapter, task, RunConfig(n_test=6, seed=0, n_train=20))
+    result = evaluate(tiny_adapter, task, RunConfig(n_test=6, seed=0, n_train=20))
     assert result.n_examples["train"] == 20 and result.n_examples["test"] == 6
     assert list(result.probes.latents) == ["container"]
     assert set(result.probes.latents["container"].transfer) == {s.name for s in task.splits() if s.is_ood}
-    assert runner.evaluate(tiny_adapter, task, RunConfig(n_test=6, seed=0, probes=False)).probes is None
+    assert evaluate(tiny_adapter, task, RunConfig(n_test=6, seed=0, probes=False)).probes is None
 
 
 @pytest.mark.parametrize("failing", ["figure", "results", "rename"])

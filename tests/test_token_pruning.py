@@ -10,7 +10,7 @@ from fracbench.config import RunConfig
 from fracbench.results import PrunedPrompt, TaskResult, TokenPruning
 from fracbench.scoring import token_pruning_scores
 from fracbench.tasks import TASKS, get_task
-from fracbench.token_pruning import TOKEN_KEEP_SHARE, prune_prompt
+from fracbench.evaluate.token_pruning import TOKEN_KEEP_SHARE, prune_prompt
 
 
 @pytest.mark.parametrize("name", TASKS.names())
@@ -27,7 +27,7 @@ def test_every_task_names_the_characters_that_carry_its_answer(name: str) -> Non
 
 
 def test_pruning_keeps_half_the_logit_difference_and_never_the_special_or_last_token(monkeypatch, tiny_adapter) -> None:
-    import fracbench.token_pruning as tp
+    import fracbench.evaluate.token_pruning as tp
 
     task = get_task("quote_close")
     example = next(ex for ex in task.examples("test", 50, 0) if ex.target == "'" and ex.prompt.count("'") == 1)
@@ -45,7 +45,7 @@ def test_pruning_keeps_half_the_logit_difference_and_never_the_special_or_last_t
 
 
 def test_a_wrong_answer_is_not_pruned(monkeypatch, tiny_adapter) -> None:
-    import fracbench.token_pruning as tp
+    import fracbench.evaluate.token_pruning as tp
 
     monkeypatch.setattr(tp, "_last_diffs", lambda *a: torch.tensor([-1.0], dtype=torch.float64))
     assert prune_prompt(tiny_adapter, get_task("quote_close"), get_task("quote_close").examples("test", 1, 0)[0]) is None
@@ -69,7 +69,7 @@ def test_a_pruned_prompt_keeps_no_more_characters_than_it_had() -> None:
 def test_a_task_that_names_no_evidence_is_measured_without_token_pruning(monkeypatch, tiny_adapter) -> None:
     """A user's task need not say which characters carry its answer: the run keeps its probes and leaves token pruning
     out instead of failing."""
-    from fracbench.runner import measure_task
+    from fracbench.evaluate import measure_task
 
     task = get_task("quote_close")
     monkeypatch.setattr(type(task), "evidence", lambda self, example: None)

@@ -3,7 +3,7 @@
 from .ablation import NodeStatistics, PromptBatches, ablated_logit_diffs, ablation_interventions, logit_diffs_under, node_statistics
 from .faithfulness import Conditions, measure_conditions
 from .nodes import NodeSite, node_sites, total_nodes
-from .search import DEFAULT_TARGET, Circuit, median_restart, search_circuit, search_circuits
+from .search import DEFAULT_TARGET, Circuit, SearchSettings, median_restart, search_circuit, search_circuits
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -12,6 +12,7 @@ __all__ = [
     "NodeSite",
     "NodeStatistics",
     "PromptBatches",
+    "SearchSettings",
     "ablated_logit_diffs",
     "ablation_interventions",
     "logit_diffs_under",

@@ -23,7 +23,7 @@ from .ablation import AblationValues, PromptBatches
 from .curves import learned_ranking, ranking_curve
 from .keys import NodeOrder
 from .nodes import NodeSite
-from .search import DEFAULT_PENALTY, DEFAULT_STEPS, batch_spans, learn_scores
+from .search import SearchSettings, batch_spans, learn_scores
 
 
 def control_flips(task: Task, examples: Sequence[Example], seed: int) -> list[bool]:
@@ -46,19 +46,21 @@ class ControlMeasurement:
     learned: list[torch.Tensor]  # per curve size, [N]
 
 
-def measure_control(adapter: ModelAdapter, task: Task, sites: Sequence[NodeSite], search: Sequence[Example],
-                    test: Sequence[Example], test_batches: PromptBatches, means: AblationValues, order: NodeOrder,
-                    circuit_size: int, sizes: Sequence[int], seed: int, steps: int = DEFAULT_STEPS,
-                    penalty: float = DEFAULT_PENALTY, search_batch: int = 64, progress: bool = False,
-                    full: torch.Tensor | None = None) -> ControlMeasurement | None:
-    """One control search on the ``search`` prompts (the task's own search prompts, control labels), normalized by the
-    real task's span on each batch; its ranking alone at ``circuit_size`` and at ``sizes`` on the ``test`` prompts
-    (``test_batches``, built from them with the real labels; ``full``, the full model's logit differences there, is
-    the curve's 100% point when given). None when the real task shows no behaviour."""
+def measure_control(adapter: ModelAdapter, task: Task, sites: Sequence[NodeSite], means: AblationValues, order: NodeOrder,
+                    search: Sequence[Example], test: Sequence[Example], test_batches: PromptBatches, circuit_size: int,
+                    sizes: Sequence[int], settings: SearchSettings = SearchSettings(), *, search_batch: int = 64,
+                    progress: bool = False, full: torch.Tensor | None = None) -> ControlMeasurement | None:
+    """One control search (``settings``, its seed drawn from theirs, one restart) on the ``search`` prompts (the task's
+    own search prompts, control labels), normalized by the real task's span on each batch; its ranking alone at
+    ``circuit_size`` and at ``sizes`` on the ``test`` prompts (``test_batches``, built from them with the real labels;
+    ``full``, the full model's logit differences there, is the curve's 100% point when given). None when the real task
+    shows no behaviour."""
+    seed = settings.seed
     spans = batch_spans(adapter, sites, PromptBatches.build(adapter, task, search, search_batch), means)
     labels = PromptBatches.build(adapter, task, control_examples(search, control_flips(task, search, seed)), search_batch)
-    scores = learn_scores(adapter, sites, labels, means, steps, penalty, stable_seed("control search", seed), 1, progress,
-                          f"{task.name} control", order, spans)
+    control = dataclasses.replace(settings, seed=stable_seed("control search", seed), restarts=1)
+    scores = learn_scores(adapter, sites, labels, means, control, order=order, spans=spans, progress=progress,
+                          desc=f"{task.name} control")
     if scores is None:
         return None
     ranking = learned_ranking(sites, scores[0], order)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from ..config import RunConfig
 from ..models.adapter import ModelAdapter
 from ..tasks import Example, Task
 from ..tasks.base import stable_seed
@@ -25,7 +26,7 @@ from .ablation import AblationValues, PromptBatches, ablated_logit_diffs
 from .curves import random_ranking, top
 from .keys import NodeOrder
 from .nodes import NodeSite
-from .search import DEFAULT_STEPS, search_circuits
+from .search import DEFAULT_STEPS, SearchSettings, search_circuits
 
 SHORT_PROMPT_CHARS = 32  # a prompt shorter than this is in the "short" regime: about the median train prompt of the suite (29)
 N_REGIME_RANDOM = 3  # random node sets of each regime circuit's size, measured beside it
@@ -104,10 +105,12 @@ class ReportedCircuit:
 
 def measure_regimes(adapter: ModelAdapter, task: Task, sites: Sequence[NodeSite], values: AblationValues, order: NodeOrder,
                     reported: ReportedCircuit, test: Sequence[Example], test_batches: PromptBatches, usable: Sequence[str],
-                    n_test: int, n_search: int, seed: int, batch_size: int = 64, search_batch: int = 64,
-                    steps: int = DEFAULT_STEPS, progress: bool = False) -> RegimeMeasurement:
-    """The regime circuits of ``task`` and their measurements; ``usable`` names the OOD splits where the model keeps
-    its behaviour and the latents decode."""
+                    config: RunConfig, *, n_search: int, search_batch: int = 64, steps: int = DEFAULT_STEPS,
+                    progress: bool = False) -> RegimeMeasurement:
+    """The regime circuits of ``task`` and their measurements (``config``'s n_test, seed and batch size; each regime
+    searched with ``steps`` on ``n_search`` prompts and bisected on as many more); ``usable`` names the OOD splits where
+    the model keeps its behaviour and the latents decode."""
+    n_test, seed, batch_size = config.n_test, config.seed, config.batch_size
     pool = ood_pool(usable, n_test)
     pool_examples = {split: task.examples(split, n_test, seed) for split in sorted(set(s for s, _ in pool))}
     pool_batches = PromptBatches.build(adapter, task, [pool_examples[s][i] for s, i in pool], batch_size) if pool else None
@@ -140,8 +143,9 @@ def measure_regimes(adapter: ModelAdapter, task: Task, sites: Sequence[NodeSite]
         half = len(examples) // 2
         searched = PromptBatches.build(adapter, task, examples[:half], search_batch)
         held_out = PromptBatches.build(adapter, task, examples[half:], batch_size)
-        found = search_circuits(adapter, sites, searched, values, steps=steps, seed=stable_seed("regime search", seed, name),
-                                held_out=held_out, order=order, desc=f"{task.name} {name} circuit")[0]
+        settings = SearchSettings(steps=steps, seed=stable_seed("regime search", seed, name))
+        found = search_circuits(adapter, sites, searched, values, settings, held_out=held_out, order=order,
+                                desc=f"{task.name} {name} circuit")[0]
         out[name] = measured(name, found.kept, found.search_sufficiency)
     return RegimeMeasurement([is_short(ex) for ex in test], pool, out)
 

@@ -18,6 +18,7 @@ scores version 5), and the others measure how much the search itself varies.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,24 +75,32 @@ class Circuit:
         return self.n_kept / self.n_total
 
 
-def search_circuits(
-    adapter: ModelAdapter,
-    sites: Sequence[NodeSite],
-    batches: PromptBatches,
-    means: AblationValues,
-    target: float = DEFAULT_TARGET,
-    steps: int = DEFAULT_STEPS,
-    penalty: float = DEFAULT_PENALTY,
-    seed: int = 0,
-    restarts: int = 1,
-    progress: bool = False,
-    desc: str = "circuit",
-    held_out: PromptBatches | None = None,
-    order: NodeOrder | None = None,
-) -> list[Circuit]:
-    """``restarts`` independent searches, each the smallest top-ranked node set whose circuit reaches ``target``
-    sufficiency. The masks are learned on ``batches``; the bisection measures sufficiency on ``held_out`` prompts
-    (default: ``batches``), so that the target is met on prompts the ranking was not fitted to. ``order``
+@dataclass(frozen=True)
+class SearchSettings:
+    """How the mask search runs: the sufficiency ``target`` the bisection meets, the optimizer's ``steps``, the
+    ``penalty`` per kept node, the ``seed`` of the initial noise and the number of ``restarts``."""
+
+    target: float = DEFAULT_TARGET
+    steps: int = DEFAULT_STEPS
+    penalty: float = DEFAULT_PENALTY
+    seed: int = 0
+    restarts: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.target <= 1:
+            raise ValueError(f"target (the circuit's sufficiency) must be in (0, 1], got {self.target}")
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if self.restarts < 1:
+            raise ValueError(f"restarts must be >= 1, got {self.restarts}")
+
+
+def search_circuits(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: AblationValues,
+                    settings: SearchSettings = SearchSettings(), *, held_out: PromptBatches | None = None,
+                    order: NodeOrder | None = None, progress: bool = False, desc: str = "circuit") -> list[Circuit]:
+    """``settings.restarts`` independent searches, each the smallest top-ranked node set whose circuit reaches the
+    target sufficiency. The masks are learned on ``batches``; the bisection measures sufficiency on ``held_out``
+    prompts (default: ``batches``), so that the target is met on prompts the ranking was not fitted to. ``order``
     (default: from the adapter's weights) keys the initial noise and the ranking's ties to the nodes, not their
     indices.
 
@@ -101,39 +110,33 @@ def search_circuits(
     restarts instead would cost one search, but on 13 prompts a step the search failed far more often (dense
     set_or_string: 4 of 5 restarts at 2,701-3,037 nodes, where 5 of 5 seeds at 64 prompts found 414-753).
     """
-    if not 0 < target <= 1:
-        raise ValueError(f"target (the circuit's sufficiency) must be in (0, 1], got {target}")
     order = order if order is not None else node_order(adapter, sites, means)
-    scores = learn_scores(adapter, sites, batches, means, steps, penalty, seed, restarts, progress, desc, order)
-    n_total = total_nodes(list(sites))
+    scores = learn_scores(adapter, sites, batches, means, settings, order=order, progress=progress, desc=desc)
+    n_total, target = total_nodes(list(sites)), settings.target
     if scores is None:  # no behaviour beyond the all-ablated model: nothing to search for
         none = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool, device=adapter.device) for s in sites}
-        initial = _initial_scores(adapter, sites, seed, restarts, order)
-        return [Circuit(dict(none), {name: s[r] for name, s in initial.items()}, target, None, n_total) for r in range(restarts)]
+        initial = _initial_scores(adapter, sites, settings.seed, settings.restarts, order)
+        return [Circuit(dict(none), {name: s[r] for name, s in initial.items()}, target, None, n_total) for r in range(settings.restarts)]
     bisect_on = held_out or batches
     full_mean = float(logit_diffs_under(adapter, bisect_on).mean())
     empty_mean = float(ablated_logit_diffs(adapter, bisect_on, sites, _nothing(adapter, sites), means).mean())
-    return [_bisect(adapter, sites, bisect_on, means, ranking, target, n_total, full_mean, empty_mean, order)
+    return [_bisect(adapter, sites, bisect_on, means, ranking, order, target, (full_mean, empty_mean))
             for ranking in tqdm(scores, desc=f"{desc} bisection", disable=not progress, leave=False)]
 
 
 def learn_scores(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: AblationValues,
-                 steps: int = DEFAULT_STEPS, penalty: float = DEFAULT_PENALTY, seed: int = 0, restarts: int = 1,
-                 progress: bool = False, desc: str = "circuit", order: NodeOrder | None = None,
-                 spans: Sequence[float] | None = None) -> list[dict[str, torch.Tensor]] | None:
-    """The mask search without its bisection: per restart, the learned node scores (site -> [n_nodes]), which rank the
-    nodes. Each batch's sufficiency is normalized by the full model's mean logit difference minus the all-ablated
-    model's on that batch, or by ``spans`` (one per batch) when given: the circuit control task's labels have no
-    behaviour of their own, so its search is asked for the real task's span. None when the span (its mean over the
-    batches) is below ``MIN_EFFECT``: no behaviour to search for."""
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    if restarts < 1:
-        raise ValueError(f"restarts must be >= 1, got {restarts}")
+                 settings: SearchSettings = SearchSettings(), *, order: NodeOrder | None = None, spans: Sequence[float] | None = None,
+                 progress: bool = False, desc: str = "circuit") -> list[dict[str, torch.Tensor]] | None:
+    """The mask search without its bisection (``settings.target`` unused): per restart, the learned node scores
+    (site -> [n_nodes]), which rank the nodes. Each batch's sufficiency is normalized by the full model's mean logit
+    difference minus the all-ablated model's on that batch, or by ``spans`` (one per batch) when given: the circuit
+    control task's labels have no behaviour of their own, so its search is asked for the real task's span. None when
+    the span (its mean over the batches) is below ``MIN_EFFECT``: no behaviour to search for."""
     if spans is not None and len(spans) != len(batches.batches):
         raise ValueError(f"spans: one per batch ({len(batches.batches)}), got {len(spans)}")
+    restarts = settings.restarts
     order = order if order is not None else node_order(adapter, sites, means)
-    scores = {name: s.requires_grad_() for name, s in _initial_scores(adapter, sites, seed, restarts, order).items()}  # [R, n_nodes]
+    scores = {name: s.requires_grad_() for name, s in _initial_scores(adapter, sites, settings.seed, restarts, order).items()}  # [R, n_nodes]
     # the all-ablated model's logit differences per batch, and the span that normalizes every step: computed once
     empty = _per_batch(batches, ablated_logit_diffs(adapter, batches, sites, _nothing(adapter, sites), means), adapter.device)
     if spans is None:
@@ -142,7 +145,7 @@ def learn_scores(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: Prom
     if sum(span * n for span, n in zip(spans, sizes)) / sum(sizes) < MIN_EFFECT:
         return None
     optimizer = torch.optim.Adam(scores.values(), lr=LEARNING_RATE, betas=(0.9, 0.95))
-    for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+    for step in tqdm(range(settings.steps), desc=desc, disable=not progress, leave=False):
         b = step % len(batches.batches)
         enc, targets, foils, _ = batches.batches[b]
         n = len(targets)
@@ -152,7 +155,7 @@ def learn_scores(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: Prom
         diffs = last_token_logit_diffs(adapter, enc.repeat(restarts), targets.repeat(restarts), foils.repeat(restarts),
                                        ablation_interventions(sites, keep, batch_values(adapter, batches, b, sites, means))).view(restarts, n)
         sufficiency = (diffs.mean(dim=1) - empty[b].mean()) / max(spans[b], 1e-6)  # [R]
-        loss = (1 - sufficiency).square().sum() + penalty * sum(m.sum() for m in masks.values())  # every restart's kept nodes
+        loss = (1 - sufficiency).square().sum() + settings.penalty * sum(m.sum() for m in masks.values())  # every restart's kept nodes
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -182,9 +185,9 @@ def _initial_scores(adapter: ModelAdapter, sites: Sequence[NodeSite], seed: int,
 
 
 def search_circuit(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: AblationValues,
-                   **settings) -> Circuit:
-    """One search (:func:`search_circuits` with one restart)."""
-    return search_circuits(adapter, sites, batches, means, restarts=1, **settings)[0]
+                   settings: SearchSettings = SearchSettings(), **where) -> Circuit:
+    """One search (:func:`search_circuits` with one restart; ``where``: its keyword arguments)."""
+    return search_circuits(adapter, sites, batches, means, dataclasses.replace(settings, restarts=1), **where)[0]
 
 
 def median_restart(circuits: Sequence[Circuit]) -> int:
@@ -200,10 +203,12 @@ def _per_batch(batches: PromptBatches, per_example: torch.Tensor, device: torch.
 
 
 def _bisect(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: AblationValues,
-            ranking: dict[str, torch.Tensor], target: float, n_total: int, full: float, empty: float, nodes: NodeOrder) -> Circuit:
+            ranking: dict[str, torch.Tensor], nodes: NodeOrder, target: float, span: tuple[float, float]) -> Circuit:
     """Bisection on k, the number of top-ranked nodes kept (ties broken by the nodes' keys);
-    ``full`` and ``empty`` are the mean logit differences of the full and the all-ablated model."""
+    ``span`` holds the mean logit differences of the full and the all-ablated model."""
     order = learned_ranking(sites, ranking, nodes)
+    full, empty = span
+    n_total = total_nodes(list(sites))
 
     def keep_top(k: int) -> dict[str, torch.Tensor]:
         return top(sites, order, k, adapter.device)

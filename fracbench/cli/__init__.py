@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from .. import training
 from ..config import ABLATIONS, BATCH_SIZE, DEFAULT_ABLATION, DEFAULT_RESTARTS, DTYPES, N_TEST, N_TRAIN, RunConfig, read_sweep
 from ..executors import EXECUTORS, make_executor
 from ..jobs import JOBS_DIR
@@ -339,6 +340,6 @@ def cmd_zoo_train(args: argparse.Namespace) -> int:
     check_device(args.device)
     out = args.out / f"{args.name}.safetensors" if args.out is not None and args.out.is_dir() else args.out
     check_writable((out or zoo.checkpoint_path(args.name)).parent)
-    path = zoo.train_and_save(args.name, out, device=args.device, progress=True)
+    path = training.train_and_save(args.name, out, device=args.device, progress=True)
     print(f"wrote {path}")
     return 0

@@ -3,7 +3,8 @@
 ``dense`` and ``sparse`` learn the tasks honestly (the spurious cue is random in
 their corpus); ``shortcut`` is trained where the cue always agrees with the answer,
 so it can solve the in-distribution splits without the real variable; ``random`` is
-the untrained architecture.
+the untrained architecture. Training them is :mod:`fracbench.training`'s job; this module describes them
+(:class:`Recipe`) and reads and writes their checkpoints.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import dataclasses
 import json
 import os
 import tempfile
-import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -23,9 +23,36 @@ from ..registry import Registry
 from . import compiled
 from .native import NativeAdapter
 from .tokenizer import ALPHABET, CharTokenizer
-from .train import Recipe, train
-from .twins import magnitude_pruned_twin
 from .transformer import Transformer, TransformerConfig
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that determines a zoo model: same recipe, same seed, same weights (on one platform)."""
+
+    name: str
+    description: str
+    seed: int = 0
+    config: dict = field(default_factory=dict)  # TransformerConfig fields other than vocab_size
+    corpus_cue: str = "random"  # "random": the spurious cue carries no signal; "agree": it always points at the answer
+    train: bool = True  # False leaves the initialization untouched (the random-init control)
+    steps: int = 3000
+    batch_size: int = 16  # sequences per step
+    seq_len: int = 256  # tokens per packed sequence
+    lr: float = 3e-3  # peak AdamW learning rate, after linear warm-up, cosine decay to 10%
+    warmup: int = 100
+    examples_per_task: int = 20_000  # train-split examples drawn from each task, times its weight
+    task_weights: dict = field(default_factory=lambda: {"copy_name": 2.0})  # induction forms slowest; others weigh 1
+    filler_fraction: float = 0.1  # share of corpus documents that are plain filler code
+    answer_weight: float = 3.0  # loss weight of each task document's last character, the answer
+    density: float = 1.0  # final fraction of nonzero entries in every weight matrix (1.0 = dense)
+    min_per_neuron: int = 4  # weight-sparse: nonzeros every row and column keeps
+    pruned_from: str = ""  # a zoo model whose checkpoint this recipe magnitude-prunes instead of training ("": none)
+    prune_fraction: float = 0.0  # with pruned_from: the share of each weight matrix zeroed, smallest magnitudes first
+    hand_set: bool = False  # weights set by hand (fracbench.models.compiled) instead of training
+
+    def model_config(self, vocab_size: int) -> TransformerConfig:
+        return TransformerConfig(vocab_size=vocab_size, **self.config)
+
 
 ARCH = {"d_model": 96, "n_layers": 3, "n_heads": 4, "d_mlp": 384}
 
@@ -128,19 +155,3 @@ def load(name: str, device: str = "cpu") -> NativeAdapter:
         raise FileNotFoundError(f"zoo checkpoint {path} is missing; rebuild it with `fracbench zoo train {name}`")
     model, meta = load_checkpoint(path)
     return NativeAdapter(model, f"zoo:{name}", CharTokenizer(json.loads(meta["alphabet"])), device=device)
-
-
-def train_and_save(name: str, out: Path | None = None, device: str = "cpu", progress: bool = True) -> Path:
-    """Reproduce zoo model ``name`` from its recipe and write its checkpoint (a pruned recipe prunes its source's
-    shipped checkpoint)."""
-    recipe = RECIPES[name]
-    start = time.perf_counter()
-    if recipe.hand_set:
-        model = compiled.build()
-    elif recipe.pruned_from:
-        model = magnitude_pruned_twin(load(recipe.pruned_from), recipe.prune_fraction).model
-    else:
-        model = train(recipe, device=device, progress=progress).to("cpu")
-    path = out or checkpoint_path(name)
-    save_checkpoint(model, recipe, path, time.perf_counter() - start)
-    return path

@@ -9,7 +9,7 @@ import torch
 from fracbench.circuits import PromptBatches, node_sites, node_statistics
 from fracbench.circuits.control import control_examples, control_flips, measure_control
 from fracbench.circuits.keys import node_order
-from fracbench.circuits.search import learn_scores
+from fracbench.circuits.search import SearchSettings, learn_scores
 from fracbench.tasks import get_task
 
 
@@ -38,11 +38,11 @@ def test_the_search_takes_the_real_task_s_span_and_refuses_to_search_below_min_e
     sites = node_sites(tiny_adapter)
     batches = PromptBatches.build(tiny_adapter, task, task.examples("train", 8, 0), 4)
     stats = node_statistics(tiny_adapter, batches, sites)
-    assert learn_scores(tiny_adapter, sites, batches, stats.values, steps=2, spans=[0.1, 0.1]) is None
-    scores = learn_scores(tiny_adapter, sites, batches, stats.values, steps=2, spans=[2.0, 2.0])
+    assert learn_scores(tiny_adapter, sites, batches, stats.values, SearchSettings(steps=2), spans=[0.1, 0.1]) is None
+    scores = learn_scores(tiny_adapter, sites, batches, stats.values, SearchSettings(steps=2), spans=[2.0, 2.0])
     assert scores is not None and set(scores[0]) == {s.name for s in sites}
     with pytest.raises(ValueError, match=r"spans: one per batch \(2\), got 1"):
-        learn_scores(tiny_adapter, sites, batches, stats.values, steps=2, spans=[2.0])
+        learn_scores(tiny_adapter, sites, batches, stats.values, SearchSettings(steps=2), spans=[2.0])
 
 
 def test_no_control_where_the_model_shows_no_behaviour(tiny_adapter) -> None:
@@ -52,8 +52,8 @@ def test_no_control_where_the_model_shows_no_behaviour(tiny_adapter) -> None:
     batches, test_batches = PromptBatches.build(tiny_adapter, task, search, 4), PromptBatches.build(tiny_adapter, task, test, 4)
     stats = node_statistics(tiny_adapter, batches, sites)
     order = node_order(tiny_adapter, sites, stats.means)
-    assert measure_control(tiny_adapter, task, sites, search, test, test_batches, stats.values, order, 10, [1, 10], seed=0,
-                           steps=2, search_batch=4) is None
+    assert measure_control(tiny_adapter, task, sites, stats.values, order, search, test, test_batches, 10, [1, 10],
+                           SearchSettings(steps=2, seed=0), search_batch=4) is None
 
 
 @pytest.mark.slow
@@ -70,7 +70,7 @@ def test_the_dense_model_s_circuit_is_selective_against_its_control() -> None:
     batches, test_batches = PromptBatches.build(adapter, task, search, 64), PromptBatches.build(adapter, task, test, 64)
     stats = node_statistics(adapter, batches, sites)
     order = node_order(adapter, sites, stats.means)
-    control = measure_control(adapter, task, sites, search, test, test_batches, stats.values, order, 350, [350], seed=0)
+    control = measure_control(adapter, task, sites, stats.values, order, search, test, test_batches, 350, [350], SearchSettings(seed=0))
     sign = np.where(control.flip, -1.0, 1.0)
     nothing = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool) for s in sites}
     from fracbench.circuits import ablated_logit_diffs, logit_diffs_under

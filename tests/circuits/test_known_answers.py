@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from fracbench.circuits import PromptBatches, node_sites, node_statistics, search_circuits
+from fracbench.circuits import PromptBatches, SearchSettings, node_sites, node_statistics, search_circuits
 from fracbench.results import smallest_restart
 from fracbench.circuits.edges import count_edges
 from fracbench.models import zoo
@@ -23,7 +23,8 @@ def circuit_edges(model: str, task_name: str) -> tuple[int, int, float]:
     adapter, task = zoo.load(model), get_task(task_name)
     sites = node_sites(adapter)
     search = PromptBatches.build(adapter, task, task.examples("train", N, 0), 64)
-    found = search_circuits(adapter, sites, search, node_statistics(adapter, search, sites).values, steps=STEPS, seed=0, restarts=RESTARTS)
+    found = search_circuits(adapter, sites, search, node_statistics(adapter, search, sites).values,
+                            SearchSettings(steps=STEPS, seed=0, restarts=RESTARTS))
     circuit = found[smallest_restart([c.n_kept for c in found])]  # the reported circuit (scores version 5)
     return circuit.n_kept, count_edges(adapter, circuit.kept), circuit.search_sufficiency
 

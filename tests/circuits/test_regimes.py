@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from fracbench.circuits import PromptBatches, node_sites, node_statistics
+from fracbench.config import RunConfig
 from fracbench.circuits.keys import node_order
 from fracbench.circuits.regimes import (SHORT_PROMPT_CHARS, ReportedCircuit, is_short, length_regime_examples, measure_regimes,
                                         ood_pool, ood_regime_examples)
@@ -46,7 +47,7 @@ def test_a_model_without_behaviour_gets_no_regime_circuit_but_the_reported_one(t
     kept = {s.name: torch.ones(s.n_nodes, dtype=torch.bool) for s in sites}
     reported = ReportedCircuit(kept, 0.95, torch.zeros(6, dtype=torch.float64), {})
     measured = measure_regimes(tiny_adapter, task, sites, stats.values, node_order(tiny_adapter, sites, stats.means), reported, test,
-                               batches, [], n_test=6, n_search=4, seed=0, batch_size=4, search_batch=4, steps=1)
+                               batches, [], RunConfig(n_test=6, seed=0, batch_size=4), n_search=4, search_batch=4, steps=1)
     assert set(measured.circuits) == {"id", "short", "long"} and measured.ood_prompts == []
     assert measured.circuits["short"].search_sufficiency is None and measured.circuits["long"].test is None
     assert measured.circuits["id"].n_nodes == sum(s.n_nodes for s in sites) and len(measured.circuits["id"].random_test) == 3

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fracbench.circuits import PromptBatches, ablated_logit_diffs, logit_diffs_under, node_sites, node_statistics, search_circuits
+from fracbench.circuits import PromptBatches, SearchSettings, ablated_logit_diffs, logit_diffs_under, node_sites, node_statistics, search_circuits
 from fracbench.circuits.ablation import Resample
 from fracbench.config import RESAMPLE, check_ablation
 from fracbench.circuits.counterfactual import counterfactual_examples, token_counts
@@ -86,7 +86,7 @@ def test_resample_is_measured_but_not_a_run_option() -> None:
 
 def test_the_search_runs_on_resampled_values_with_restarts(setup) -> None:
     adapter, _, _, _, batches, sites, stats = setup
-    found = search_circuits(adapter, sites, batches, stats.values, steps=4, restarts=2, target=0.5, seed=0)
+    found = search_circuits(adapter, sites, batches, stats.values, SearchSettings(steps=4, restarts=2, target=0.5, seed=0))
     assert len(found) == 2 and all(c.n_total == sum(s.n_nodes for s in sites) for c in found)
 
 

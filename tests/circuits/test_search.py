@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fracbench.circuits import PromptBatches, measure_conditions, median_restart, node_sites, node_statistics, search_circuit, search_circuits
+from fracbench.circuits import PromptBatches, SearchSettings, measure_conditions, median_restart, node_sites, node_statistics, search_circuit, search_circuits
 from fracbench.circuits.canonical import canonical_order
 from fracbench.circuits.edges import count_edges, edge_slots
 from fracbench.circuits.keys import node_order
@@ -23,7 +23,7 @@ def dense_bracket():
     sites = node_sites(adapter)
     search = PromptBatches.build(adapter, task, task.examples("train", N, 0), 64)
     stats = node_statistics(adapter, search, sites)
-    circuit = search_circuit(adapter, sites, search, stats.means, steps=STEPS, seed=0)
+    circuit = search_circuit(adapter, sites, search, stats.means, SearchSettings(steps=STEPS, seed=0))
     test = PromptBatches.build(adapter, task, task.examples("test", N, 0), 64)
     return adapter, sites, search, stats, circuit, test
 
@@ -58,7 +58,7 @@ def test_a_permuted_twin_in_canonical_order_gets_the_same_circuit_on_the_moved_n
         canonical = canonical_order(model)
         search = PromptBatches.build(canonical.adapter, task, task.examples("train", N, 0), 64)
         circuit = search_circuit(canonical.adapter, sites, search, node_statistics(canonical.adapter, search, sites).means,
-                                 steps=STEPS, seed=0)
+                                 SearchSettings(steps=STEPS, seed=0))
         kept = canonical.user_indices({name: k.nonzero().squeeze(1).tolist() for name, k in circuit.kept.items()})
         order = node_order(model, sites)
         found[model.info.name] = (circuit, {(site, int(order.ranks[site][i])) for site, idx in kept.items() for i in idx})
@@ -69,7 +69,7 @@ def test_a_permuted_twin_in_canonical_order_gets_the_same_circuit_on_the_moved_n
 
 def test_the_same_seed_finds_the_same_circuit(dense_bracket) -> None:
     adapter, sites, search, stats, circuit, _ = dense_bracket
-    again = search_circuit(adapter, sites, search, stats.means, steps=STEPS, seed=0)
+    again = search_circuit(adapter, sites, search, stats.means, SearchSettings(steps=STEPS, seed=0))
     assert all(torch.equal(circuit.kept[n], again.kept[n]) for n in circuit.kept)
 
 
@@ -77,16 +77,16 @@ def test_restarts_share_the_forward_pass_yet_are_searched_apart(dense_bracket) -
     """Each restart learns on its own rows of every batch and is bisected alone: each reaches the target, the same
     seed gives the same restarts, one restart is the single search, and the reported one is of median size."""
     adapter, sites, search, stats, circuit, _ = dense_bracket
-    found = search_circuits(adapter, sites, search, stats.means, steps=STEPS, seed=0, restarts=3)
+    found = search_circuits(adapter, sites, search, stats.means, SearchSettings(steps=STEPS, seed=0, restarts=3))
     assert all(c.search_sufficiency >= c.target for c in found)
-    again = search_circuits(adapter, sites, search, stats.means, steps=STEPS, seed=0, restarts=3)
+    again = search_circuits(adapter, sites, search, stats.means, SearchSettings(steps=STEPS, seed=0, restarts=3))
     assert all(torch.equal(a.kept[n], b.kept[n]) for a, b in zip(found, again) for n in a.kept)
     sizes = [c.n_kept for c in found]
     assert found[median_restart(found)].n_kept == sorted(sizes)[1], sizes
-    one = search_circuits(adapter, sites, search, stats.means, steps=STEPS, seed=0, restarts=1)[0]
+    one = search_circuits(adapter, sites, search, stats.means, SearchSettings(steps=STEPS, seed=0))[0]
     assert all(torch.equal(one.kept[n], circuit.kept[n]) for n in circuit.kept)
     with pytest.raises(ValueError, match="restarts must be >= 1"):
-        search_circuits(adapter, sites, search, stats.means, restarts=0)
+        search_circuits(adapter, sites, search, stats.means, SearchSettings(restarts=0))
 
 
 def test_the_median_restart_is_the_middle_size_with_ties_to_the_first() -> None:
@@ -118,23 +118,23 @@ def test_no_search_runs_where_the_model_shows_no_behaviour() -> None:
     adapter, task = zoo.load("random"), get_task("bracket_depth")
     sites = node_sites(adapter)
     search = PromptBatches.build(adapter, task, task.examples("train", 64, 0), 64)
-    circuit = search_circuit(adapter, sites, search, node_statistics(adapter, search, sites).means, steps=STEPS)
+    circuit = search_circuit(adapter, sites, search, node_statistics(adapter, search, sites).means, SearchSettings(steps=STEPS))
     assert circuit.search_sufficiency is None and circuit.n_kept == 0
 
 
 def test_bad_targets_and_steps_are_refused(dense_bracket) -> None:
     adapter, sites, search, stats, _, _ = dense_bracket
     with pytest.raises(ValueError, match=r"target .* must be in \(0, 1\]"):
-        search_circuit(adapter, sites, search, stats.means, target=1.5)
+        search_circuit(adapter, sites, search, stats.means, SearchSettings(target=1.5))
     with pytest.raises(ValueError, match="steps must be >= 0"):
-        search_circuit(adapter, sites, search, stats.means, steps=-1)
+        search_circuit(adapter, sites, search, stats.means, SearchSettings(steps=-1))
 
 
 def test_bisection_on_held_out_prompts_meets_the_target_there(dense_bracket) -> None:
     adapter, sites, search, stats, _, _ = dense_bracket
     task = get_task("bracket_depth")
     held_out = PromptBatches.build(adapter, task, task.examples("train", 2 * N, 0)[N:], 64)
-    circuit = search_circuit(adapter, sites, search, stats.means, steps=STEPS, seed=0, held_out=held_out)
+    circuit = search_circuit(adapter, sites, search, stats.means, SearchSettings(steps=STEPS, seed=0), held_out=held_out)
     there = measure_conditions(adapter, sites, held_out, stats.means, circuit.kept).sufficiency
     assert there == pytest.approx(circuit.search_sufficiency, abs=1e-6) and there >= circuit.target
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.xdist_group("board")  # the board and site fixtures (per session) built once, on one xdist worker
+
 INSTALL = "apt-get install chromium chromium-driver (Debian), and pip install selenium (in the [test] extra)"
 
 

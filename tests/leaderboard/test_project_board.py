@@ -7,14 +7,18 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 from fracbench.leaderboard import entries, validate_submission
-from fracbench.coherence import DEFAULT_RESTARTS
+from fracbench.config import DEFAULT_RESTARTS
 from fracbench.leaderboard.validate import MIN_RESTARTS
 from fracbench.models import zoo
 from fracbench.results import record_document, results_json
 from fracbench.scoring import paired_model_difference
 
 from .conftest import BOARD
+
+pytestmark = pytest.mark.xdist_group("board")  # the board and site fixtures (per session) built once, on one xdist worker
 
 TEXT = (".html", ".json", ".md")  # figures are compared by name only: their bytes depend on matplotlib's version
 

@@ -22,6 +22,7 @@ from transformers import (
 )
 
 from fracbench.behaviour import logit_diffs
+from fracbench.config import RunConfig
 from fracbench.models.adapter import weights_sha256
 from fracbench.models.hf import HFAdapter, disjoint_spans
 from fracbench.tasks import TASKS
@@ -346,14 +347,14 @@ def test_logit_diffs_match_the_forward_pass(adapters, family):
 def test_decodability_reads_every_family_at_its_residual_sites(adapters, family):
     """The probe half of the benchmark runs on HuggingFace models through the adapter alone:
     residual sites in depth order, raw per-row results that re-validate, and a D in [0, 1]."""
-    from fracbench.decodability import default_sites, measure_decodability
+    from fracbench.evaluate.decodability import QUICK_LOOK, default_sites, measure_decodability
     from fracbench.results import ProbeSection
     from fracbench.scoring import decodability
 
     sites = default_sites(adapters[family])
     assert sites[0] == "blocks.0.hook_resid_pre" and sites[-1] == "blocks.1.hook_resid_post"
     assert ("blocks.0.hook_resid_mid" in sites) == (family != "gpt_neox")  # NeoX blocks are parallel: no mid point
-    section = measure_decodability(adapters[family], TASKS["bracket_depth"], n_train=20, n_test=10, seed=0, mlp=False, transfer=False)
+    section = measure_decodability(adapters[family], TASKS["bracket_depth"], RunConfig(n_train=20, n_test=10, seed=0), settings=QUICK_LOOK)
     latent = section.latents["depth"]
     assert list(latent.sites) == sites
     assert ProbeSection.model_validate(section.model_dump()) == section  # every stored aggregate re-checks
@@ -367,7 +368,7 @@ def test_circuits_reach_every_family_through_heads_and_neurons(adapters, family)
     node is the plain forward, ablating a head pins all of its d_head entries to their means, and
     a whole coherence measurement runs (edges and weight noise unavailable: weights are not exposed)."""
     from fracbench.circuits import PromptBatches, ablation_interventions, logit_diffs_under, node_sites, node_statistics
-    from fracbench.coherence import measure_coherence
+    from fracbench.evaluate.coherence import measure_coherence
 
     adapter, task = adapters[family], TASKS["bracket_depth"]
     sites = node_sites(adapter)
@@ -387,7 +388,7 @@ def test_circuits_reach_every_family_through_heads_and_neurons(adapters, family)
     got = z.activations[heads.name][enc.attention_mask.bool()]  # [tokens, H, d_head]
     assert torch.allclose(got[:, 1], stats.means[heads.name][1].expand_as(got[:, 1]))
     full = logit_diffs(adapter, task, task.examples("test", 6, 0)).tolist()
-    section, curves, _, _ = measure_coherence(adapter, task, full, n_test=6, seed=0, batch_size=3, n_search=8, steps=5)
+    section, curves, _, _ = measure_coherence(adapter, task, full, RunConfig(n_test=6, seed=0, batch_size=3), n_search=8, steps=5)
     assert section.n_edges is None and section.edge_slots is None
     assert curves is None or curves.weight_noise is None
 
@@ -403,13 +404,14 @@ def test_each_latent_of_an_hf_model_is_erased_at_its_best_site(adapters, family)
     (The tiny models' 128 positions hold bracket_depth's in-distribution prompts, not every split, so the run's
     stages are called here, without OOD transfer.)"""
     from fracbench.behaviour import logit_diffs
-    from fracbench.decodability import measure_decodability
-    from fracbench.erasure import with_erasure
+    from fracbench.evaluate.decodability import QUICK_LOOK, measure_decodability
+    from fracbench.evaluate.erasure import with_erasure
 
     adapter, task = adapters[family], TASKS["bracket_depth"]
     full = logit_diffs(adapter, task, task.examples("test", 8, 0)).tolist()
-    probes = measure_decodability(adapter, task, n_train=16, n_test=8, seed=0, mlp=False, transfer=False)
-    section = with_erasure(adapter, task, probes, full, 16, 8, seed=0)
+    config = RunConfig(n_train=16, n_test=8, seed=0)
+    probes = measure_decodability(adapter, task, config, settings=QUICK_LOOK)
+    section = with_erasure(adapter, task, probes, full, config)
     for latent in section.latents.values():
         e = latent.erasure
         assert e.site == latent.best_site and len(e.erased) == 8 and 1 <= e.rank < latent.n_classes

@@ -9,9 +9,10 @@ import torch
 
 from fracbench.models import zoo
 from fracbench.models.native import NativeAdapter
-from fracbench.models.sparsity import density_at, sparsify_, topk_mask, weight_density
+from fracbench.training.sparsity import density_at, sparsify_, topk_mask, weight_density
 from fracbench.models.tokenizer import CharTokenizer
-from fracbench.models.train import Recipe, build_corpus, train
+from fracbench.models.zoo import Recipe
+from fracbench.training import build_corpus, train
 from fracbench.models.transformer import Transformer, TransformerConfig, abs_topk
 from tests.conftest import check_untrained_twin
 

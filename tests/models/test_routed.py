@@ -8,7 +8,8 @@ import torch
 
 from fracbench.models.native import NativeAdapter
 from fracbench.models.tokenizer import CharTokenizer
-from fracbench.models.train import Recipe, train
+from fracbench.models.zoo import Recipe
+from fracbench.training import train
 from fracbench.models.transformer import GroupedLayerNorm, Transformer, TransformerConfig
 
 ROUTED = {"d_model": 32, "n_layers": 2, "n_heads": 2, "d_mlp": 64, "n_groups": 2, "route_at": 6}

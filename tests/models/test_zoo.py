@@ -13,7 +13,7 @@ import pytest
 
 from fracbench.behaviour import logit_diffs
 from fracbench.models import zoo
-from fracbench.models.sparsity import weight_density
+from fracbench.training.sparsity import weight_density
 from fracbench.tasks import TASKS
 
 N = 200  # items per split: a 95% accuracy bar has a standard error of about 1.5 points here

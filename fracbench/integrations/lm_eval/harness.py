@@ -4,17 +4,18 @@ run, through fracbench's lm-eval tasks, its results kept in the results file's `
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from importlib import metadata
 
+from ...config import RunConfig
 from ...results import LmEvalSection, RunResult
 from . import task_dir
 from .generate import lm_eval_name
 
 
-def evaluate(model_dir: str, dtype: str, tasks: Sequence[str], n: int, seed: int, device: str = "cpu",
-             batch_size: int = 64) -> LmEvalSection:
-    """lm-eval's ``simple_evaluate`` with its own ``hf`` model on the groups ``fracbench_<task>`` of ``tasks``."""
+def evaluate(model_dir: str, dtype: str, config: RunConfig) -> LmEvalSection:
+    """lm-eval's ``simple_evaluate`` with its own ``hf`` model (``dtype``: the model spec's) on the groups
+    ``fracbench_<task>`` of ``config``'s tasks, with its n, seed, device and batch size."""
+    n, seed = config.n_test, config.seed
     try:
         import lm_eval
         from lm_eval.tasks import TaskManager
@@ -22,8 +23,8 @@ def evaluate(model_dir: str, dtype: str, tasks: Sequence[str], n: int, seed: int
         raise OSError(f"--lm-eval needs lm-eval ({err}); pip install 'fracbench[lm-eval]'") from None
     manager = TaskManager(include_path=str(task_dir()), include_defaults=False, metadata={"fracbench_n": n, "fracbench_seed": seed})
     model_args = f"pretrained={model_dir},dtype={dtype}"
-    out = lm_eval.simple_evaluate(model="hf", model_args=model_args, tasks=[f"fracbench_{t}" for t in tasks], task_manager=manager,
-                                  device=device, batch_size=batch_size)
+    out = lm_eval.simple_evaluate(model="hf", model_args=model_args, tasks=[f"fracbench_{t}" for t in config.tasks],
+                                  task_manager=manager, device=config.device, batch_size=config.batch_size)
     return LmEvalSection(lm_eval_version=metadata.version("lm_eval"), model_args=model_args, n=n, seed=seed,
                          results=json_safe(out["results"]), versions=json_safe(out.get("versions", {})),
                          n_samples=json_safe(out.get("n-samples", {})))

@@ -18,18 +18,18 @@ import torch
 from tqdm.auto import tqdm
 from concept_erasure import LeaceEraser, LeaceFitter
 
-from .activations import LatentData, latent_datasets
-from .circuits.ablation import PromptBatches, last_token_logit_diffs
+from ..activations import LatentData, latent_datasets
+from ..circuits.ablation import PromptBatches, last_token_logit_diffs
+from ..config import RunConfig
+from ..models.adapter import Encoding, ModelAdapter
+from ..results import LatentErasure, ProbeSection, recorded
+from ..tasks import Task
+from ..tasks.base import stable_seed
 from .decodability import examples
-from .models.adapter import Encoding, ModelAdapter
-from .results import LatentErasure, ProbeSection, recorded
-from .tasks import Task
-from .tasks.base import stable_seed
 
 N_RANDOM_SUBSPACES = 8  # seeded draws of the same-rank control
 RANDOM_CONCEPT_SCALE = 1e3  # a nonsense concept's scale: LEACE truncates singular values below 0.01, and the
 # cross-covariance of an independent unit-scale concept is ~1/sqrt(rows); the erased directions do not depend on it
-BATCH = 64
 
 
 @dataclass
@@ -121,13 +121,15 @@ def measure_erasure(adapter: ModelAdapter, task: Task, latent: str, site: str, f
     )
 
 
-def with_erasure(adapter: ModelAdapter, task: Task, section: ProbeSection, full: Sequence[float], n_train: int, n_test: int,
-                 seed: int, progress: bool = False) -> ProbeSection:
-    """``section`` with every latent's erasure at its best site: LEACE fitted on the ``n_train`` train examples the
-    probes drew from, measured on the ``n_test`` test examples behaviour measured (``full``: their logit differences)."""
+def with_erasure(adapter: ModelAdapter, task: Task, section: ProbeSection, full: Sequence[float], config: RunConfig,
+                 progress: bool = False) -> ProbeSection:
+    """``section`` with every latent's erasure at its best site: LEACE fitted on the ``config.n_train`` train examples
+    the probes drew from, measured on the ``config.n_test`` test examples behaviour measured (``full``: their logit
+    differences)."""
+    n_train, n_test, seed = config.n_train, config.n_test, config.seed
     sites = sorted({latent.best_site for latent in section.latents.values()})
     fit = latent_datasets(adapter, examples(task, "train", n_train, seed), list(section.latents), sites)  # one capture
-    test = PromptBatches.build(adapter, task, examples(task, "test", n_test, seed), BATCH)  # tokenized once for all
+    test = PromptBatches.build(adapter, task, examples(task, "test", n_test, seed), config.batch_size)  # tokenized once for all
     full_diffs = torch.tensor(full, dtype=torch.float64)
     latents = {}
     for name, latent in tqdm(section.latents.items(), desc=f"{task.name} erasure", disable=not progress, leave=False):

@@ -24,16 +24,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .activations import LatentData, latent_datasets
-from .device import check_device
+from ..activations import LatentData, latent_datasets
+from ..config import RunConfig
+from ..device import check_device
+from ..models.adapter import ModelAdapter
+from ..probes import LinearProbes
+from ..probes.control import control_labels
+from ..probes.linear import DEFAULT_ALPHAS
+from ..results import LatentProbes, MLPReadout, ProbeSection, Readout, SiteProbes, Transfer, UntrainedBaseline, best_site_of, chance_of
+from ..tasks import Example, Task
+from ..tasks.base import stable_seed
 from .lexical import lexical_predictions
-from .models.adapter import ModelAdapter
-from .probes import LinearProbes
-from .probes.control import control_labels
-from .probes.linear import DEFAULT_ALPHAS
-from .results import LatentProbes, MLPReadout, ProbeSection, Readout, SiteProbes, Transfer, UntrainedBaseline, best_site_of, chance_of
-from .tasks import Example, Task
-from .tasks.base import stable_seed
 
 MAX_TRAIN_ROWS = 4096  # labelled tokens per latent from the train examples (fit + validation), a seeded subsample
 MAX_TEST_ROWS = 2048  # labelled tokens per latent from the test examples, and from each OOD split's
@@ -60,39 +61,39 @@ def default_sites(adapter: ModelAdapter) -> list[str]:
     return [name for _, name in sorted(keyed)]
 
 
-def measure_decodability(
-    adapter: ModelAdapter,
-    task: Task,
-    n_train: int,
-    n_test: int,
-    seed: int,
-    sites: Sequence[str] | None = None,
-    *,
-    batch_size: int = 128,
-    max_train_rows: int = MAX_TRAIN_ROWS,
-    max_test_rows: int = MAX_TEST_ROWS,
-    alphas: Sequence[float] = DEFAULT_ALPHAS,
-    mlp: bool = True,
-    transfer: bool = True,
-    untrained: bool = True,
-    device: str | None = None,
-    progress: bool = False,
-) -> ProbeSection:
+@dataclass(frozen=True)
+class ProbeSettings:
+    """How probing runs beyond the run's sizes and seed: at most ``max_train_rows`` / ``max_test_rows`` labelled tokens
+    per latent, the ridge penalties ``alphas``, and the optional readouts: the MLP probe (``mlp``), the OOD transfer
+    (``transfer``) and the untrained twin's floor (``untrained``). Turning a readout off is for quick looks."""
+
+    max_train_rows: int = MAX_TRAIN_ROWS
+    max_test_rows: int = MAX_TEST_ROWS
+    alphas: tuple[float, ...] = DEFAULT_ALPHAS
+    mlp: bool = True
+    transfer: bool = True
+    untrained: bool = True
+
+
+QUICK_LOOK = ProbeSettings(mlp=False, transfer=False)  # the linear probes in distribution only
+
+
+def measure_decodability(adapter: ModelAdapter, task: Task, config: RunConfig, sites: Sequence[str] | None = None, *,
+                         settings: ProbeSettings = ProbeSettings(), progress: bool = False) -> ProbeSection:
     """Probe every latent of ``task`` at ``sites`` (default: :func:`default_sites`) of ``adapter``.
 
-    ``n_train`` train examples are split by example into fit and validation parts;
-    ``n_test`` examples of the test split and of every OOD split are read. ``mlp=False`` skips
-    the nonlinear probe, ``transfer=False`` the OOD splits (quick looks). With ``untrained``
-    the same probes are fitted on the adapter's untrained twin too (the architecture's floor
-    for D; skipped for adapters that cannot build one). ``device``: where
-    the probes are fitted (default: where the activations are, the CPU). Deterministic in
-    ``seed``. A latent whose fit rows hold a single class (nothing to decode) is recorded
-    in ``skipped`` with the reason; ``ValueError`` names the task and latents when no latent
-    can be probed, and names the argument for unusable settings.
+    ``config.n_train`` train examples are split by example into fit and validation parts; ``config.n_test`` examples
+    of the test split and of every OOD split are read, ``config.batch_size`` at a time; the probes are fitted on
+    ``config.device``. With ``settings.untrained`` the same probes are fitted on the adapter's untrained twin too (the
+    architecture's floor for D; skipped for adapters that cannot build one). Deterministic in ``config.seed``. A latent
+    whose fit rows hold a single class (nothing to decode) is recorded in ``skipped`` with the reason; ``ValueError``
+    names the task and latents when no latent can be probed, and names the option for unusable settings.
     """
+    n_train, n_test, seed, batch_size, device = config.n_train, config.n_test, config.seed, config.batch_size, config.device
+    max_train_rows, max_test_rows, alphas = settings.max_train_rows, settings.max_test_rows, settings.alphas
+    mlp, transfer, untrained = settings.mlp, settings.transfer, settings.untrained
     check_probe_settings(n_train, n_test, max_train_rows, max_test_rows)
-    if device is not None:
-        check_device(device)
+    check_device(device)
     sites = list(default_sites(adapter) if sites is None else sites)
     widths = site_widths(adapter, sites)
     names = [spec.name for spec in task.latents]
@@ -253,7 +254,7 @@ def read_transfer(fit: LatentFit, data: LatentData) -> Transfer:
 def mlp_at(site: str, tr: LatentData, te: LatentData, fit: torch.Tensor, linear_accuracy: float, seed: int,
            device: str | None) -> MLPReadout:
     """An MLP probe at ``site`` on the fit rows, read on the test rows: the linear-vs-nonlinear gap."""
-    from .probes import MLPProbes
+    from ..probes import MLPProbes
 
     with one_thread():
         probe = MLPProbes(hidden=MLP_HIDDEN, seed=seed, device=device).fit(stack(tr, [site], fit), tr.labels[fit][None])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from .circuits import (
+from ..circuits import (
     DEFAULT_TARGET,
     NodeStatistics,
     PromptBatches,
@@ -25,20 +25,19 @@ from .circuits import (
     node_statistics,
     search_circuits,
 )
-from .circuits.control import measure_control
-from .circuits.edges import count_edges, edge_slots
-from .circuits.regimes import SHORT_PROMPT_CHARS, ReportedCircuit, measure_regimes
-from .circuits.curves import faithfulness_curves, learned_ranking, ranking_curve
-from .circuits.keys import NodeOrder, node_order
-from .circuits.nodes import NodeSite
-from .circuits.search import DEFAULT_PENALTY, DEFAULT_STEPS, Circuit
-from .config import DEFAULT_ABLATION, DEFAULT_RESTARTS, check_ablation
-from .decodability import default_sites
-from .models.adapter import ModelAdapter
-from .perturbations import stress
-from .perturbations.sparsity import sparsity_by_severity
-from .results import recorded, smallest_restart
-from .results.coherence import (
+from ..circuits.control import measure_control
+from ..circuits.edges import count_edges, edge_slots
+from ..circuits.regimes import SHORT_PROMPT_CHARS, ReportedCircuit, measure_regimes
+from ..circuits.curves import faithfulness_curves, learned_ranking, ranking_curve
+from ..circuits.keys import NodeOrder, node_order
+from ..circuits.nodes import NodeSite
+from ..circuits.search import DEFAULT_PENALTY, DEFAULT_STEPS, Circuit, SearchSettings
+from ..config import RunConfig, check_ablation
+from ..models.adapter import ModelAdapter
+from ..perturbations import stress
+from ..perturbations.sparsity import sparsity_by_severity
+from ..results import recorded, smallest_restart
+from ..results.coherence import (
     CircuitConditions,
     CircuitSection,
     ControlCircuit,
@@ -52,7 +51,8 @@ from .results.coherence import (
     SparsityPoint,
     StressSection,
 )
-from .tasks import Example, Task
+from ..tasks import Example, Task
+from .decodability import default_sites
 from .timing import Stopwatch
 
 N_SEARCH = 256  # train examples: node statistics, mask search and bisection
@@ -81,29 +81,19 @@ class TaskCircuit(SpecificityCircuit):
     n_search: int
 
 
-def measure_coherence(
-    adapter: ModelAdapter,
-    task: Task,
-    full_test: list[float],
-    n_test: int,
-    seed: int,
-    batch_size: int = 64,
-    n_search: int = N_SEARCH,
-    target: float = DEFAULT_TARGET,
-    steps: int = DEFAULT_STEPS,
-    restarts: int = DEFAULT_RESTARTS,
-    progress: bool = False,
-    ablation: str = DEFAULT_ABLATION,
-    clock: Stopwatch | None = None,
-) -> tuple[CircuitSection, StressSection | None, dict[str, dict[str, SparsityAxis]], TaskCircuit]:
+def measure_coherence(adapter: ModelAdapter, task: Task, full_test: list[float], config: RunConfig, *, n_search: int = N_SEARCH,
+                      target: float = DEFAULT_TARGET, steps: int = DEFAULT_STEPS, progress: bool = False,
+                      clock: Stopwatch | None = None) -> tuple[CircuitSection, StressSection | None, dict[str, dict[str, SparsityAxis]], TaskCircuit]:
     """The task's circuit section, stress curves and sparsity diagnostic; ``full_test`` is the
-    behaviour test split's logit differences (the same ``n_test`` examples, seed ``seed``), the
-    full model's side of faithfulness, not recomputed. The search runs ``restarts`` times; the smallest
-    restart is the circuit every later measurement uses, and each restart's faithfulness and
-    curve go into the section for C's interval. Nodes outside a circuit take their ``ablation`` mean
-    (:data:`~fracbench.circuits.ablation.ABLATIONS`); ``clock`` collects each stage's seconds."""
+    behaviour test split's logit differences (the same ``config.n_test`` examples, seed ``config.seed``), the
+    full model's side of faithfulness, not recomputed. The search (``steps`` on ``n_search`` train prompts, bisected
+    to ``target`` on the next ``n_search``) runs ``config.restarts`` times; the smallest restart is the circuit every
+    later measurement uses, and each restart's faithfulness and curve go into the section for C's interval. Nodes
+    outside a circuit take their ``config.ablation`` mean (:data:`~fracbench.config.ABLATIONS`); ``clock`` collects
+    each stage's seconds."""
     clock = clock if clock is not None else Stopwatch()
-    check_ablation(ablation)
+    n_test, seed, batch_size, ablation = config.n_test, config.seed, config.batch_size, check_ablation(config.ablation)
+    settings = SearchSettings(target=target, steps=steps, seed=seed, restarts=config.restarts)
     if len(full_test) != n_test:
         raise ValueError(f"full_test has {len(full_test)} logit differences for n_test = {n_test} test examples")
     sites = node_sites(adapter)
@@ -113,8 +103,8 @@ def measure_coherence(
     with clock("circuit_search"):
         stats = node_statistics(adapter, search, sites, ablation)
         order = node_order(adapter, sites, stats.means, stats.stds)
-        found = search_circuits(adapter, sites, search, stats.values, target=target, steps=steps, seed=seed, restarts=restarts,
-                                progress=progress, desc=f"{task.name} circuit", held_out=held_out, order=order)
+        found = search_circuits(adapter, sites, search, stats.values, settings, held_out=held_out, order=order, progress=progress,
+                                desc=f"{task.name} circuit")
     reported = smallest_restart([c.n_kept for c in found])
     circuit = found[reported]
     kept = circuit.kept
@@ -140,9 +130,9 @@ def measure_coherence(
     control = None
     if circuit.search_sufficiency is not None:
         with clock("control"):
-            measured_control = measure_control(adapter, task, sites, train[:n_search], test_examples, test, stats.values, order,
-                                               circuit.n_kept, curve.sizes, seed, steps=steps, search_batch=SEARCH_BATCH,
-                                               progress=progress, full=full)
+            measured_control = measure_control(adapter, task, sites, stats.values, order, train[:n_search], test_examples, test,
+                                               circuit.n_kept, curve.sizes, settings, search_batch=SEARCH_BATCH, progress=progress,
+                                               full=full)
             if measured_control is not None:
                 control = ControlCircuit(flip=measured_control.flip, circuit=recorded(measured_control.circuit),
                                          learned=[recorded(r) for r in measured_control.learned])
@@ -161,22 +151,22 @@ def measure_coherence(
         restarts=searched, reported=reported if searched else None, control=control,
     )
     with clock("stress"):
-        curves = None if circuit.search_sufficiency is None else measure_stress(adapter, task, sites, stats, kept, test, n_test, seed,
-                                                                                  batch_size, progress, order)
+        curves = None if circuit.search_sufficiency is None else measure_stress(adapter, task, sites, stats, order, kept, test, config,
+                                                                                  progress)
     with clock("sparsity"):
-        sparsity = measure_sparsity(adapter, task, n_test, seed, batch_size, progress)
+        sparsity = measure_sparsity(adapter, task, config, progress)
     return section, curves, sparsity, TaskCircuit(sites, stats, kept, test, order, test_examples, n_search)
 
 
-def measure_reuse(adapter: ModelAdapter, task: Task, found: TaskCircuit, section: CircuitSection, usable: list[str], n_test: int,
-                  seed: int, batch_size: int = 64, steps: int = DEFAULT_STEPS, progress: bool = False) -> RegimeSection:
+def measure_reuse(adapter: ModelAdapter, task: Task, found: TaskCircuit, section: CircuitSection, usable: list[str], config: RunConfig,
+                  *, steps: int = DEFAULT_STEPS, progress: bool = False) -> RegimeSection:
     """The regime circuits of ``task`` (docs/metrics.md, "Mechanism reuse across regimes"), beside the reported circuit
     ``section`` describes; ``usable`` names the OOD splits where the model keeps its behaviour and the latents decode
     (scoring's rule, applied by the caller to what the run measured)."""
     reported = ReportedCircuit(found.kept, section.search_sufficiency, torch.tensor(section.test.circuit, dtype=torch.float64),
                                {split: torch.tensor(c.circuit, dtype=torch.float64) for split, c in section.ood.items()})
     measured = measure_regimes(adapter, task, found.sites, found.stats.values, found.order, reported, found.test_examples, found.test,
-                               usable, n_test, found.n_search, seed, batch_size, SEARCH_BATCH, steps, progress)
+                               usable, config, n_search=found.n_search, search_batch=SEARCH_BATCH, steps=steps, progress=progress)
 
     def listed(x: torch.Tensor | None) -> list[float] | None:
         return None if x is None else recorded(x)
@@ -209,8 +199,12 @@ def measure_restart(adapter: ModelAdapter, sites: list[NodeSite], test: PromptBa
                          circuit=recorded(measured.circuit), complement=recorded(measured.complement), learned=[recorded(r) for r in learned])
 
 
-def measure_stress(adapter: ModelAdapter, task: Task, sites: list[NodeSite], stats: NodeStatistics, kept: dict[str, torch.Tensor],
-                   test: PromptBatches, n_test: int, seed: int, batch_size: int, progress: bool, order: NodeOrder) -> StressSection:
+def measure_stress(adapter: ModelAdapter, task: Task, sites: list[NodeSite], stats: NodeStatistics, order: NodeOrder,
+                   kept: dict[str, torch.Tensor], test: PromptBatches, config: RunConfig, progress: bool = False) -> StressSection:
+    """The four stress curves of the model and of the circuit ``kept`` on the ``test`` prompts (distractors draws its
+    own ``config.n_test`` prompts)."""
+    n_test, seed, batch_size = config.n_test, config.seed, config.batch_size
+
     def curve(points: list[stress.CurvePoint] | None) -> Curve | None:
         if points is None:
             return None
@@ -230,11 +224,10 @@ def measure_stress(adapter: ModelAdapter, task: Task, sites: list[NodeSite], sta
     return StressSection(seed=seed, **out)
 
 
-def measure_sparsity(adapter: ModelAdapter, task: Task, n_test: int, seed: int, batch_size: int,
-                     progress: bool) -> dict[str, dict[str, SparsityAxis]]:
+def measure_sparsity(adapter: ModelAdapter, task: Task, config: RunConfig, progress: bool = False) -> dict[str, dict[str, SparsityAxis]]:
     """Activation sparsity at the residual stream after each block, test split then every OOD level."""
     sites = [s for s in default_sites(adapter) if s.endswith("hook_resid_post")]
-    raw = sparsity_by_severity(adapter, task, sites, max(2, min(n_test, N_SPARSITY)), seed, batch_size, progress)
+    raw = sparsity_by_severity(adapter, task, sites, max(2, min(config.n_test, N_SPARSITY)), config.seed, config.batch_size, progress)
     return {
         site: {axis: SparsityAxis(levels=a.levels, stats=[SparsityPoint(**vars(s)) for s in a.stats], slopes=a.slopes)
                for axis, a in axes.items()}
@@ -242,11 +235,11 @@ def measure_sparsity(adapter: ModelAdapter, task: Task, n_test: int, seed: int, 
     }
 
 
-def specificity_circuit(adapter: ModelAdapter, task: Task, kept: dict[str, torch.Tensor], stats: NodeStatistics, n_test: int,
-                        seed: int, batch_size: int) -> SpecificityCircuit:
+def specificity_circuit(adapter: ModelAdapter, task: Task, kept: dict[str, torch.Tensor], stats: NodeStatistics,
+                        config: RunConfig) -> SpecificityCircuit:
     """A task's circuit for specificity from its kept nodes and ablation statistics alone (a finished job read back):
     the test prompts are drawn and batched as :func:`measure_coherence` drew and batched them."""
-    test = PromptBatches.build(adapter, task, task.examples("test", n_test, seed), batch_size)
+    test = PromptBatches.build(adapter, task, task.examples("test", config.n_test, config.seed), config.batch_size)
     return SpecificityCircuit(node_sites(adapter), stats, kept, test)
 
 

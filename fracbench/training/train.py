@@ -5,47 +5,18 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
 
 import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from ..models.tokenizer import CharTokenizer
+from ..models.transformer import Transformer
+from ..models.zoo import Recipe
 from ..tasks import TASKS
 from ..tasks.base import stable_seed
 from ..tasks.code import filler_lines
 from .sparsity import density_at, sparsify_
-from .tokenizer import CharTokenizer
-from .transformer import Transformer, TransformerConfig
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Everything that determines a zoo model: same recipe, same seed, same weights (on one platform)."""
-
-    name: str
-    description: str
-    seed: int = 0
-    config: dict = field(default_factory=dict)  # TransformerConfig fields other than vocab_size
-    corpus_cue: str = "random"  # "random": the spurious cue carries no signal; "agree": it always points at the answer
-    train: bool = True  # False leaves the initialization untouched (the random-init control)
-    steps: int = 3000
-    batch_size: int = 16  # sequences per step
-    seq_len: int = 256  # tokens per packed sequence
-    lr: float = 3e-3  # peak AdamW learning rate, after linear warm-up, cosine decay to 10%
-    warmup: int = 100
-    examples_per_task: int = 20_000  # train-split examples drawn from each task, times its weight
-    task_weights: dict = field(default_factory=lambda: {"copy_name": 2.0})  # induction forms slowest; others weigh 1
-    filler_fraction: float = 0.1  # share of corpus documents that are plain filler code
-    answer_weight: float = 3.0  # loss weight of each task document's last character, the answer
-    density: float = 1.0  # final fraction of nonzero entries in every weight matrix (1.0 = dense)
-    min_per_neuron: int = 4  # weight-sparse: nonzeros every row and column keeps
-    pruned_from: str = ""  # a zoo model whose checkpoint this recipe magnitude-prunes instead of training ("": none)
-    prune_fraction: float = 0.0  # with pruned_from: the share of each weight matrix zeroed, smallest magnitudes first
-    hand_set: bool = False  # weights set by hand (fracbench.models.compiled) instead of training
-
-    def model_config(self, vocab_size: int) -> TransformerConfig:
-        return TransformerConfig(vocab_size=vocab_size, **self.config)
 
 
 def build_corpus(recipe: Recipe, tokenizer: CharTokenizer) -> tuple[list[list[int]], int]:

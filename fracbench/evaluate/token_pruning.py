@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from .behaviour import completion_ids
-from .models.adapter import Encoding, ModelAdapter
-from .tasks import Example, Task
+from ..behaviour import completion_ids
+from ..models.adapter import Encoding, ModelAdapter
+from ..tasks import Example, Task
 
 N_TOKEN_PRUNING = 32  # test prompts pruned per task (the first ones the model answers right)
 TOKEN_KEEP_SHARE = 0.5  # pruning goes on while the best removal keeps this share of the whole prompt's logit difference
