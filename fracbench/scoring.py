@@ -199,14 +199,22 @@ def _estimate(value: float, replicates: np.ndarray) -> Estimate:
 
 # -- coherence ---------------------------------------------------------------------
 
-SCORES_VERSION = "5"  # the definitions of C's components, C, F, cue reliance and the verdicts below (5: the smallest restart)
-PREVIOUS_SCORES_VERSION = "4"  # files of schema 7-10 reported the median restart and are scored by version 4's restart draw
+SCORES_VERSION = "6"  # the definitions of C's components, C, F, cue reliance and the verdicts below (6: strict intervals)
+# Older files keep the version they were written under (docs/metrics.md): schema 7-10 reported the median restart and
+# are scored by version 4's restart draw; schema 11-12 by version 5 (the smallest restart; verdicts read ">=" where
+# version 6 reads ">", and a reuse direction needs only o > r at the point estimate).
 
 
 def scores_version(result: RunResult) -> str:
-    """The scores version ``result`` is scored under: 5 from schema 11 on (the smallest restart reported), else 4; the
-    two differ only in the restart draw of C's interval (docs/metrics.md, "Scores version 5")."""
-    return SCORES_VERSION if result.since(11) else PREVIOUS_SCORES_VERSION
+    """The scores version ``result`` is scored under: 6 from schema 13 on, 5 for schema 11 and 12, else 4 (docs/metrics.md,
+    "Scores version 5" and "Scores version 6")."""
+    return SCORES_VERSION if result.since(13) else "5" if result.since(11) else "4"
+
+
+def strict_intervals(result: RunResult) -> bool:
+    """Whether ``result`` is scored by version 6's rules: a verdict needs its interval to exclude the threshold, and a
+    reuse direction needs the interval of o - r above 0."""
+    return result.since(13)
 
 
 def scores_versions(results: Sequence[RunResult]) -> str:
@@ -365,7 +373,7 @@ def coherence_components(result: RunResult, task: str, n_bootstrap: int = N_BOOT
     if c.control is not None:
         out["selectivity"], out["control_share"] = circuit_selectivity(t, items)
     if c.regimes is not None:
-        r = regime_reuse(t, items, n_bootstrap, seed)
+        r = regime_reuse(t, items, n_bootstrap, seed, established_margin=strict_intervals(result))
         out.update(reuse=r.reuse, reuse_length=r.axes.get("length"), reuse_ood=r.axes.get("ood"))
         out.update({f"jaccard_{axis}": np.full(1 + n_bootstrap, j) for axis, j in r.jaccard.items()})
     return out
@@ -441,6 +449,7 @@ def circuit_selectivity(t: TaskResult, items: _Items) -> tuple[np.ndarray, np.nd
 
 MIN_REGIME_PROMPTS = 16  # test prompts a regime needs before reuse into it is scored
 REUSE_SALT = 27644437  # keeps the pooled OOD prompts' resampling apart from every other draw of the same seed
+MARGIN_SALT = 32452843  # keeps reuse_margin's draws of random node sets apart from every other draw of the same seed
 AXES = {"length": ("short", "long"), "ood": ("id", "ood")}  # reuse's axes: pairs of regimes (docs/metrics.md)
 
 
@@ -452,11 +461,14 @@ class Reuse:
     directions: dict[tuple[str, str], np.ndarray]  # (A, B) -> [1 + B] reuse(A -> B), every defined ordered pair of regimes
 
 
-def regime_reuse(t: TaskResult, items: _Items, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> Reuse:
+def regime_reuse(t: TaskResult, items: _Items, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED,
+                 established_margin: bool = True) -> Reuse:
     """Mechanism reuse across regimes (docs/metrics.md): per axis and direction A -> B, on B's test prompts,
     clip((t - r) / (o - r), 0, 1) with t, o and r the shares of B's span m(M) - m(empty) that A's circuit, B's own
     circuit and the mean of A's random node sets recover; the axis takes the mean of its defined directions and reuse
-    the minimum over the defined axes, replicate by replicate."""
+    the minimum over the defined axes, replicate by replicate. A direction is defined when o > r at the point estimate
+    and, with ``established_margin`` (scores version 6), when the 95% interval of o - r lies above 0, its replicates
+    resampling the random node sets among A's draws too (:func:`reuse_margin`)."""
     c, g = t.circuits, t.circuits.regimes
     test = t.behaviour["test"]
     short = np.asarray(g.short, dtype=bool)
@@ -490,6 +502,8 @@ def regime_reuse(t: TaskResult, items: _Items, n_bootstrap: int = N_BOOTSTRAP, s
     def count(regime: str) -> int:
         return len(g.ood_prompts) if regime == "ood" else int(prompts[regime].sum())
 
+    names = [name for name in g.circuits if name in ("id", "short", "long", "ood")]
+
     def reuse(a: str, b: str) -> np.ndarray | None:
         ca, cb = g.circuits.get(a), g.circuits.get(b)
         if ca is None or cb is None or ca.test is None or cb.test is None or count(b) < MIN_REGIME_PROMPTS:
@@ -505,9 +519,10 @@ def regime_reuse(t: TaskResult, items: _Items, n_bootstrap: int = N_BOOTSTRAP, s
         room = own - rand
         if not (np.isfinite(room[0]) and room[0] > 0):  # B's own circuit is no better than random, or B shows no behaviour
             return None
+        if established_margin and not reuse_margin(own, randoms, (seed, MARGIN_SALT, names.index(a), names.index(b))).low > 0:
+            return None  # B's own margin over random is not shown: the ratio would be noise (scores version 6)
         return np.where(room > 0, np.clip((transfer - rand) / np.where(room > 0, room, 1.0), 0, 1), np.nan)
 
-    names = [name for name in g.circuits if name in ("id", "short", "long", "ood")]
     directions = {(a, b): r for a in names for b in names if a != b and (r := reuse(a, b)) is not None}
     axes, jaccard = {}, {}
     for axis, (a, b) in AXES.items():
@@ -523,12 +538,27 @@ def regime_reuse(t: TaskResult, items: _Items, n_bootstrap: int = N_BOOTSTRAP, s
     return Reuse(value, axes, jaccard, directions)
 
 
-def regime_reuse_matrix(t: TaskResult) -> tuple[np.ndarray, list[str]]:
-    """Point estimates of reuse(A -> B) for every pair of the task's regimes (rows A, columns B; 1 on the diagonal, NaN
-    where undefined), and the regimes' names in order: what the reuse figure draws."""
+def reuse_margin(own: np.ndarray, randoms: Sequence[np.ndarray], seed: int | tuple[int, ...]) -> Estimate:
+    """o - r, B's own circuit's share of B's span minus the mean share of A's random node sets, with its 95% interval:
+    each replicate resamples the prompts (as ``own`` and ``randoms`` already do, [1 + B] each) and draws as many random
+    sets as there are, with replacement (seeded). Replicates where B shows no behaviour (NaN) are left out."""
+    stacked = np.stack(randoms)  # [K, 1 + B]
+    k, n_replicates = stacked.shape[0], stacked.shape[1] - 1
+    drawn = np.random.default_rng(seed).integers(0, k, size=(n_replicates, k))  # [B, K] which random sets each replicate uses
+    rand = stacked[drawn, 1 + np.arange(n_replicates)[:, None]].mean(axis=1)  # [B]
+    return _estimate(float(own[0] - stacked[:, 0].mean()), own[1:] - rand)
+
+
+def regime_reuse_matrix(result: RunResult, task: str) -> tuple[np.ndarray, list[str]]:
+    """Point estimates of reuse(A -> B) for every pair of ``task``'s regimes (rows A, columns B; 1 on the diagonal, NaN
+    where undefined by the file's scores version, as C reads them), and the regimes' names in order: what the reuse
+    figure draws."""
+    t = result.tasks[task]
     names = [r for r in ("id", "short", "long", "ood") if r in t.circuits.regimes.circuits]
-    items = _Items(_weights(t.behaviour["test"].n, 0, BOOTSTRAP_SEED))
-    directions = regime_reuse(t, items, 0).directions
+    strict = strict_intervals(result)  # version 6 reads a direction only with its margin's interval: replicates needed
+    n_bootstrap = N_BOOTSTRAP if strict else 0
+    items = _Items(_weights(t.behaviour["test"].n, n_bootstrap, BOOTSTRAP_SEED))
+    directions = regime_reuse(t, items, n_bootstrap, BOOTSTRAP_SEED, established_margin=strict).directions
     matrix = np.array([[1.0 if a == b else float(directions[(a, b)][0]) if (a, b) in directions else np.nan for b in names] for a in names])
     return matrix, names
 
@@ -746,7 +776,8 @@ def cue_reliance(t: TaskResult, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOT
 def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED,
             thresholds: Thresholds = THRESHOLDS) -> Verdict:
     """D, C, F = D - C, cue reliance and the three-way verdict for one task of ``result``: D's interval must lie
-    above ``D_HIGH``; then C's interval below ``C_LOW`` is FRACTURED, above it coherent, across it inconclusive."""
+    above ``D_HIGH``; then C's interval below ``C_LOW`` is FRACTURED, above it coherent, across it inconclusive. Under
+    scores version 6 an interval that ends on a threshold is across it; version 5 read an end on it as above."""
     t = result.tasks[task]
     dec = decodability(t.probes, n_bootstrap, seed) if t.probes is not None else None
     D = dec.D if dec is not None else None
@@ -783,10 +814,11 @@ def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: 
     if D is None:
         return decided(NOT_SCORED, ["no probes (run without --no-probes)"])
     interval = f"D {D.value:.2f}, 95% interval [{D.low:.2f}, {D.high:.2f}]"
+    strict = strict_intervals(result)  # version 6: an interval that reaches the threshold decides nothing
     if D.high < th.D_high:
         return decided(DOES_NOT_DECODE, [f"{interval}: below {th.D_high}"])
-    if D.low < th.D_high:
-        return decided(INCONCLUSIVE, [f"{interval}: across {th.D_high}"])
+    if D.low < th.D_high or (strict and D.low == th.D_high):
+        return decided(INCONCLUSIVE, [f"{interval}: across {th.D_high}" if D.low < th.D_high else f"{interval}: reaches {th.D_high}"])
     if t.circuits is None:
         return decided(NOT_SCORED, ["no circuit (run without --no-circuits)"])
     if scored["no_behaviour"]:
@@ -796,8 +828,9 @@ def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: 
     C = coh.C
     if C.high < th.C_low:
         return decided(FRACTURED, (low or [f"C {C.value:.2f} [{C.low:.2f}, {C.high:.2f}] below {th.C_low}"]) + ood_notes)
-    if C.low < th.C_low:
-        return decided(INCONCLUSIVE, [f"C {C.value:.2f}, 95% interval [{C.low:.2f}, {C.high:.2f}]: across {th.C_low}"] + low + ood_notes)
+    if C.low < th.C_low or (strict and C.low == th.C_low):
+        where = "across" if C.low < th.C_low else "reaches"
+        return decided(INCONCLUSIVE, [f"C {C.value:.2f}, 95% interval [{C.low:.2f}, {C.high:.2f}]: {where} {th.C_low}"] + low + ood_notes)
     return decided(COHERENT, low + ood_notes)
 
 

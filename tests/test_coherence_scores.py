@@ -41,7 +41,9 @@ from fracbench.scoring import (
     IN_C,
     coherence,
     coherence_components,
+    Thresholds,
     recovered,
+    regime_reuse_matrix,
     retention,
     smallest_of_drawn,
     specificity_drops,
@@ -180,6 +182,20 @@ def test_a_d_whose_interval_reaches_across_the_threshold_is_inconclusive() -> No
     v = verdict(run({"a": task(probes=("1110", "0000", [0, 1, 0, 1], [0, 1, 2, 3]))}), "a")
     assert v.D.value == pytest.approx(D_HIGH) and v.D.low < D_HIGH <= v.D.high
     assert v.verdict == "inconclusive" and "across 0.5" in v.reasons[0]
+
+
+def test_scores_version_6_reads_an_interval_that_ends_on_a_threshold_as_across_it() -> None:
+    """Version 5 (schema 11-12) read D.low >= D_high as "decodes" and C.low >= C_low as "coherent"; version 6 (schema 13)
+    needs the interval to exclude the threshold (docs/metrics.md, "Scores version 6"). One latent decoded perfectly and
+    one not at all give D 0.50 [0.50, 0.50]: compiled quote_close's case."""
+    t = task().model_copy(update={"probes": probe_section({"x": PERFECT_PROBES, "y": USELESS_PROBES}, n_test_examples=N)})
+    new, old = verdict(run({"a": t}), "a"), verdict(run({"a": t}, schema_version="12"), "a")
+    assert new.D == old.D and (new.D.low, new.D.high) == (D_HIGH, D_HIGH)
+    assert new.verdict == "inconclusive" and new.reasons == ["D 0.50, 95% interval [0.50, 0.50]: reaches 0.5"]
+    assert old.verdict == "coherent"
+    at_c_low = Thresholds(C_low=verdict(run({"a": task()}), "a").C.low)  # the threshold on C's own lower end
+    assert verdict(run({"a": task()}), "a", thresholds=at_c_low).verdict == "inconclusive"
+    assert verdict(run({"a": task()}, schema_version="12"), "a", thresholds=at_c_low).verdict == "coherent"
 
 
 def test_no_behaviour_to_explain_means_no_coherence() -> None:
@@ -385,6 +401,22 @@ def test_a_model_whose_regimes_use_other_machinery_is_fractured_for_reuse(few_pr
     v = verdict(result, "a")
     assert v.components["reuse_length"] == 0.0 and v.components["reuse"] == 0.0
     assert v.verdict == "FRACTURED" and v.reasons[0].startswith("reuse 0.00")
+
+
+def test_scores_version_6_reads_a_reuse_direction_only_where_the_own_circuit_s_margin_over_random_is_shown(
+        few_prompts_per_regime) -> None:
+    """The long regime's own circuit recovers all of one long prompt and -1/2 of the other: o - r is 0.25 at the point
+    but its interval reaches below 0, so short -> long is noise. Version 5 read it (0 of 0.25: reuse 0, the axis 0.5);
+    version 6 leaves it undefined, and the length axis is long -> short alone."""
+    t = task(ood_full=(4.0,) * 4, ood_circuit=(4.0,) * 4)
+    t = with_regimes(t, [True, True, False, False], {"short": ([3.0, 3.0, 0.0, 0.0], [4.0, 4.0]),
+                                                     "long": ([3.0, 3.0, 4.0, -2.0], [4.0, 4.0]), "ood": ([3.0] * 4, [4.0, 4.0])})
+    new, old = run({"a": t}), run({"a": t}, schema_version="12")
+    assert coherence(old, "a").components["reuse_length"] == pytest.approx(0.5)
+    assert coherence(new, "a").components["reuse_length"] == pytest.approx(1.0)
+    (new_matrix, names), (old_matrix, _) = regime_reuse_matrix(new, "a"), regime_reuse_matrix(old, "a")
+    short, long = names.index("short"), names.index("long")
+    assert np.isnan(new_matrix[short, long]) and old_matrix[short, long] == 0.0 and new_matrix[long, short] == 1.0
 
 
 def test_a_regime_with_too_few_test_prompts_or_no_circuit_leaves_its_axis_out() -> None:

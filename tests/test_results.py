@@ -215,15 +215,15 @@ def test_an_unknown_field_is_refused_anywhere(where, path: str) -> None:
 def test_an_unknown_schema_version_is_refused_saying_which_are_read(tmp_path: Path) -> None:
     path = tmp_path / "future.json"
     path.write_text(json.dumps(edited(lambda d: d.update(schema_version="99"))))
-    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12\)"):
+    with pytest.raises(ValueError, match=r"schema_version '99' is not one this fracbench reads \(it reads schema_version 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13\)"):
         read_results(path)
     with pytest.raises(ValidationError, match="schema_version"):
-        RunResult.model_validate(edited(lambda d: d.update(schema_version="13")))
+        RunResult.model_validate(edited(lambda d: d.update(schema_version="14")))
 
 
 def test_version_12_records_the_run_s_configuration_which_must_describe_the_file() -> None:
     assert RunResult.model_validate(edited(lambda d: None)).provenance.config == RunConfig(tasks="quote_close", seed=0, batch_size=4)
-    with pytest.raises(ValidationError, match="schema_version 12 records the run's configuration, but provenance.config is missing"):
+    with pytest.raises(ValidationError, match="schema_version 13 records the run's configuration, but provenance.config is missing"):
         RunResult.model_validate(edited(lambda d: d["provenance"].pop("config")))
     with pytest.raises(ValidationError, match="schema_version 11 has no provenance.config"):
         data = edited(lambda d: None)

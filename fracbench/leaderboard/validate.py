@@ -28,9 +28,10 @@ TOLERANCE = 1e-6  # the largest difference allowed between a stored score and it
 # C's interval holds; the board takes schema 8 and 9, whose ablation means leave BOS out (every entry measured the same way;
 # 9 adds the latents' erasure, which no board score reads yet)
 # scores version 4 needs the circuit control task and the regime circuits (schema 10); version 5 (schema 11) reports the
-# smallest restart; schema 12 adds the run's configuration and is scored as 11. The board takes 11 and 12: every entry
-# scored under version 5.
-BOARD_SCHEMA_VERSIONS = ("11", "12")
+# smallest restart; schema 12 adds the run's configuration and is scored as 11; schema 13 (scores version 6) reads
+# intervals strictly. TRANSITIONAL: the board takes 11-13 (scores versions 5 and 6, each entry scored by its own,
+# captions say "5 and 6") until its entries are rerun at schema 13; then it should take ("13",) alone.
+BOARD_SCHEMA_VERSIONS = ("11", "12", "13")
 MIN_RESTARTS = 5  # a searched circuit's restarts on the board (fracbench run's default): fewer would narrow C's interval
 REQUIRED_SECTIONS = ("probes", "circuits", "scores")  # per task: what D, C and the verdict are recomputed from
 
@@ -76,7 +77,7 @@ def validate_submission(raw: bytes) -> Validation:
         return Validation(None, [Problem("<file>", f"holds a JSON {type(data).__name__}; a results file is an object")])
     version = data.get("schema_version")
     if version not in BOARD_SCHEMA_VERSIONS:
-        return Validation(None, [Problem("schema_version", f"is {version!r}; the board takes schema_version {' or '.join(BOARD_SCHEMA_VERSIONS)} "
+        return Validation(None, [Problem("schema_version", f"is {version!r}; the board takes schema_version {', '.join(BOARD_SCHEMA_VERSIONS)} "
                                          "(rerun with this fracbench, or read the file with it and write it again)")])
     try:
         result = RunResult.model_validate_json(raw, strict=True)  # strict: no true for a number, no "1" for an int

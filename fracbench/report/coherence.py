@@ -256,7 +256,7 @@ def plot_reuse(result: RunResult, path: str | Path, format: str | None = None) -
     fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.1 * rows), squeeze=False)
     image = None
     for ax, name in zip(axes.flat, tasks):
-        matrix, names = regime_reuse_matrix(result.tasks[name])
+        matrix, names = regime_reuse_matrix(result, name)
         image = ax.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=1, cmap="viridis")
         for (i, j), value in np.ndenumerate(matrix):
             if not math.isnan(value):

@@ -30,7 +30,7 @@ from ..config import RunConfig
 from .base import Strict
 from .coherence import CircuitSection, SparsityAxis, StressSection, TaskScores
 
-SCHEMA_VERSION = "12"  # bump on any change a reader of the old schema would misread
+SCHEMA_VERSION = "13"  # bump on any change a reader of the old schema would misread
 # Versions read_results accepts. Version 1 had only behaviour, version 2 behaviour and probes:
 # their circuits and stress placeholders were null in every file fracbench wrote, so they
 # read as version 3 documents without those sections. Version 3 has no untrained-twin
@@ -45,8 +45,10 @@ SCHEMA_VERSION = "12"  # bump on any change a reader of the old schema would mis
 # control task and the regime circuits (circuits.control, circuits.regimes: scores version 4). Version 11 (scores version 5)
 # reports the smallest restart (circuits.reported: the first of the fewest nodes; 7-10 reported the median) and records
 # every per-item number at RECORDED_DIGITS significant digits (docs/results.md, "Precision"). Version 12 records the run's
-# whole configuration (provenance.config, a RunConfig); nothing else changed, and it is scored as version 11.
-SchemaVersion = Literal["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"]
+# whole configuration (provenance.config, a RunConfig); nothing else changed, and it is scored as version 11. Version 13
+# has version 12's fields and is scored by scores version 6 (an interval on a threshold decides nothing; a reuse
+# direction needs B's own margin over random shown: docs/metrics.md, "Scores version 6").
+SchemaVersion = Literal["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13"]
 READABLE_SCHEMA_VERSIONS = get_args(SchemaVersion)
 ID_SPLITS = ("train", "test", "cue_agree", "cue_flip")  # in-distribution split names; the rest are ood/<axis>/<level>
 AGGREGATE_TOLERANCE = 1e-9  # stored aggregates must match the recomputed ones this closely
@@ -245,7 +247,7 @@ class LatentProbes(Strict):
     Row sets: the *fit* rows train the probes, the *validation* rows (other train examples)
     pick the best site, the *test* rows (the test split's examples) give every reported accuracy.
     ``lexical`` is the baseline D measures the probe against (with chance): the best prediction
-    from the current token's identity alone (:func:`fracbench.lexical.lexical_predictions`),
+    from the current token's identity alone (:func:`fracbench.evaluate.lexical.lexical_predictions`),
     estimated on the fit rows.
     """
 
