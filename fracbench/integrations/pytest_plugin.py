@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from ..config import N_TEST  # pydantic and the task registry, no torch
+
 if TYPE_CHECKING:  # the plugin loads in every pytest session: fracbench itself is imported only when a run is asked for
     from ..results.coherence import VerdictLabel
 
@@ -34,7 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "hf:pretrained=PATH,dtype=...): one test per task and check")
     group.addoption("--fracbench-tasks", default="all", metavar="NAMES", help="'all' or comma-separated task names (default: all)")
     group.addoption("--fracbench-out", metavar="FILE", help="write the run's results file here at the end of the session")
-    group.addoption("--fracbench-n", type=int, default=512, metavar="N", help="examples per split (default: 512)")
+    group.addoption("--fracbench-n", type=int, default=N_TEST, metavar="N", help=f"examples per split (default: {N_TEST})")
     group.addoption("--fracbench-n-train", type=int, default=None, metavar="N", help="train examples for the probes "
                     "(default: fracbench run's)")
     group.addoption("--fracbench-restarts", type=int, default=None, metavar="R", help="restarts of the circuit search "
@@ -257,7 +259,8 @@ def failure(check: str, t: TaskOutcome) -> str | None:
     if check == "decodability":
         if t.D is None:
             return "no D: the run had no probes"
-        return None if t.D_low >= D_HIGH else f"D {t.D:.3f} with 95% lower bound {t.D_low:.3f}, below {D_HIGH}"
+        # scores version 6: the interval must lie above D_high, not end on it
+        return None if t.D_low > D_HIGH else f"D {t.D:.3f} with 95% lower bound {t.D_low:.3f}, not above {D_HIGH}"
     if check in ("faithfulness", "stress", "reuse", "selectivity", "ood"):
         value = t.components.get(check)
         if value is None and check == "ood" and t.circuit is None:

@@ -74,19 +74,17 @@ def test_the_same_seed_finds_the_same_circuit(dense_bracket) -> None:
 
 
 def test_restarts_share_the_forward_pass_yet_are_searched_apart(dense_bracket) -> None:
-    """Each restart learns on its own rows of every batch and is bisected alone: each reaches the target, the same
-    seed gives the same restarts, one restart is the single search, and the reported one is of median size."""
-    adapter, sites, search, stats, circuit, _ = dense_bracket
+    """Every restart learns on the whole batch, stacked once per restart into one forward pass, and is bisected alone:
+    each reaches the target, and they are different searches (their own initial noise). That the same seed gives the
+    same restarts is checked on whole runs (tests/test_resume.py, the permuted-twin known answer)."""
+    adapter, sites, search, stats, _, _ = dense_bracket
     found = search_circuits(adapter, sites, search, stats.means, SearchSettings(steps=STEPS, seed=0, restarts=3))
-    assert all(c.search_sufficiency >= c.target for c in found)
-    again = search_circuits(adapter, sites, search, stats.means, SearchSettings(steps=STEPS, seed=0, restarts=3))
-    assert all(torch.equal(a.kept[n], b.kept[n]) for a, b in zip(found, again) for n in a.kept)
+    assert len(found) == 3 and all(c.search_sufficiency >= c.target for c in found)
+    assert any(not torch.equal(found[0].scores[n], found[1].scores[n]) for n in found[0].scores)  # not one search thrice
     sizes = [c.n_kept for c in found]
     assert found[median_restart(found)].n_kept == sorted(sizes)[1], sizes
-    one = search_circuits(adapter, sites, search, stats.means, SearchSettings(steps=STEPS, seed=0))[0]
-    assert all(torch.equal(one.kept[n], circuit.kept[n]) for n in circuit.kept)
     with pytest.raises(ValueError, match="restarts must be >= 1"):
-        search_circuits(adapter, sites, search, stats.means, SearchSettings(restarts=0))
+        SearchSettings(restarts=0)
 
 
 def test_the_median_restart_is_the_middle_size_with_ties_to_the_first() -> None:
