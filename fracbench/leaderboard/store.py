@@ -6,7 +6,9 @@ temporary file, flushed, and hard-linked into place, which fails rather than ove
 name exists; an exclusive lock (``<board>/.lock``) serializes submitters; a crash at any point
 leaves at most a stray temporary file, which readers ignore. Accepted entries are never
 rewritten or deleted. The board keeps one entry per claim: a model's weights (their sha256) on a set of tasks;
-the same claim again, even rerun at another time, is a duplicate.
+the same claim again, even rerun at another time, is a duplicate. Each entry's claim is read once and kept in
+``<board>/.claims.json`` (entries never change, and their names are their contents' hashes), so a submission reads only
+the entries added since; a missing or damaged cache is rebuilt from the entries.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..results import RESULTS_SUFFIX, XZ_MAGIC, RunResult, results_json
 from .validate import Problem, Validation, validate_submission
 
 SUBMISSIONS = "submissions"
+CLAIMS_CACHE = ".claims.json"  # entry name -> [weights sha256, [task, ...]] (null: the entry does not say)
 
 
 class Refused(ValueError):
@@ -52,10 +55,11 @@ def submit(raw: bytes, board: str | Path) -> tuple[Path, Validation]:
         if target.exists():
             raise Refused([Problem("<file>", f"is already on the board as {target.name}")])
         claim = claim_of(validation.result)
-        for path in entries(board):
-            if _claim_in(path.read_bytes()) == claim:
+        claims = board_claims(board)
+        for name, other in claims.items():
+            if other == claim:
                 raise Refused([Problem("model.weights_sha256", f"these weights are already on the board for the same tasks, as "
-                                       f"{path.name}; the board keeps one entry per model and task set")])
+                                       f"{name}; the board keeps one entry per model and task set")])
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".incoming-", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -66,6 +70,7 @@ def submit(raw: bytes, board: str | Path) -> tuple[Path, Validation]:
             os.link(tmp, target)  # never replaces an existing entry
         finally:
             os.unlink(tmp)
+        _write_claims(Path(board), {**claims, target.name: claim})
     return target, validation
 
 
@@ -108,6 +113,42 @@ def _claim_in(raw: bytes) -> tuple[str, tuple[str, ...]] | None:
         return str(data["model"]["weights_sha256"]), tuple(sorted(data["tasks"]))
     except (ValueError, KeyError, TypeError, RecursionError):
         return None
+
+
+def board_claims(board: str | Path) -> dict[str, tuple[str, tuple[str, ...]] | None]:
+    """Every entry's claim, by entry name: from the cache for the entries it holds, read from the file for the others
+    (and the cache brought up to date when it can be written). Call it under the board's lock to act on the answer."""
+    board = Path(board)
+    cached = _read_claims(board)
+    names = [path.name for path in entries(board)]
+    claims = {name: cached[name] if name in cached else _claim_in((board / SUBMISSIONS / name).read_bytes()) for name in names}
+    if claims != cached:
+        _write_claims(board, claims)
+    return claims
+
+
+def _read_claims(board: Path) -> dict[str, tuple[str, tuple[str, ...]] | None]:
+    """The cache as written; {} when it is missing or not what :func:`_write_claims` writes (it is then rebuilt)."""
+    try:
+        data = json.loads((board / CLAIMS_CACHE).read_text(encoding="utf-8"))
+        return {str(name): None if claim is None else (str(claim[0]), tuple(map(str, claim[1]))) for name, claim in data.items()}
+    except (OSError, ValueError, TypeError, IndexError, AttributeError, RecursionError):
+        return {}
+
+
+def _write_claims(board: Path, claims: dict[str, tuple[str, tuple[str, ...]] | None]) -> None:
+    """The cache, written atomically; a board the submitter cannot write to keeps no cache (a read-only checkout)."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=board, prefix=".claims-", suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({name: None if c is None else [c[0], list(c[1])] for name, c in sorted(claims.items())}, f)
+        os.replace(tmp, board / CLAIMS_CACHE)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def entries(board: str | Path) -> list[Path]:

@@ -10,6 +10,7 @@ import pytest
 
 from fracbench.config import RunConfig
 from fracbench.leaderboard import Refused, check_board, entries, submission_name, submit
+from fracbench.leaderboard import store
 from fracbench.results import results_json
 from fracbench.runner import run
 
@@ -70,6 +71,32 @@ def test_the_same_model_rerun_on_the_same_tasks_is_a_duplicate(tmp_path: Path, r
     (board / "submissions" / submission_name(copy)).write_bytes(copy)
     assert all(any("one entry per claim" in str(p) for p in problems) for problems in check_board(board).values())
     assert len(check_board(board)) == 2
+
+
+def test_each_entry_s_claim_is_read_once_and_a_lost_or_damaged_cache_is_rebuilt(tmp_path: Path, raw: bytes,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submission reads the claims of the entries added since the last one (from any source), not every entry."""
+    board = tmp_path / "board"
+    for i in range(3):
+        submit(variant(raw, i), board)
+    by_hand = variant(raw, 3)  # an entry added without `submit` (a merged pull request)
+    (board / "submissions" / submission_name(by_hand)).write_bytes(by_hand)
+    read, real = [], store._claim_in
+    monkeypatch.setattr(store, "_claim_in", lambda data: read.append(data) or real(data))
+    submit(variant(raw, 4), board)
+    assert read == [by_hand]  # the three cached entries were not read again
+    duplicate = json.loads(results_json(variant(raw, 1)))
+    duplicate["created"] = "2026-01-01T00:00:00Z"
+    for cache in ("missing", "damaged"):
+        read.clear()
+        if cache == "missing":
+            (board / store.CLAIMS_CACHE).unlink()
+        else:
+            (board / store.CLAIMS_CACHE).write_text('{"x": [1')
+        with pytest.raises(Refused, match=r"these weights are already on the board for the same tasks, as " + submission_name(variant(raw, 1))):
+            submit(json.dumps(duplicate).encode(), board)
+        assert len(read) == 5  # rebuilt from every entry
+    assert set(json.loads((board / store.CLAIMS_CACHE).read_text())) == {p.name for p in entries(board)}
 
 
 def _submit_one(args: tuple[bytes, str]) -> str:
