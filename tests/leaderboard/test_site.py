@@ -65,7 +65,7 @@ def test_a_hostile_model_name_is_shown_as_text_and_reaches_no_path(board: Path) 
     assert "&lt;script&gt;" in md and "\\| \\*\\*bold\\*\\*" in md and "<script>" not in md
     assert HOSTILE in [e["model"]["name"] for e in json.loads(built["leaderboard.json"])["entries"]]  # data stays data
     assert all(".." not in name and "passwd" not in name for name in built)
-    assert sorted(p.name for p in board.iterdir()) == [".lock", "site", "submissions"]
+    assert sorted(p.name for p in board.iterdir()) == [".claims.json", ".lock", "site", "submissions"]
 
 
 def test_the_same_board_builds_byte_identical_sites(board: Path, tmp_path: Path) -> None:
@@ -82,4 +82,4 @@ def test_a_board_that_does_not_check_builds_nothing_and_keeps_the_old_site(board
     with pytest.raises(Refused, match="its content hashes to"):
         build_site(board)
     assert files(board / "site") == before
-    assert sorted(p.name for p in board.iterdir()) == [".lock", "site", "submissions"]  # no staging directory left
+    assert sorted(p.name for p in board.iterdir()) == [".claims.json", ".lock", "site", "submissions"]  # no staging directory left
