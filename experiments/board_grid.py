@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fracbench.models import zoo
 from fracbench.results import RunResult, read_results
-from fracbench.scoring import D_HIGH, Estimate, model_scores, scores_version, strict_intervals
+from fracbench.scoring import Estimate, model_scores, scores_version
 from fracbench.tasks import TASKS
 
 
@@ -22,10 +22,13 @@ def interval(name: str, e: Estimate | None) -> str:
     return f"{name} -" if e is None else f"{name} {e.value:.2f} [{e.low:.2f}, {e.high:.2f}]"
 
 
-def cell(v, strict: bool) -> str:
-    """``strict``: the file is scored by version 6, where D's interval must lie strictly above D_high."""
-    decided_by_d = v.C is None or v.D is None or v.D.low < D_HIGH or (strict and v.D.low == D_HIGH)  # the verdict's first rule
-    out = f"{v.verdict}, {interval('D', v.D) if decided_by_d else interval('C', v.C)}"
+def decided_by_d(v) -> bool:
+    """Whether D's rule decided the verdict (D's interval not above D_high): its reason then names D's interval."""
+    return v.C is None or v.D is None or any(reason.startswith("D ") for reason in v.reasons)
+
+
+def cell(v) -> str:
+    out = f"{v.verdict}, {interval('D', v.D) if decided_by_d(v) else interval('C', v.C)}"
     if v.relies_on_cue:
         out += f"; relies on its cue ({v.cue_reliance.value:+.2f})"
     return out
@@ -38,8 +41,7 @@ def grid(results: list[RunResult]) -> str:
     names = [r.model.name.removeprefix("zoo:") for r in results]
     lines = ["| task | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     for task in TASKS.names():
-        lines.append(f"| {task} | " + " | ".join(cell(s.tasks[task], strict_intervals(r)) if task in s.tasks else "-"
-                                               for s, r in zip(scored, results)) + " |")
+        lines.append(f"| {task} | " + " | ".join(cell(s.tasks[task]) if task in s.tasks else "-" for s in scored) + " |")
     lines.append("| **model** | " + " | ".join(f"{s.verdict}: {interval('C', s.C)}" for s in scored) + " |")
     lines.append("| scores version | " + " | ".join(scores_version(r) for r in results) + " |")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 from fracbench.results import RunResult, read_results
+from board_grid import decided_by_d  # experiments/ is the script's directory
 from fracbench.scoring import model_scores, regime_reuse_matrix, scores_version, verdict
 
 
@@ -26,8 +27,7 @@ def as_schema_13(result: RunResult) -> RunResult:
 
 def deciding(v) -> str:
     """The verdict with the interval that decided it: D where D's rule decided, else C."""
-    by_d = v.C is None or v.verdict == "does not decode" or any(r.startswith("D ") for r in v.reasons)
-    name, e = ("D", v.D) if by_d else ("C", v.C)
+    name, e = ("D", v.D) if decided_by_d(v) else ("C", v.C)
     return v.verdict if e is None else f"{v.verdict} ({name} {e.value:.3f} [{e.low:.3f}, {e.high:.3f}])"
 
 

@@ -817,8 +817,8 @@ def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: 
     strict = strict_intervals(result)  # version 6: an interval that reaches the threshold decides nothing
     if D.high < th.D_high:
         return decided(DOES_NOT_DECODE, [f"{interval}: below {th.D_high}"])
-    if D.low < th.D_high or (strict and D.low == th.D_high):
-        return decided(INCONCLUSIVE, [f"{interval}: across {th.D_high}" if D.low < th.D_high else f"{interval}: reaches {th.D_high}"])
+    if not _clears(D.low, th.D_high, strict):
+        return decided(INCONCLUSIVE, [f"{interval}: {_where(D.low, th.D_high)} {th.D_high}"])
     if t.circuits is None:
         return decided(NOT_SCORED, ["no circuit (run without --no-circuits)"])
     if scored["no_behaviour"]:
@@ -828,10 +828,20 @@ def verdict(result: RunResult, task: str, n_bootstrap: int = N_BOOTSTRAP, seed: 
     C = coh.C
     if C.high < th.C_low:
         return decided(FRACTURED, (low or [f"C {C.value:.2f} [{C.low:.2f}, {C.high:.2f}] below {th.C_low}"]) + ood_notes)
-    if C.low < th.C_low or (strict and C.low == th.C_low):
-        where = "across" if C.low < th.C_low else "reaches"
-        return decided(INCONCLUSIVE, [f"C {C.value:.2f}, 95% interval [{C.low:.2f}, {C.high:.2f}]: {where} {th.C_low}"] + low + ood_notes)
+    if not _clears(C.low, th.C_low, strict):
+        return decided(INCONCLUSIVE, [f"C {C.value:.2f}, 95% interval [{C.low:.2f}, {C.high:.2f}]: {_where(C.low, th.C_low)} {th.C_low}"]
+                       + low + ood_notes)
     return decided(COHERENT, low + ood_notes)
+
+
+def _clears(low: float, threshold: float, strict: bool) -> bool:
+    """Whether an interval's lower end puts it above ``threshold``: strictly under scores version 6, at or above under 5."""
+    return low > threshold if strict else low >= threshold
+
+
+def _where(low: float, threshold: float) -> str:
+    """How an interval that does not clear ``threshold`` stands against it: across it, or ending on it."""
+    return "across" if low < threshold else "reaches"
 
 
 # -- a model over the suite -------------------------------------------------------------

@@ -24,7 +24,7 @@ from ..models.adapter import ModelAdapter
 from .ablation import AblationValues, PromptBatches, ablation_interventions, batch_values, last_token_logit_diffs
 from .nodes import NodeSite
 
-EAP_IG_STEPS = 8  # points on the path for EAP-IG (Hanna et al. find 5-10 enough for circuit finding)
+EAP_IG_STEPS = 8  # points on the path for EAP-IG; the midpoint rule's completeness gap falls as 1/steps^2 (tests)
 
 
 def attribution_scores(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: AblationValues,

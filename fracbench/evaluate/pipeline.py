@@ -37,7 +37,7 @@ def measure_task(adapter: ModelAdapter, task: Task, config: RunConfig, *, progre
 
 
 def measure_canonical(canonical: Canonical, task: Task, config: RunConfig, progress: bool,
-             clock: Stopwatch) -> tuple[TaskResult, TaskCircuit | None]:
+                      clock: Stopwatch) -> tuple[TaskResult, TaskCircuit | None]:
     """:func:`measure_task` on a model already in canonical order."""
     adapter = canonical.adapter
     n_test, seed, batch_size, n_train = config.n_test, config.seed, config.batch_size, config.n_train

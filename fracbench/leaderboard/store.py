@@ -131,9 +131,17 @@ def _read_claims(board: Path) -> dict[str, tuple[str, tuple[str, ...]] | None]:
     """The cache as written; {} when it is missing or not what :func:`_write_claims` writes (it is then rebuilt)."""
     try:
         data = json.loads((board / CLAIMS_CACHE).read_text(encoding="utf-8"))
-        return {str(name): None if claim is None else (str(claim[0]), tuple(map(str, claim[1]))) for name, claim in data.items()}
-    except (OSError, ValueError, TypeError, IndexError, AttributeError, RecursionError):
+    except (OSError, ValueError, RecursionError):
         return {}
+    if not isinstance(data, dict) or not all(claim is None or _is_claim(claim) for claim in data.values()):
+        return {}
+    return {name: None if claim is None else (claim[0], tuple(claim[1])) for name, claim in data.items()}
+
+
+def _is_claim(value: object) -> bool:
+    """``[weights sha256, [task, ...]]`` as the cache stores a claim."""
+    return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], list)
+            and all(isinstance(task, str) for task in value[1]))
 
 
 def _write_claims(board: Path, claims: dict[str, tuple[str, tuple[str, ...]] | None]) -> None:

@@ -87,12 +87,15 @@ def test_each_entry_s_claim_is_read_once_and_a_lost_or_damaged_cache_is_rebuilt(
     assert read == [by_hand]  # the three cached entries were not read again
     duplicate = json.loads(results_json(variant(raw, 1)))
     duplicate["created"] = "2026-01-01T00:00:00Z"
-    for cache in ("missing", "damaged"):
+    names = [p.name for p in entries(board)]
+    for cache in ("missing", "truncated", "of another shape"):
         read.clear()
         if cache == "missing":
             (board / store.CLAIMS_CACHE).unlink()
-        else:
+        elif cache == "truncated":
             (board / store.CLAIMS_CACHE).write_text('{"x": [1')
+        else:  # every entry named, each claim a string: read as claims it would let the duplicate in
+            (board / store.CLAIMS_CACHE).write_text(json.dumps(dict.fromkeys(names, "ab")))
         with pytest.raises(Refused, match=r"these weights are already on the board for the same tasks, as " + submission_name(variant(raw, 1))):
             submit(json.dumps(duplicate).encode(), board)
         assert len(read) == 5  # rebuilt from every entry
