@@ -27,15 +27,15 @@ Measure = Callable[[str], FinishedJob]  # task name -> its finished job, measure
 
 
 class Executor(Protocol):
-    def run_jobs(self, spec: ModelSpec, tasks: list[str], config: RunConfig,
+    def run_jobs(self, spec: ModelSpec | None, tasks: list[str], config: RunConfig,
                  measure_here: Measure) -> Iterator[tuple[str, FinishedJob]]:
-        """Each of ``tasks``' finished job, as it finishes."""
+        """Each of ``tasks``' finished job, as it finishes (``spec`` None: a model in memory, measured only here)."""
 
 
 class LocalExecutor:
     """Every job in this process, one after another, on the model the run has loaded."""
 
-    def run_jobs(self, spec: ModelSpec, tasks: list[str], config: RunConfig,
+    def run_jobs(self, spec: ModelSpec | None, tasks: list[str], config: RunConfig,
                  measure_here: Measure) -> Iterator[tuple[str, FinishedJob]]:
         for name in tasks:
             yield name, measure_here(name)

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from .circuits.canonical import Canonical, canonical_order
@@ -29,7 +30,8 @@ from .evaluate.coherence import SpecificityCircuit, TaskCircuit, measure_specifi
 from .evaluate.timing import Stopwatch
 from .executors import Executor, LocalExecutor
 from .jobs import FinishedJob, JobStore, job_key
-from .models import ModelSpec, check_device, resolve_model
+from .models import ModelSpec, as_adapter, check_device, resolve_model
+from .models.adapter import ModelAdapter
 from .results import (
     RESULTS_SUFFIX,
     SCHEMA_VERSION,
@@ -67,9 +69,10 @@ def _finished(canonical: Canonical, task: Task, config: RunConfig, progress: boo
     return job, circuit
 
 
-def run(model_spec: str, config: RunConfig | None = None, out_dir: str | Path = "fracbench-results", *, progress: bool = True,
-        command: list[str] | None = None, executor: Executor | None = None) -> tuple[RunResult, Path]:
-    """Evaluate ``model_spec`` on ``config``'s tasks (default :class:`RunConfig`: every task, the default settings) and
+def run(model: str | ModelAdapter | object, config: RunConfig | None = None, out_dir: str | Path = "fracbench-results", *,
+        progress: bool = True, command: list[str] | None = None, executor: Executor | None = None) -> tuple[RunResult, Path]:
+    """Evaluate ``model`` (a model spec, or a model in memory: a :class:`ModelAdapter` or a TransformerLens
+    ``HookedTransformer``, :func:`~fracbench.models.as_adapter`) on ``config``'s tasks (default :class:`RunConfig`: every task, the default settings) and
     write the results file and its figures to ``out_dir``; returns the result and the file's path.
 
     Every input is checked before the model is evaluated. Each finished (model, task) job is kept under
@@ -83,14 +86,24 @@ def run(model_spec: str, config: RunConfig | None = None, out_dir: str | Path = 
     start = time.perf_counter()
     config = (config if config is not None else RunConfig()).check()
     check_device(config.device)
-    spec = resolve_model(model_spec, config.dtype)  # the spec's own dtype (hf:...,dtype=) wins over the config's
-    if config.lm_eval and spec.kind != "hf":
-        raise ValueError(f"--lm-eval runs lm-eval's HuggingFace model; {model_spec} is a {spec.kind} model (give an hf: model)")
-    out = check_writable(out_dir)
-    adapter = spec.load(config.device)
+    if isinstance(model, str):
+        spec = resolve_model(model, config.dtype)  # the spec's own dtype (hf:...,dtype=) wins over the config's
+        if config.lm_eval and spec.kind != "hf":
+            raise ValueError(f"--lm-eval runs lm-eval's HuggingFace model; {model} is a {spec.kind} model (give an hf: model)")
+        out = check_writable(out_dir)
+        adapter, dtype = spec.load(config.device), spec.dtype
+    else:
+        spec, adapter = None, as_adapter(model, config.device)
+        if config.lm_eval:
+            raise ValueError("lm_eval runs lm-eval on a saved HuggingFace directory; give its hf: spec instead of a model in memory")
+        if executor is not None and not isinstance(executor, LocalExecutor):
+            raise ValueError(f"{adapter.info.name} is a model in memory, measured in this process; give a model spec (zoo:NAME, "
+                             "hf:PATH) to run its jobs on another executor")
+        out = check_writable(out_dir)
+        dtype = parameter_dtype(adapter)
     canonical = canonical_order(adapter)  # every stage measures this; the results name the user's model and its nodes
     store, version = JobStore(out), package_version("fracbench") or "unknown"
-    keys = {name: job_key(adapter.info, spec.dtype, get_task(name), config, SCHEMA_VERSION, version) for name in config.tasks}
+    keys = {name: job_key(adapter.info, dtype, get_task(name), config, SCHEMA_VERSION, version) for name in config.tasks}
     jobs = {name: job for name in config.tasks if (job := store.load(keys[name])) is not None}
     if jobs:
         tqdm.write(f"fracbench: resuming {adapter.info.name}: {len(jobs)} of {len(keys)} tasks already finished in {store.root}",
@@ -131,7 +144,7 @@ def run(model_spec: str, config: RunConfig | None = None, out_dir: str | Path = 
             batch_size=config.batch_size,
             packages=packages(),
             device=str(adapter.device),
-            dtype=spec.dtype,
+            dtype=dtype,
             command=list(sys.argv if command is None else command),
             timings=Timings(tasks={n: j.seconds for n, j in jobs.items()}, stages={n: j.stages for n, j in jobs.items()},
                             specificity=specificity_seconds, total=time.perf_counter() - start),
@@ -149,6 +162,13 @@ def run(model_spec: str, config: RunConfig | None = None, out_dir: str | Path = 
     path = write_outputs(result, results_path(out, adapter.info.name, created))
     store.discard(list(keys.values()))
     return result, path
+
+
+def parameter_dtype(adapter: ModelAdapter) -> str:
+    """The dtype of a model's parameters as results files name it ("float32"): a model in memory has no spec to say it."""
+    module = getattr(adapter, "model", None)
+    parameter = next(module.parameters(), None) if isinstance(module, torch.nn.Module) else None
+    return "float32" if parameter is None else str(parameter.dtype).removeprefix("torch.")
 
 
 def finished_results(out_dir: str | Path, model_spec: str, config: RunConfig) -> Path | None:

@@ -3,8 +3,8 @@
 Native models (Gao et al.'s node set): per block, the residual channels attention and the
 MLP read, after their LayerNorm (``ln1.hook_normalized``, ``ln2.hook_normalized``: ablating
 a channel before the norm would also rescale every other channel), the channels they write
-(``hook_attn_out``, ``hook_mlp_out``), the q/k/v channels and the MLP neurons. HuggingFace models, through the adapter: MLP
-neurons and attention heads (``attn.hook_z``, one node per head).
+(``hook_attn_out``, ``hook_mlp_out``), the q/k/v channels and the MLP neurons. HuggingFace and TransformerLens models,
+through the adapter: MLP neurons and attention heads (``attn.hook_z``, one node per head).
 """
 
 from __future__ import annotations

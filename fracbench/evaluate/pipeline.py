@@ -7,6 +7,7 @@ from __future__ import annotations
 from ..behaviour import logit_diffs
 from ..circuits.canonical import Canonical, canonical_order
 from ..config import RunConfig
+from ..models import as_adapter
 from ..models.adapter import ModelAdapter
 from ..results import PrunedPrompt, SplitBehaviour, TaskResult, TokenPruning, recorded
 from ..results.coherence import CircuitSection
@@ -19,10 +20,11 @@ from .timing import Stopwatch
 from .token_pruning import TOKEN_KEEP_SHARE, measure_token_pruning
 
 
-def evaluate(adapter: ModelAdapter, task: Task, config: RunConfig, *, progress: bool = False) -> TaskResult:
-    """One (model, task) job: ``task`` measured on ``adapter`` as ``config`` says (its ``tasks`` and ``lm_eval`` aside);
-    no file is read or written."""
-    return measure_task(adapter, task, config, progress=progress)[0]
+def evaluate(model: ModelAdapter | object, task: Task, config: RunConfig, *, progress: bool = False) -> TaskResult:
+    """One (model, task) job: ``task`` measured on ``model`` (a :class:`ModelAdapter`, or a TransformerLens
+    ``HookedTransformer``: :func:`~fracbench.models.as_adapter`) as ``config`` says (its ``tasks`` and ``lm_eval``
+    aside); no file is read or written."""
+    return measure_task(as_adapter(model), task, config, progress=progress)[0]
 
 
 def measure_task(adapter: ModelAdapter, task: Task, config: RunConfig, *, progress: bool = False,

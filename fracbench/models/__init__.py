@@ -6,6 +6,9 @@
 * ``rotated:SPEC`` — the rotated twin of a native or HuggingFace GPT-2 model SPEC (the same function, its residual stream in a random basis;
   docs/metrics.md, "Basis sensitivity").
 
+A model already in memory needs no spec: :func:`as_adapter` takes a :class:`ModelAdapter` as it is and wraps a
+TransformerLens ``HookedTransformer`` (:mod:`.lens`).
+
 Nothing is ever downloaded: a path that does not exist is an error, not a hub name.
 """
 
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import torch
 
 from ..config import check_dtype
 from ..device import check_device
@@ -73,6 +78,26 @@ def load_model(spec: str, device: str = "cpu", dtype: str = "float32") -> ModelA
     return resolve_model(spec, dtype).load(device)
 
 
+def as_adapter(model: object, device: str | None = None) -> ModelAdapter:
+    """``model`` behind the adapter interface: a :class:`ModelAdapter` as it is (on ``device`` when given, else where it
+    is), a TransformerLens ``HookedTransformer`` through :class:`~fracbench.models.lens.LensAdapter` (moved to ``device``
+    when given). Anything else is refused, naming what is taken."""
+    from .lens import LensAdapter, is_hooked_transformer
+
+    if device is not None:
+        check_device(device)
+    if isinstance(model, ModelAdapter):
+        if device is not None and model.device != torch.device(device):
+            raise ValueError(f"{model.info.name} is on {model.device}, the run asks for {device}; load it on {device} "
+                             f"(load_model(spec, device={device!r})) or run on {model.device}")
+        return model
+    if is_hooked_transformer(model):
+        return LensAdapter(model, device=device)
+    raise TypeError(f"cannot evaluate a {type(model).__name__}: give a model spec string ({SPEC_FORMS}), a fracbench "
+                    "ModelAdapter (load_model(spec)) or a TransformerLens HookedTransformer; a HuggingFace model is read "
+                    "from its saved directory (hf:PATH)")
+
+
 def _zoo_spec(name: str, dtype: str, bare: bool) -> ModelSpec:
     if name not in zoo.RECIPES:
         hint = f" (a directory of that name exists: for a HuggingFace model write 'hf:{name}')" if bare and Path(name).is_dir() else ""
@@ -120,4 +145,4 @@ def _parse_model_args(rest: str) -> dict[str, str]:
     return args
 
 
-__all__ = ["ModelSpec", "check_device", "load_model", "resolve_model"]
+__all__ = ["ModelSpec", "as_adapter", "check_device", "load_model", "resolve_model"]

@@ -30,6 +30,11 @@ class ModelInfo:
     d_model: int
     n_ctx: int  # longest input, in tokens, the model accepts
 
+    @classmethod
+    def of(cls, module: torch.nn.Module, name: str, kind: str, n_layers: int, d_model: int, n_ctx: int) -> ModelInfo:
+        """The info of ``module``: its parameter count and weights hash read off it."""
+        return cls(name, kind, sum(p.numel() for p in module.parameters()), weights_sha256(module), n_layers, d_model, n_ctx)
+
 
 @dataclass
 class Encoding:

@@ -10,7 +10,7 @@ Nothing here touches the network: every load is ``local_files_only``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch.utils.hooks import RemovableHandle
 
-from .adapter import Encoding, ForwardOutput, Intervention, ModelAdapter, ModelInfo, check_finite, weights_sha256
+from .adapter import Encoding, ForwardOutput, Intervention, ModelInfo
+from .subword import SubwordAdapter, check_tokenizer, pad_id, visit_site
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -101,34 +102,20 @@ def family_sites(model_type: str, n_layers: int) -> dict[str, SiteRule]:
     return out
 
 
-class HFAdapter(ModelAdapter):
+class HFAdapter(SubwordAdapter):
     """A HuggingFace causal LM behind the adapter interface, with TransformerLens site names."""
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str, device: str = "cpu") -> None:
-        if not getattr(tokenizer, "is_fast", False):
-            raise ValueError(
-                f"{name}: the tokenizer ({type(tokenizer).__name__}) is not a fast tokenizer; fracbench needs character "
-                "offsets (return_offsets_mapping), which only fast tokenizers give. Save a tokenizer.json with the tokenizers library"
-            )
-        check_vocabulary(model, tokenizer, name)
+        check_tokenizer(tokenizer, model.get_input_embeddings().num_embeddings, name)
         cfg = model.config
         self.device = torch.device(device)
         self.model = model.to(self.device).eval().requires_grad_(False)  # evaluated, never trained, through the adapter
         self.tokenizer = tokenizer
-        self.info = ModelInfo(
-            name=name,
-            kind="hf",
-            n_params=sum(p.numel() for p in model.parameters()),
-            weights_sha256=weights_sha256(model),
-            n_layers=cfg.num_hidden_layers,
-            d_model=cfg.hidden_size,
-            n_ctx=cfg.max_position_embeddings,
-        )
+        self.info = ModelInfo.of(model, name, "hf", cfg.num_hidden_layers, cfg.hidden_size, cfg.max_position_embeddings)
         self._rules = family_sites(cfg.model_type, cfg.num_hidden_layers)
         self._site_modules = {site: model.get_submodule(rule.module) for site, rule in self._rules.items()}
         self._n_heads = cfg.num_attention_heads
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self._pad_id = pad if pad is not None else 0  # padding is masked, so any id does
+        self._pad_id = pad_id(tokenizer)
         self._site_shapes = self._probe_site_shapes()
 
     @classmethod
@@ -169,82 +156,7 @@ class HFAdapter(ModelAdapter):
             twin = type(self.model)(self.model.config).to(dtype)
         return HFAdapter(twin, self.tokenizer, name=f"{self.info.name} (untrained twin)", device=str(self.device))
 
-    # -- tokenization -------------------------------------------------------------------
-    def encode(self, texts: Sequence[str]) -> Encoding:
-        if isinstance(texts, str) or not texts:
-            raise TypeError(f"encode takes a non-empty sequence of texts, got {type(texts).__name__} {texts!r:.60}")
-        batch = self.tokenizer(list(texts), return_offsets_mapping=True)  # special tokens as the family adds them (Llama: BOS)
-        rows, spans = batch["input_ids"], batch["offset_mapping"]
-        unk = self.tokenizer.unk_token_id
-        for i, r in enumerate(rows):
-            if not r:
-                raise ValueError(f"text {i} encodes to no tokens on {self.info.name}; give it at least one character")
-            if unk is not None and unk in r:
-                lacking = sorted({texts[i][s:e] for t, (s, e) in zip(r, spans[i]) if t == unk})
-                raise ValueError(
-                    f"text {i}: the vocabulary of {self.info.name} lacks {lacking}, which would be read as "
-                    f"{self.tokenizer.unk_token!r}; this model cannot be scored on text containing it"
-                )
-            if len(r) > self.info.n_ctx:
-                raise ValueError(
-                    f"text {i} is {len(r)} tokens; {self.info.name} reads at most {self.info.n_ctx} (its context); shorten it"
-                )
-        T = max(len(r) for r in rows)
-        ids = torch.full((len(rows), T), self._pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), T), dtype=torch.long)
-        offsets = torch.zeros((len(rows), T, 2), dtype=torch.long)
-        for i, (r, s) in enumerate(zip(rows, spans)):
-            ids[i, : len(r)] = torch.tensor(r)
-            mask[i, : len(r)] = 1
-            offsets[i, : len(r)] = torch.tensor(disjoint_spans(s), dtype=torch.long).reshape(-1, 2)
-        return Encoding(ids, mask, offsets, list(texts)).to(self.device)
-
-    def completion_id(self, completion: str) -> int:
-        """The single token that, predicted next, continues the text with exactly ``completion``."""
-        enc = self.tokenizer(completion, add_special_tokens=False, return_offsets_mapping=True)
-        ids = enc["input_ids"]
-        spans = disjoint_spans(enc["offset_mapping"])
-        covered = {c for t, (s, e) in zip(ids, spans) if t != self.tokenizer.unk_token_id for c in range(s, e)}
-        lacking = [ch for i, ch in enumerate(completion) if i not in covered]
-        if lacking:
-            raise ValueError(
-                f"completion {completion!r}: the vocabulary of {self.info.name} lacks the character(s) {lacking}; "
-                "pick a task whose completions the tokenizer can represent"
-            )
-        # Tokenized alone, a completion may gain a prefix space (SentencePiece's "▁'"): fall back to the raw vocabulary entry.
-        alone = ids if len(ids) == 1 else []
-        for tid in [*alone, self.tokenizer.convert_tokens_to_ids(completion)]:
-            if tid is not None and tid != self.tokenizer.unk_token_id and self._continues_with(tid, completion):
-                return int(tid)
-        tokens = self.tokenizer.convert_ids_to_tokens(ids)
-        if len(ids) != 1:
-            raise ValueError(
-                f"completion {completion!r} splits into {len(ids)} tokens {tokens} on {self.info.name}; "
-                "it must be exactly one token to be scored as a next-token choice"
-            )
-        raise ValueError(
-            f"completion {completion!r} tokenizes alone as {tokens}, which in running text reads as "
-            f"{self._decode([ids[0], ids[0]])[len(self._decode([ids[0]])):]!r}, and no vocabulary entry is exactly {completion!r}"
-        )
-
-    def _continues_with(self, token_id: int, completion: str) -> bool:
-        """Whether ``token_id``, placed after a token, appends exactly ``completion`` to the decoded text."""
-        first = self._decode([token_id])
-        return self._decode([token_id, token_id]) == first + completion
-
-    def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, clean_up_tokenization_spaces=False)
-
     # -- forward with hooks ---------------------------------------------------------------
-    def forward(
-        self, enc: Encoding, capture: Sequence[str] = (), interventions: Mapping[str, Intervention] | None = None
-    ) -> ForwardOutput:
-        if isinstance(capture, str):
-            raise TypeError(f"capture takes a sequence of site names, got the string {capture!r}; wrap it in a list")
-        interventions = dict(interventions or {})
-        self.check_sites([*capture, *interventions])
-        return self._run(enc, capture, interventions)
-
     @contextmanager
     def capturing(self, sites: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
         """Inside the block, every forward of ``self.model``, whoever calls it (lm-eval, say), leaves its activations at
@@ -269,10 +181,7 @@ class HFAdapter(ModelAdapter):
         finally:
             for h in handles:
                 h.remove()
-        check_finite("logits", logits, self.info.name)
-        for site, act in store.items():
-            check_finite(f"activations at {site}", act, self.info.name)
-        return ForwardOutput(logits, {site: store[site] for site in capture})
+        return self._output(logits, store, capture)
 
     def _register(self, site: str, edit: Intervention | None, keep: bool, store: dict[str, torch.Tensor]) -> RemovableHandle:
         """A hook on the site's module that captures and/or replaces the site's activation."""
@@ -280,15 +189,8 @@ class HFAdapter(ModelAdapter):
 
         def visit(x: torch.Tensor) -> torch.Tensor | None:
             act = x.unflatten(-1, (self._n_heads, -1)) if rule.split_heads else x  # [B, T, H, d_head] or [B, T, d]
-            if edit is not None:
-                new = edit(act)
-                if not isinstance(new, torch.Tensor) or new.shape != act.shape:
-                    got = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
-                    raise ValueError(f"intervention at {site} returned {got}; it must return a tensor of shape {tuple(act.shape)}")
-                act = new
-            if keep:
-                store[site] = act
-            return None if edit is None else (act.flatten(-2) if rule.split_heads else act)
+            new = visit_site(site, act, edit, keep, store)
+            return None if new is None else (new.flatten(-2) if rule.split_heads else new)
 
         if rule.direction == "input":
 
@@ -318,38 +220,6 @@ class HFAdapter(ModelAdapter):
         with torch.no_grad():
             acts = self._run(enc, list(self._rules), {}).activations
         return {site: tuple(a.shape[2:]) for site, a in acts.items()}
-
-
-def disjoint_spans(spans: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
-    """Character spans [start, end) made disjoint: a character shared by several tokens goes to the last of them.
-
-    Tokenizers give overlapping spans when one character becomes several tokens (a
-    multi-byte character split into bytes) or when they insert a token for no
-    character (SentencePiece's prefix "▁", which spans the next word's first letter).
-    The last token is where a causal model has seen the character whole; earlier
-    ones are clipped, down to an empty span. Special tokens keep (0, 0).
-    """
-    out = [(int(s), int(e)) for s, e in spans]
-    next_start = None  # start of the nearest later non-empty span
-    for t in range(len(out) - 1, -1, -1):
-        s, e = out[t]
-        if next_start is not None and e > next_start:
-            e = max(next_start, s)
-            out[t] = (s, e)
-        if e > s:
-            next_start = s
-    return out
-
-
-def check_vocabulary(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str) -> None:
-    """A tokenizer that gives ids the model has no embedding for is refused (torch would fail with an IndexError mid-run)."""
-    n_embeddings = model.get_input_embeddings().num_embeddings
-    largest_id = max(tokenizer.get_vocab().values(), default=-1)
-    if largest_id >= n_embeddings:
-        raise ValueError(
-            f"{name}: the tokenizer gives token ids up to {largest_id} but the model embeds only {n_embeddings} tokens "
-            f"(vocab_size {n_embeddings} in config.json); save the tokenizer the model was trained with beside it"
-        )
 
 
 def _check_model_dir(path: Path) -> None:

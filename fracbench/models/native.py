@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import torch
 
-from .adapter import Encoding, ForwardOutput, Intervention, ModelAdapter, ModelInfo, WeightLink, check_finite, weights_sha256
+from .adapter import Encoding, ForwardOutput, Intervention, ModelAdapter, ModelInfo, WeightLink, check_finite
 from .tokenizer import CharTokenizer
 from .transformer import Transformer
 
@@ -18,15 +18,7 @@ class NativeAdapter(ModelAdapter):
         self.model = model.to(self.device).eval().requires_grad_(False)  # evaluated, never trained, through the adapter
         self.tokenizer = tokenizer or CharTokenizer()
         cfg = model.cfg
-        self.info = ModelInfo(
-            name=name,
-            kind="native",
-            n_params=sum(p.numel() for p in model.parameters()),
-            weights_sha256=weights_sha256(model),
-            n_layers=cfg.n_layers,
-            d_model=cfg.d_model,
-            n_ctx=cfg.n_ctx,
-        )
+        self.info = ModelInfo.of(model, name, "native", cfg.n_layers, cfg.d_model, cfg.n_ctx)
         self._hooks = model.hook_points()
         self._site_shapes = self._probe_site_shapes()
 

@@ -24,7 +24,8 @@ from transformers import (
 from fracbench.behaviour import logit_diffs
 from fracbench.config import RunConfig
 from fracbench.models.adapter import weights_sha256
-from fracbench.models.hf import HFAdapter, disjoint_spans
+from fracbench.models.hf import HFAdapter
+from fracbench.models.subword import disjoint_spans
 from fracbench.tasks import TASKS
 from tests.conftest import check_untrained_twin
 
