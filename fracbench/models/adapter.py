@@ -23,7 +23,7 @@ class ModelInfo:
     """Who a model is, for results files: enough to tell two models apart and find them again."""
 
     name: str  # e.g. "zoo:dense" or "hf:/models/pythia-70m"
-    kind: str  # "native" or "hf"
+    kind: str  # "native", "hf" or "tl"
     n_params: int
     weights_sha256: str  # hash of every parameter tensor, in name order
     n_layers: int

@@ -77,7 +77,7 @@ class ModelIdentity(Strict):
     """Which model was evaluated: enough to tell two models apart and find the weights again."""
 
     name: str  # e.g. "zoo:dense" or "hf:/models/pythia-70m"
-    kind: str  # adapter kind: "native" or "hf"
+    kind: str  # adapter kind: "native", "hf" or "tl" (a TransformerLens HookedTransformer)
     n_params: int = Field(ge=0)  # parameter count
     weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # hash of every parameter and buffer, in name order
     n_layers: int = Field(ge=0)  # transformer blocks
