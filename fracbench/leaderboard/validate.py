@@ -29,9 +29,9 @@ TOLERANCE = 1e-6  # the largest difference allowed between a stored score and it
 # 9 adds the latents' erasure, which no board score reads yet)
 # scores version 4 needs the circuit control task and the regime circuits (schema 10); version 5 (schema 11) reports the
 # smallest restart; schema 12 adds the run's configuration and is scored as 11; schema 13 (scores version 6) reads
-# intervals strictly. TRANSITIONAL: the board takes 11-13 (scores versions 5 and 6, each entry scored by its own,
-# captions say "5 and 6") until its entries are rerun at schema 13; then it should take ("13",) alone.
-BOARD_SCHEMA_VERSIONS = ("11", "12", "13")
+# intervals strictly. The project board was rerun at schema 13 on 2026-12-07, so it takes 13 alone: every entry is
+# scored by one rule (version 6)
+BOARD_SCHEMA_VERSIONS = ("13",)
 MIN_RESTARTS = 5  # a searched circuit's restarts on the board (fracbench run's default): fewer would narrow C's interval
 REQUIRED_SECTIONS = ("probes", "circuits", "scores")  # per task: what D, C and the verdict are recomputed from
 
