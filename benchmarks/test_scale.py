@@ -129,7 +129,7 @@ def test_unit(benchmark, prepared, unit: str) -> None:
 def extrapolated_run(name: str) -> tuple[float, dict[str, float]]:
     """One task's full-run seconds for ``name``: the dense board run's mean seconds per task in each stage, times the
     ratio of the unit that stage repeats."""
-    dense = next(read_results(p) for p in entries(BOARD) if read_results(p).model.name == "zoo:dense")
+    dense = next(r for r in map(read_results, entries(BOARD)) if r.model.name == "zoo:dense")  # each file read once, until found
     stages: dict[str, float] = {}
     for per_task in dense.provenance.timings.stages.values():
         for stage, seconds in per_task.items():

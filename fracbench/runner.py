@@ -86,20 +86,19 @@ def run(model: str | ModelAdapter | object, config: RunConfig | None = None, out
     start = time.perf_counter()
     config = (config if config is not None else RunConfig()).check()
     check_device(config.device)
-    if isinstance(model, str):
-        spec = resolve_model(model, config.dtype)  # the spec's own dtype (hf:...,dtype=) wins over the config's
-        if config.lm_eval and spec.kind != "hf":
-            raise ValueError(f"--lm-eval runs lm-eval's HuggingFace model; {model} is a {spec.kind} model (give an hf: model)")
-        out = check_writable(out_dir)
+    spec = resolve_model(model, config.dtype) if isinstance(model, str) else None  # a spec's own dtype= wins over the config's
+    if spec is not None and config.lm_eval and spec.kind != "hf":
+        raise ValueError(f"--lm-eval runs lm-eval's HuggingFace model; {model} is a {spec.kind} model (give an hf: model)")
+    if spec is None and config.lm_eval:
+        raise ValueError("lm_eval runs lm-eval on a saved HuggingFace directory; give its hf: spec instead of a model in memory")
+    if spec is None and executor is not None and not isinstance(executor, LocalExecutor):
+        raise ValueError("a model in memory is measured in this process; give a model spec (zoo:NAME, hf:PATH) to run its "
+                         "jobs on another executor")
+    out = check_writable(out_dir)
+    if spec is not None:
         adapter, dtype = spec.load(config.device), spec.dtype
     else:
-        spec, adapter = None, as_adapter(model, config.device)
-        if config.lm_eval:
-            raise ValueError("lm_eval runs lm-eval on a saved HuggingFace directory; give its hf: spec instead of a model in memory")
-        if executor is not None and not isinstance(executor, LocalExecutor):
-            raise ValueError(f"{adapter.info.name} is a model in memory, measured in this process; give a model spec (zoo:NAME, "
-                             "hf:PATH) to run its jobs on another executor")
-        out = check_writable(out_dir)
+        adapter = as_adapter(model, config.device)
         dtype = parameter_dtype(adapter)
     canonical = canonical_order(adapter)  # every stage measures this; the results name the user's model and its nodes
     store, version = JobStore(out), package_version("fracbench") or "unknown"

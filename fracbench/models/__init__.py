@@ -87,7 +87,8 @@ def as_adapter(model: object, device: str | None = None) -> ModelAdapter:
     if device is not None:
         check_device(device)
     if isinstance(model, ModelAdapter):
-        if device is not None and model.device != torch.device(device):
+        wanted = torch.device(device) if device is not None else None
+        if wanted is not None and (model.device.type != wanted.type or wanted.index not in (None, model.device.index)):
             raise ValueError(f"{model.info.name} is on {model.device}, the run asks for {device}; load it on {device} "
                              f"(load_model(spec, device={device!r})) or run on {model.device}")
         return model

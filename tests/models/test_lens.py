@@ -161,6 +161,6 @@ def test_a_hooked_transformer_without_a_tokenizer_is_refused_with_how_to_give_on
 
 
 def test_a_model_in_memory_is_not_sent_to_another_executor(pair, tmp_path):
-    with pytest.raises(ValueError, match="a model in memory, measured in this process; give a model spec"):
+    with pytest.raises(ValueError, match="a model in memory is measured in this process; give a model spec"):
         run(pair[1], RunConfig(tasks="bracket_depth", n_test=8), tmp_path, progress=False, executor=RayExecutor.__new__(RayExecutor))
     assert not any(tmp_path.iterdir())  # refused before anything was written
