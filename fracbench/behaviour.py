@@ -50,8 +50,7 @@ def logit_diffs(
     for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False):
         idx = order[start : start + batch_size]
         enc = adapter.encode([examples[i].prompt for i in idx])
-        logits = adapter.forward(enc).logits
-        last = logits[torch.arange(len(idx), device=logits.device), enc.last_index].double().cpu()
+        last = adapter.last_token_logits(enc).double().cpu()
         rows = torch.arange(len(idx))
         out.append((idx, last[rows, targets[idx]] - last[rows, foils[idx]]))
     diffs = torch.empty(len(examples), dtype=torch.float64)

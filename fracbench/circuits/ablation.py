@@ -159,10 +159,12 @@ def node_statistics(adapter: ModelAdapter, batches: PromptBatches, sites: Sequen
 
 
 def ablation_interventions(sites: Sequence[NodeSite], keep: NodeValues, means: Mapping[str, torch.Tensor],
-                           edit: NodeEdit | None = None) -> dict[str, Intervention]:
+                           edit: NodeEdit | None = None, last_index: torch.Tensor | None = None) -> dict[str, Intervention]:
     """Interventions that set every node whose ``keep`` is 0 to its value in ``means`` ([*shape] at every position, or
     [n_positions + 1, *shape] per position, the last row for every later one: :attr:`NodeStatistics.values`); ``edit``
-    (noise, say) acts on the kept activations first. Sites absent from ``keep`` are left alone."""
+    (noise, say) acts on the kept activations first. Sites absent from ``keep`` are left alone. ``last_index`` ([B],
+    each row's last token): where a site that :meth:`ModelAdapter.last_token_logits` computes at the last token
+    alone ([B, 1, ...]) sits, so that it takes that position's value."""
     out: dict[str, Intervention] = {}
     for site in sites:
         if site.name not in keep and edit is None:
@@ -173,7 +175,7 @@ def ablation_interventions(sites: Sequence[NodeSite], keep: NodeValues, means: M
             if edit is not None:
                 nodes = edit(site, nodes)
             if site.name in keep:
-                mean, k = site.per_node(_at_positions(site, means[site.name], x.shape[1])).to(nodes.dtype), keep[site.name]
+                mean, k = site.per_node(_at_positions(site, means[site.name], x.shape[1], last_index)).to(nodes.dtype), keep[site.name]
                 if mean.dim() == 4 and len(mean) != len(nodes):  # one batch's values, the batch stacked once per restart
                     mean = mean.repeat(len(nodes) // len(mean), 1, 1, 1)
                 k = k[:, None] if k.dim() == 1 else k[:, None, :, None]  # [n_nodes] for every row, or [B, n_nodes] per row
@@ -189,11 +191,17 @@ def ablation_interventions(sites: Sequence[NodeSite], keep: NodeValues, means: M
     return out
 
 
-def _at_positions(site: NodeSite, value: torch.Tensor, n_positions: int) -> torch.Tensor:
+def _at_positions(site: NodeSite, value: torch.Tensor, n_positions: int, last_index: torch.Tensor | None = None) -> torch.Tensor:
     """A site's ablation value for a [B, T, *shape] activation: [*shape], or [T, *shape] from a per-position table
-    whose last row serves every position past the others."""
+    whose last row serves every position past the others, or [B, T, *shape] per prompt (resample). A site computed
+    at the last token alone (T = 1 with ``last_index``) takes each row's value at its last token, [B, 1, *shape]."""
     if value.dim() == len(site.shape):
         return value
+    if n_positions == 1 and last_index is not None:
+        if value.dim() == len(site.shape) + 2:  # per prompt: the batch's rows, stacked once per restart
+            rows = torch.arange(len(last_index), device=value.device) % len(value)
+            return value[rows, last_index][:, None]
+        return value[last_index.clamp_max(len(value) - 1)][:, None]
     if value.dim() == len(site.shape) + 2:  # [B, T, *shape]: per prompt and position (resample)
         return value
     if n_positions < len(value):
@@ -202,11 +210,15 @@ def _at_positions(site: NodeSite, value: torch.Tensor, n_positions: int) -> torc
 
 
 def last_token_logit_diffs(adapter: ModelAdapter, enc: Encoding, targets: torch.Tensor, foils: torch.Tensor,
-                           interventions: Mapping[str, Intervention] | None = None) -> torch.Tensor:
-    """[B] logit(target) - logit(foil) at each prompt's last token (differentiable)."""
-    logits = adapter.forward(enc, interventions=interventions).logits
-    last = logits[torch.arange(len(targets), device=logits.device), enc.last_index]
-    rows = torch.arange(len(targets), device=logits.device)
+                           interventions: Mapping[str, Intervention] | None = None, last_only: bool = False) -> torch.Tensor:
+    """[B] logit(target) - logit(foil) at each prompt's last token (differentiable). ``last_only``: through
+    :meth:`ModelAdapter.last_token_logits`, which may compute the last block's later sites at that token alone (the
+    interventions must place such sites, as :func:`ablation_interventions` does given ``last_index``)."""
+    rows = torch.arange(len(targets), device=enc.ids.device)
+    if last_only:
+        last = adapter.last_token_logits(enc, interventions)
+    else:
+        last = adapter.forward(enc, interventions=interventions).logits[rows, enc.last_index]
     return last[rows, targets] - last[rows, foils]
 
 
@@ -223,8 +235,9 @@ def ablated_logit_diffs(adapter: ModelAdapter, batches: PromptBatches, sites: Se
     ``values`` (and ``edit`` applied first: one edit serves every batch, so its random draws run on across them)."""
     out = torch.empty(batches.n, dtype=torch.float64)
     for b, (enc, targets, foils, idx) in enumerate(batches.batches):
-        interventions = ablation_interventions(sites, keep, batch_values(adapter, batches, b, sites, values), edit)
-        out[idx] = last_token_logit_diffs(adapter, enc, targets, foils, interventions).double().cpu()
+        # an edit (noise) draws by the activation's shape: it sees the whole forward
+        interventions = ablation_interventions(sites, keep, batch_values(adapter, batches, b, sites, values), edit, enc.last_index)
+        out[idx] = last_token_logit_diffs(adapter, enc, targets, foils, interventions, last_only=edit is None).double().cpu()
     return out
 
 
@@ -234,5 +247,5 @@ def logit_diffs_under(adapter: ModelAdapter, batches: PromptBatches, interventio
     """[N] float64 logit differences of every prompt, in example order, under ``interventions``."""
     out = torch.empty(batches.n, dtype=torch.float64)
     for enc, targets, foils, idx in tqdm(batches.batches, desc=desc, disable=not progress, leave=False):
-        out[idx] = last_token_logit_diffs(adapter, enc, targets, foils, interventions).double().cpu()
+        out[idx] = last_token_logit_diffs(adapter, enc, targets, foils, interventions, last_only=not interventions).double().cpu()
     return out

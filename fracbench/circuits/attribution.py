@@ -40,8 +40,8 @@ def attribution_scores(adapter: ModelAdapter, sites: Sequence[NodeSite], batches
     for b, alpha in tqdm(points, desc="attribution", disable=not progress, leave=False):
         enc, targets, foils, _ = batches.batches[b]
         masks = {s.name: torch.full((s.n_nodes,), alpha, device=adapter.device, requires_grad=True) for s in sites}
-        interventions = ablation_interventions(sites, masks, batch_values(adapter, batches, b, sites, means))
-        diffs = last_token_logit_diffs(adapter, enc, targets, foils, interventions)
+        interventions = ablation_interventions(sites, masks, batch_values(adapter, batches, b, sites, means), last_index=enc.last_index)
+        diffs = last_token_logit_diffs(adapter, enc, targets, foils, interventions, last_only=True)
         grads = torch.autograd.grad(diffs.sum(), list(masks.values()), allow_unused=True)
         for name, grad in zip(masks, grads):
             if grad is not None:  # a site the logit difference does not depend on keeps 0

@@ -152,8 +152,10 @@ def learn_scores(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: Prom
         owner = torch.arange(restarts, device=adapter.device).repeat_interleave(n)  # [R B]: copy r of the batch is restart r's
         masks = {name: _Heaviside.apply(s) for name, s in scores.items()}  # [R, n_nodes]
         keep = {name: m[owner] for name, m in masks.items()}  # [R B, n_nodes]: each row its restart's mask
-        diffs = last_token_logit_diffs(adapter, enc.repeat(restarts), targets.repeat(restarts), foils.repeat(restarts),
-                                       ablation_interventions(sites, keep, batch_values(adapter, batches, b, sites, means))).view(restarts, n)
+        stacked = enc.repeat(restarts)
+        interventions = ablation_interventions(sites, keep, batch_values(adapter, batches, b, sites, means), last_index=stacked.last_index)
+        diffs = last_token_logit_diffs(adapter, stacked, targets.repeat(restarts), foils.repeat(restarts), interventions,
+                                       last_only=True).view(restarts, n)
         sufficiency = (diffs.mean(dim=1) - empty[b].mean()) / max(spans[b], 1e-6)  # [R]
         loss = (1 - sufficiency).square().sum() + settings.penalty * sum(m.sum() for m in masks.values())  # every restart's kept nodes
         optimizer.zero_grad()

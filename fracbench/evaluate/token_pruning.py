@@ -32,7 +32,7 @@ class PrunedPrompt:
 def _last_diffs(adapter: ModelAdapter, ids: torch.Tensor, offsets: torch.Tensor, target: int, foil: int) -> torch.Tensor:
     """[N] logit(target) - logit(foil) after the last token of each (unpadded) row of ``ids``."""
     enc = Encoding(ids, torch.ones_like(ids), offsets, [""] * len(ids))
-    last = adapter.forward(enc).logits[:, -1]
+    last = adapter.last_token_logits(enc)
     return (last[:, target] - last[:, foil]).double().cpu()
 
 

@@ -111,6 +111,14 @@ class ModelAdapter(ABC):
     ) -> ForwardOutput:
         """Logits for ``enc``; activations at the ``capture`` sites; ``interventions`` replace site activations."""
 
+    def last_token_logits(self, enc: Encoding, interventions: Mapping[str, Intervention] | None = None) -> torch.Tensor:
+        """[B, vocab] logits at each text's last real token (``enc.last_index``), what the task metric reads. An
+        adapter may compute the sites after the last layer's keys and values at that token alone: an intervention
+        there then sees [B, 1, ...], row b at position ``enc.last_index[b]``
+        (:func:`fracbench.circuits.ablation_interventions` takes those positions). This default runs :meth:`forward`."""
+        logits = self.forward(enc, interventions=interventions).logits
+        return logits[torch.arange(len(logits), device=logits.device), enc.last_index]
+
     @abstractmethod
     def sites(self) -> dict[str, tuple[int, ...]]:
         """Every site name -> shape of its activation at one token position (e.g. ``(n_heads, d_head)``)."""

@@ -87,6 +87,14 @@ class NativeAdapter(ModelAdapter):
         acts = {n: (a.transpose(1, 2) if n.endswith("hook_pattern") else a) for n, a in store.items()}
         return ForwardOutput(logits, acts)
 
+    def last_token_logits(self, enc: Encoding, interventions: Mapping[str, Intervention] | None = None) -> torch.Tensor:
+        """The last block past its keys and values, the final LayerNorm and the unembedding at the last token only."""
+        self.check_sites(interventions or {})
+        with self._hooked((), interventions or {}):
+            logits = self.model(enc.ids, enc.attention_mask, last_only=True)[:, 0]
+        check_finite("logits", logits, self.info.name)
+        return logits
+
     def sites(self) -> dict[str, tuple[int, ...]]:
         return dict(self._site_shapes)
 

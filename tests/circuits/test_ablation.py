@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fracbench.circuits import PromptBatches, ablation_interventions, logit_diffs_under, node_sites, node_statistics
-from fracbench.circuits.ablation import MIN_POSITION_COUNT
+from fracbench.circuits import PromptBatches, ablated_logit_diffs, ablation_interventions, logit_diffs_under, node_sites, node_statistics
+from fracbench.circuits.ablation import MIN_POSITION_COUNT, last_token_logit_diffs
 from fracbench.config import check_ablation
 from fracbench.circuits.search import _Heaviside
 from fracbench.tasks import get_task
@@ -29,10 +29,14 @@ def test_native_node_sites_are_gaos_node_locations(tiny_adapter) -> None:
 
 
 def test_keeping_every_node_is_the_plain_forward(setup) -> None:
+    """Bit for bit, through the whole forward and through the last-token forward (what ablated_logit_diffs and the
+    plain logit_diffs_under run)."""
     adapter, _, batches, sites, stats = setup
     everything = {s.name: torch.ones(s.n_nodes, dtype=torch.bool) for s in sites}
-    assert torch.equal(logit_diffs_under(adapter, batches, ablation_interventions(sites, everything, stats.means)),
-                       logit_diffs_under(adapter, batches))
+    enc, targets, foils, _ = batches.batches[0]
+    assert torch.equal(last_token_logit_diffs(adapter, enc, targets, foils, ablation_interventions(sites, everything, stats.means)),
+                       last_token_logit_diffs(adapter, enc, targets, foils))
+    assert torch.equal(ablated_logit_diffs(adapter, batches, sites, everything, stats.position_means), logit_diffs_under(adapter, batches))
 
 
 @pytest.mark.parametrize("ablation", ["mean", "positional_mean"])

@@ -179,6 +179,23 @@ def test_logits_equal_the_hf_models_own(adapters, model_dirs, family):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_the_last_token_logits_are_the_forward_s_at_each_text_s_last_token(adapters, family):
+    """Only the positions rows end at reach the unembedding (logits_to_keep); an edit at the final LayerNorm's output
+    still sees every position."""
+    adapter = adapters[family]
+    enc = adapter.encode(TEXTS)
+    rows = torch.arange(len(TEXTS))
+    seen = []
+    edit = {"ln_final.hook_normalized": lambda x: seen.append(x.shape) or x * 1.5}
+    with torch.no_grad():
+        for interventions in ({}, edit):
+            whole = adapter.forward(enc, interventions=interventions).logits[rows, enc.last_index]
+            assert torch.allclose(adapter.last_token_logits(enc, interventions), whole, atol=1e-5)
+    assert len(set(enc.last_index.tolist())) > 1 and adapter._keeps_logits  # rows end at different positions
+    assert seen and all(shape[:2] == enc.ids.shape for shape in seen)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_padding_leaves_real_positions_unchanged(adapters, family):
     adapter = adapters[family]
     enc = adapter.encode(TEXTS)
