@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,6 +31,11 @@ DTYPES = ("float32", "float16", "bfloat16")  # parameter dtypes of hf models
 ABLATIONS = ("positional_mean", "mean")  # what an ablated node takes: its mean at the same position, or over all positions
 DEFAULT_ABLATION = "mean"
 RESAMPLE = "resample"  # measured against the mean kinds, not a run option: the rule in docs/metrics.md kept "mean"
+# what ranks the nodes a circuit is cut from: the learned masks (the default at every size measured: the better
+# faithfulness curve on every zoo model and task), or EAP-IG node attributions (deterministic, one ranking, ~50x cheaper
+# than five restarts of the search at GPT-2-small scale; docs/metrics.md, "Attribution patching")
+RANKINGS = ("masks", "eap-ig")
+DEFAULT_RANKING = "masks"
 
 
 def check_ablation(ablation: str, measured: bool = False) -> str:
@@ -39,6 +44,13 @@ def check_ablation(ablation: str, measured: bool = False) -> str:
     if ablation not in kinds:
         raise ValueError(f"ablation must be one of {', '.join(map(repr, kinds))}, got {ablation!r}")
     return ablation
+
+
+def check_ranking(ranking: str) -> str:
+    """``ranking`` if it is one of :data:`RANKINGS`, else a ValueError naming them."""
+    if ranking not in RANKINGS:
+        raise ValueError(f"ranking (--ranking) must be one of {', '.join(map(repr, RANKINGS))}, got {ranking!r}")
+    return ranking
 
 
 def check_dtype(dtype: str) -> str:
@@ -61,11 +73,20 @@ class RunConfig(BaseModel):
     batch_size: int = BATCH_SIZE  # examples per forward pass (--batch-size); padding can move a logit's last bits
     probes: bool = True  # decodability, erasure and token pruning (--no-probes)
     circuits: bool = True  # circuits, stress, OOD circuits, regimes, sparsity and specificity (--no-circuits)
-    restarts: int = DEFAULT_RESTARTS  # circuit searches; the smallest circuit is reported (--restarts)
+    restarts: int = DEFAULT_RESTARTS  # circuit searches; the smallest circuit is reported (--restarts); 1 with eap-ig
+    ranking: str = DEFAULT_RANKING  # what ranks the nodes circuits are cut from (--ranking)
     ablation: str = DEFAULT_ABLATION  # what a node outside a circuit takes (--ablation)
     device: str = "cpu"  # torch device (--device)
     dtype: str = "float32"  # parameter dtype of hf models; a spec's own dtype= wins (--dtype)
     lm_eval: bool = False  # also run lm-eval's harness on fracbench's tasks (--lm-eval; hf models)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_attribution_ranking(cls, data):
+        """EAP-IG is deterministic: its restarts would be one circuit, so unless restarts are given it runs once."""
+        if isinstance(data, dict) and data.get("ranking") == "eap-ig" and "restarts" not in data:
+            return {**data, "restarts": 1}
+        return data
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -98,6 +119,10 @@ class RunConfig(BaseModel):
             raise ValueError(f"n_train (--n-train) must be at least 2 train examples (probes are fitted on some and the best site "
                              f"is chosen on others), got {self.n_train}")
         check_ablation(self.ablation)
+        check_ranking(self.ranking)
+        if self.ranking == "eap-ig" and self.restarts != 1:
+            raise ValueError(f"ranking eap-ig (--ranking) is deterministic: its {self.restarts} restarts (--restarts) would all be one "
+                             "circuit; give restarts 1, the default with eap-ig")
         check_dtype(self.dtype)
         if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise ValueError(f"device {self.device!r} is not supported; use 'cpu' or 'cuda' (or 'cuda:N')")
@@ -142,7 +167,7 @@ def read_sweep(path: str | Path, base: RunConfig) -> Sweep:
     if "tasks" in data:
         settings = {**settings, "tasks": data["tasks"]}
     try:
-        config = RunConfig(**{**base.model_dump(), **settings})
+        config = RunConfig(**{**base.model_dump(exclude_unset=True), **settings})
     except ValidationError as err:
         where = ".".join(str(p) for p in err.errors()[0]["loc"])
         raise ValueError(f"{path}: config.{where}: {err.errors()[0]['msg']}") from None

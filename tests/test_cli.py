@@ -333,11 +333,23 @@ def test_a_sweep_file_runs_each_model_with_its_tasks_and_settings(capsys, tiny_z
         assert r.provenance.config.seed == 2 and list(r.tasks) == ["quote_close"]
 
 
+def test_a_sweep_file_s_eap_ig_ranking_takes_one_search_unless_the_command_line_asks_for_more(capsys, tiny_zoo: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('models = ["zoo:dense"]\ntasks = ["quote_close"]\n\n[config]\nn_test = 3\nn_train = 16\nranking = "eap-ig"\n')
+    code, _, err = run_cli(capsys, "run", "--sweep", str(sweep), "--no-progress", "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    (result,) = [read_results(p) for p in (tmp_path / "out").glob("*.json.xz")]
+    assert (result.provenance.config.ranking, result.provenance.config.restarts) == ("eap-ig", 1)
+    code, _, err = run_cli(capsys, "run", "--sweep", str(sweep), "--restarts", "5", "--no-progress", "--out", str(tmp_path / "more"))
+    assert code == 2 and "give restarts 1" in err and not (tmp_path / "more").exists()
+
+
 @pytest.mark.parametrize(("content", "message"), [
     ('tasks = ["quote_close"]\n', "models must be a non-empty list of model specs"),
     ('models = ["zoo:dense"]\nmodel = "x"\n', "unknown key 'model'; a sweep file has models, tasks and a [config] table"),
     ('models = ["zoo:dense"]\n[config]\nn_test = "many"\n', "config.n_test: Input should be a valid integer"),
     ('models = ["zoo:dense"]\n[config]\nrestarts = 0\n', "restarts (--restarts) must be at least 1 search, got 0"),
+    ('models = ["zoo:dense"]\n[config]\nranking = "eap-ig"\nrestarts = 3\n', "ranking eap-ig (--ranking) is deterministic: its 3 restarts (--restarts)"),
     ('models = ["zoo:dense"]\ntasks = ["qoute_close"]\n', "did you mean 'quote_close'"),
     ('models = ["zoo:dense"\n', "is not a TOML sweep file"),
     ('models = ["zoo:dnese"]\n', "did you mean 'dense'"),

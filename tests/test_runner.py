@@ -115,6 +115,20 @@ def test_run_into_an_unwritable_directory_fails_before_loading(tmp_path: Path, t
     assert [p.name for p in work.iterdir()] == ["a-file"]
 
 
+def test_an_eap_ig_ranking_runs_one_search_and_is_recorded(tmp_path: Path, tiny_zoo: Path) -> None:
+    """EAP-IG is deterministic: left unset, restarts become 1; asked for more, the run is refused before any work."""
+    config = RunConfig(tasks="quote_close", n_test=N, batch_size=4, n_train=24, ranking="eap-ig")
+    assert config.restarts == 1 and RunConfig().ranking == "masks"
+    result, _ = runner.run("dense", config, tmp_path / "a", progress=False)
+    assert result.provenance.config.ranking == "eap-ig" and result.provenance.config.restarts == 1
+    assert read_results(next((tmp_path / "a").glob("*.json.xz"))).provenance.config == result.provenance.config
+    with pytest.raises(ValueError, match=r"ranking eap-ig \(--ranking\) is deterministic: its 5 restarts \(--restarts\) would all be one circuit; give restarts 1"):
+        runner.run("dense", RunConfig(tasks="quote_close", n_test=N, ranking="eap-ig", restarts=5), tmp_path / "b", progress=False)
+    with pytest.raises(ValueError, match=r"ranking \(--ranking\) must be one of 'masks', 'eap-ig', got 'eap'"):
+        runner.run("dense", RunConfig(tasks="quote_close", ranking="eap"), tmp_path / "b", progress=False)
+    assert not (tmp_path / "b").exists()
+
+
 def test_bad_settings_and_names_fail_before_loading(tmp_path: Path, tiny_zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loads = spy_on_loading(monkeypatch)
     with pytest.raises(ValueError, match="at least 1 example per split, got 0"):

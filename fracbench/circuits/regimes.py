@@ -143,7 +143,7 @@ def measure_regimes(adapter: ModelAdapter, task: Task, sites: Sequence[NodeSite]
         half = len(examples) // 2
         searched = PromptBatches.build(adapter, task, examples[:half], search_batch)
         held_out = PromptBatches.build(adapter, task, examples[half:], batch_size)
-        settings = SearchSettings(steps=steps, seed=stable_seed("regime search", seed, name))
+        settings = SearchSettings(steps=steps, seed=stable_seed("regime search", seed, name), ranking=config.ranking)
         found = search_circuits(adapter, sites, searched, values, settings, held_out=held_out, order=order,
                                 desc=f"{task.name} {name} circuit")[0]
         out[name] = measured(name, found.kept, found.search_sufficiency)

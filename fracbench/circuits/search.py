@@ -25,9 +25,11 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from ..config import DEFAULT_RANKING, check_ranking
 from ..models.adapter import ModelAdapter
 from .ablation import (AblationValues, PromptBatches, ablated_logit_diffs, ablation_interventions, batch_values,
                        last_token_logit_diffs, logit_diffs_under)
+from .attribution import EAP_IG_STEPS, attribution_scores
 from .faithfulness import MIN_EFFECT, normalized
 from .curves import learned_ranking, top
 from .keys import NodeOrder, node_order
@@ -78,15 +80,21 @@ class Circuit:
 @dataclass(frozen=True)
 class SearchSettings:
     """How the mask search runs: the sufficiency ``target`` the bisection meets, the optimizer's ``steps``, the
-    ``penalty`` per kept node, the ``seed`` of the initial noise and the number of ``restarts``."""
+    ``penalty`` per kept node, the ``seed`` of the initial noise and the number of ``restarts``. ``ranking`` "eap-ig"
+    ranks the nodes by EAP-IG attributions (:data:`EAP_IG_STEPS` points) instead of learning masks: steps, penalty
+    and seed are then unused, and there is one ranking."""
 
     target: float = DEFAULT_TARGET
     steps: int = DEFAULT_STEPS
     penalty: float = DEFAULT_PENALTY
     seed: int = 0
     restarts: int = 1
+    ranking: str = DEFAULT_RANKING
 
     def __post_init__(self) -> None:
+        check_ranking(self.ranking)
+        if self.ranking == "eap-ig" and self.restarts != 1:
+            raise ValueError(f"ranking eap-ig is deterministic: {self.restarts} restarts would be one ranking; give restarts=1")
         if not 0 < self.target <= 1:
             raise ValueError(f"target (the circuit's sufficiency) must be in (0, 1], got {self.target}")
         if self.steps < 0:
@@ -131,7 +139,8 @@ def learn_scores(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: Prom
     (site -> [n_nodes]), which rank the nodes. Each batch's sufficiency is normalized by the full model's mean logit
     difference minus the all-ablated model's on that batch, or by ``spans`` (one per batch) when given: the circuit
     control task's labels have no behaviour of their own, so its search is asked for the real task's span. None when
-    the span (its mean over the batches) is below ``MIN_EFFECT``: no behaviour to search for."""
+    the span (its mean over the batches) is below ``MIN_EFFECT``: no behaviour to search for. With ``settings.ranking``
+    "eap-ig", one ranking: each node's EAP-IG attribution on ``batches`` (:func:`.attribution.attribution_scores`)."""
     if spans is not None and len(spans) != len(batches.batches):
         raise ValueError(f"spans: one per batch ({len(batches.batches)}), got {len(spans)}")
     restarts = settings.restarts
@@ -144,6 +153,9 @@ def learn_scores(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: Prom
     sizes = [len(idx) for *_, idx in batches.batches]
     if sum(span * n for span, n in zip(spans, sizes)) / sum(sizes) < MIN_EFFECT:
         return None
+    if settings.ranking == "eap-ig":  # the attributions rank the nodes: the path from the all-ablated model, no learning
+        attributions = attribution_scores(adapter, sites, batches, means, steps=EAP_IG_STEPS, progress=progress)
+        return [{name: a.to(adapter.device) for name, a in attributions.items()}]
     optimizer = torch.optim.Adam(scores.values(), lr=LEARNING_RATE, betas=(0.9, 0.95))
     for step in tqdm(range(settings.steps), desc=desc, disable=not progress, leave=False):
         b = step % len(batches.batches)

@@ -93,7 +93,7 @@ def measure_coherence(adapter: ModelAdapter, task: Task, full_test: list[float],
     each stage's seconds."""
     clock = clock if clock is not None else Stopwatch()
     n_test, seed, batch_size, ablation = config.n_test, config.seed, config.batch_size, check_ablation(config.ablation)
-    settings = SearchSettings(target=target, steps=steps, seed=seed, restarts=config.restarts)
+    settings = SearchSettings(target=target, steps=steps, seed=seed, restarts=config.restarts, ranking=config.ranking)
     if len(full_test) != n_test:
         raise ValueError(f"full_test has {len(full_test)} logit differences for n_test = {n_test} test examples")
     sites = node_sites(adapter)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ..config import N_TEST  # pydantic and the task registry, no torch
+from ..config import DEFAULT_RANKING, N_TEST, RANKINGS  # pydantic and the task registry, no torch
 
 if TYPE_CHECKING:  # the plugin loads in every pytest session: fracbench itself is imported only when a run is asked for
     from ..results.coherence import VerdictLabel
@@ -41,6 +41,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "(default: fracbench run's)")
     group.addoption("--fracbench-restarts", type=int, default=None, metavar="R", help="restarts of the circuit search "
                     "(default: fracbench run's; the board takes no fewer)")
+    group.addoption("--fracbench-ranking", default=DEFAULT_RANKING, choices=RANKINGS, help="what ranks a circuit's nodes: "
+                    f"learned masks or EAP-IG attributions (default: {DEFAULT_RANKING}; eap-ig searches once)")
     group.addoption("--fracbench-seed", type=int, default=0, metavar="SEED", help="seed of the examples (default: 0)")
     group.addoption("--fracbench-device", default="cpu", metavar="DEVICE", help="cpu or cuda (default: cpu)")
 
@@ -93,7 +95,9 @@ class FracbenchSession:
         self.n, self.seed, self.device = opt("--fracbench-n"), opt("--fracbench-seed"), opt("--fracbench-device")
         # None is "fracbench run's default"; a given 0 stays 0, so that the check below refuses it
         self.n_train = N_TRAIN if opt("--fracbench-n-train") is None else opt("--fracbench-n-train")
-        self.restarts = DEFAULT_RESTARTS if opt("--fracbench-restarts") is None else opt("--fracbench-restarts")
+        self.ranking = opt("--fracbench-ranking")
+        given = opt("--fracbench-restarts")  # unset: fracbench run's default for the ranking (eap-ig searches once)
+        self.restarts = given if given is not None else 1 if self.ranking == "eap-ig" else DEFAULT_RESTARTS
         self.out = Path(opt("--fracbench-out")) if opt("--fracbench-out") else None
         self.progress = opt("capture") == "no"  # progress bars only where pytest shows output (-s)
         self.result = None
@@ -110,7 +114,7 @@ class FracbenchSession:
 
         try:
             self.run_config = RunConfig(tasks=self.tasks, n_test=self.n, seed=self.seed, n_train=self.n_train, restarts=self.restarts,
-                                    device=self.device).check()
+                                        ranking=self.ranking, device=self.device).check()
             check_device(self.device)
             resolve_model(self.spec)
             if self.out is not None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from ..circuits.control import control_flips
+from ..config import DEFAULT_RANKING
 from ..circuits.regimes import SHORT_PROMPT_CHARS, is_short, ood_pool
 from ..results import RunResult, results_json, validation_problems
 from ..scoring import STRESS_KINDS, Estimate, Verdict, ood_faithfulness, scores_version, verdict
@@ -116,6 +117,10 @@ def _versions(result: RunResult) -> list[Problem]:
             problems.append(Problem(f"tasks.{name}.version", f"is {task.version!r}; suite {SUITE_VERSION} has version {TASKS[name].version!r}"))
     if not result.tasks:
         problems.append(Problem("tasks", "is empty; submit at least one task"))
+    config = result.provenance.config
+    if config is not None and config.ranking != DEFAULT_RANKING:
+        problems.append(Problem("provenance.config.ranking", f"is {config.ranking!r}; the board compares circuits cut "
+                                f"from learned masks (run with --ranking {DEFAULT_RANKING}): another ranking gives other circuits"))
     return problems
 
 

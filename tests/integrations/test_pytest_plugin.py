@@ -74,6 +74,10 @@ def test_a_bad_option_stops_the_session_with_fracbench_s_message(pytester: pytes
     result = pytester.runpytest_subprocess("--fracbench-model", "zoo:dense", "--fracbench-restarts", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*fracbench: restarts (--fracbench-restarts) must be at least 1 search, got 0*"])
+    result = pytester.runpytest_subprocess("--fracbench-model", "zoo:dense", "--fracbench-ranking", "eap-ig", "--fracbench-restarts", "5")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*fracbench: ranking eap-ig (--fracbench-ranking) is deterministic: its 5 restarts "
+                                 "(--fracbench-restarts) would all be one circuit*"])
     result = pytester.runpytest_subprocess("--fracbench-model", "zoo:dense", "--fracbench-n-train", "0")  # 0 is not "the default"
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*fracbench: n_train (--fracbench-n-train) must be at least 2 train examples*"])

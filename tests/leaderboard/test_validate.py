@@ -68,6 +68,7 @@ def test_an_edited_raw_number_no_longer_matches_the_stored_scores(submission: di
          "tasks.quote_close.circuits", "is missing"),
         (lambda d: d["tasks"]["quote_close"]["scores"].update(version="1"), "tasks.quote_close.scores.version", "with scores version"),
         (lambda d: d["model"].update(name=["<script>"]), "model.name", "valid string"),
+        (lambda d: d["provenance"]["config"].update(ranking="eap-ig", restarts=1), "provenance.config.ranking", "run with --ranking masks"),
     ],
 )
 def test_a_mismatched_or_malformed_document_is_refused_naming_the_field(submission: dict, edit, field: str, message: str) -> None:
