@@ -145,7 +145,6 @@ def learn_scores(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: Prom
         raise ValueError(f"spans: one per batch ({len(batches.batches)}), got {len(spans)}")
     restarts = settings.restarts
     order = order if order is not None else node_order(adapter, sites, means)
-    scores = {name: s.requires_grad_() for name, s in _initial_scores(adapter, sites, settings.seed, restarts, order).items()}  # [R, n_nodes]
     # the all-ablated model's logit differences per batch, and the span that normalizes every step: computed once
     empty = _per_batch(batches, ablated_logit_diffs(adapter, batches, sites, _nothing(adapter, sites), means), adapter.device)
     if spans is None:
@@ -156,6 +155,7 @@ def learn_scores(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: Prom
     if settings.ranking == "eap-ig":  # the attributions rank the nodes: the path from the all-ablated model, no learning
         attributions = attribution_scores(adapter, sites, batches, means, steps=EAP_IG_STEPS, progress=progress)
         return [{name: a.to(adapter.device) for name, a in attributions.items()}]
+    scores = {name: s.requires_grad_() for name, s in _initial_scores(adapter, sites, settings.seed, restarts, order).items()}  # [R, n_nodes]
     optimizer = torch.optim.Adam(scores.values(), lr=LEARNING_RATE, betas=(0.9, 0.95))
     for step in tqdm(range(settings.steps), desc=desc, disable=not progress, leave=False):
         b = step % len(batches.batches)
