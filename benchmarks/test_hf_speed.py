@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import GPT2Config, GPT2LMHeadModel
 
 from fracbench.activations import capture
 from fracbench.behaviour import logit_diffs
@@ -29,22 +28,12 @@ from fracbench.evaluate.coherence import SEARCH_BATCH
 from fracbench.evaluate.decodability import default_sites
 from fracbench.models import load_model
 from fracbench.models.hf import HFAdapter
-from fracbench.models.tokenizer import BOS, PAD, CharTokenizer
+from fracbench.models.export import char_tokenizer
 from fracbench.tasks import get_task
 
 N_PROMPTS, SEARCH_STEPS, RESTARTS = 512, 20, 5
 STAGES = ("behaviour", "capture", "search steps", "ablated forwards")
 TIMES: dict[tuple[str, str], float] = {}
-
-
-def char_tokenizer() -> PreTrainedTokenizerFast:
-    """The native tokenizer as a HuggingFace fast tokenizer: the same characters get the same ids, BOS in front."""
-    native = CharTokenizer()
-    tok = Tokenizer(models.WordLevel({t: i for i, t in enumerate(native.vocab)}, unk_token=PAD))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # every character its own token
-    tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", special_tokens=[(BOS, native.bos_id)])
-    tok.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, pad_token=PAD)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ one line on stderr starting ``fracbench: error:`` and exit status 2, no tracebac
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -129,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the examples (default: 0)")
     s.set_defaults(func=cmd_tasks_show)
 
-    p = sub.add_parser("zoo", help="the reference models: list them, or retrain one")
-    zoo_sub = p.add_subparsers(dest="zoo_command", required=True, metavar="{list,train}")
+    p = sub.add_parser("zoo", help="the reference models: list them, retrain one, or export one for HuggingFace")
+    zoo_sub = p.add_subparsers(dest="zoo_command", required=True, metavar="{list,train,export}")
     z = zoo_sub.add_parser("list", help="zoo models, and whether their checkpoints exist")
     z.set_defaults(func=cmd_zoo_list)
     z = zoo_sub.add_parser("train", help="retrain a zoo model from its recipe and write its checkpoint")
@@ -138,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--out", type=Path, metavar="PATH", help="checkpoint file or directory (default: the package's checkpoints)")
     z.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     z.set_defaults(func=cmd_zoo_train)
+    z = zoo_sub.add_parser("export", help="write a zoo model as a HuggingFace GPT-2 directory (transformers and TransformerLens "
+                           "read it offline; `--model hf:DIR` runs it through the HuggingFace adapter)")
+    z.add_argument("name", help="zoo model name")
+    z.add_argument("directory", type=Path, help="a new (or empty) directory to write")
+    z.set_defaults(func=cmd_zoo_export)
     board.add_commands(sub)
 
     p = sub.add_parser("lm-eval", add_help=False, help="lm-eval's command line, with the fracbench-hf model and fracbench's tasks "
@@ -348,4 +354,15 @@ def cmd_zoo_train(args: argparse.Namespace) -> int:
     check_writable((out or zoo.checkpoint_path(args.name)).parent)
     path = training.train_and_save(args.name, out, device=args.device, progress=True)
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_zoo_export(args: argparse.Namespace) -> int:
+    from ..models.export import PROVENANCE_FILE, export
+
+    adapter = zoo.load(zoo.RECIPES[args.name].name)  # an unknown name fails before anything else
+    check_writable(args.directory.expanduser().resolve().parent)
+    out = export(adapter, args.directory)
+    deviation = json.loads((out / PROVENANCE_FILE).read_text())["max_logit_deviation"]
+    print(f"wrote {out} (GPT2LMHeadModel; logits within {deviation:.1e} of zoo:{args.name}'s); run it with --model hf:{out}")
     return 0
