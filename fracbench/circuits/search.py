@@ -40,6 +40,7 @@ DEFAULT_STEPS = 200  # optimizer steps of the mask search
 DEFAULT_PENALTY = 1e-3  # loss per kept node
 LEARNING_RATE = 0.01  # Adam (betas 0.9, 0.95), on the node scores
 INITIAL_SCORE, INITIAL_NOISE = 0.1, 0.01  # every node starts kept, ties broken by seeded noise
+INITIALS = ("constant", "eap-ig")  # where the scores start: all at INITIAL_SCORE, or spread by EAP-IG rank (measured, not default)
 
 
 class _Heaviside(torch.autograd.Function):
@@ -82,7 +83,9 @@ class SearchSettings:
     """How the mask search runs: the sufficiency ``target`` the bisection meets, the optimizer's ``steps``, the
     ``penalty`` per kept node, the ``seed`` of the initial noise and the number of ``restarts``. ``ranking`` "eap-ig"
     ranks the nodes by EAP-IG attributions (:data:`EAP_IG_STEPS` points) instead of learning masks: steps, penalty
-    and seed are then unused, and there is one ranking."""
+    and seed are then unused, and there is one ranking. ``initial`` "eap-ig" starts the mask search's scores spread
+    by the nodes' EAP-IG ranks instead of all at :data:`INITIAL_SCORE` (:func:`_initial_scores`; an experiment,
+    docs/metrics.md, "An EAP-IG-initialized search")."""
 
     target: float = DEFAULT_TARGET
     steps: int = DEFAULT_STEPS
@@ -90,9 +93,14 @@ class SearchSettings:
     seed: int = 0
     restarts: int = 1
     ranking: str = DEFAULT_RANKING
+    initial: str = "constant"
 
     def __post_init__(self) -> None:
         check_ranking(self.ranking)
+        if self.initial not in INITIALS:
+            raise ValueError(f"unknown initial scores {self.initial!r}; use one of {', '.join(INITIALS)}")
+        if self.initial != "constant" and self.ranking != "masks":
+            raise ValueError(f"initial {self.initial!r} starts the learned masks; ranking {self.ranking!r} learns none")
         if self.ranking == "eap-ig" and self.restarts != 1:
             raise ValueError(f"ranking eap-ig is deterministic: {self.restarts} restarts would be one ranking; give restarts=1")
         if not 0 < self.target <= 1:
@@ -155,7 +163,11 @@ def learn_scores(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: Prom
     if settings.ranking == "eap-ig":  # the attributions rank the nodes: the path from the all-ablated model, no learning
         attributions = attribution_scores(adapter, sites, batches, means, steps=EAP_IG_STEPS, progress=progress)
         return [{name: a.to(adapter.device) for name, a in attributions.items()}]
-    scores = {name: s.requires_grad_() for name, s in _initial_scores(adapter, sites, settings.seed, restarts, order).items()}  # [R, n_nodes]
+    ranks = None
+    if settings.initial == "eap-ig":
+        ranks = average_ranks(attribution_scores(adapter, sites, batches, means, steps=EAP_IG_STEPS, progress=progress))
+    initial = _initial_scores(adapter, sites, settings.seed, restarts, order, ranks)
+    scores = {name: s.requires_grad_() for name, s in initial.items()}  # [R, n_nodes]
     optimizer = torch.optim.Adam(scores.values(), lr=LEARNING_RATE, betas=(0.9, 0.95))
     for step in tqdm(range(settings.steps), desc=desc, disable=not progress, leave=False):
         b = step % len(batches.batches)
@@ -190,12 +202,33 @@ def _nothing(adapter: ModelAdapter, sites: Sequence[NodeSite]) -> dict[str, torc
     return {s.name: torch.zeros(s.n_nodes, device=adapter.device) for s in sites}
 
 
-def _initial_scores(adapter: ModelAdapter, sites: Sequence[NodeSite], seed: int, restarts: int,
-                    order: NodeOrder) -> dict[str, torch.Tensor]:
-    """Site -> [R, n_nodes]: 0.1 plus seeded noise drawn in key order, one row per restart."""
+def _initial_scores(adapter: ModelAdapter, sites: Sequence[NodeSite], seed: int, restarts: int, order: NodeOrder,
+                    ranks: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Site -> [R, n_nodes]: 0.1 plus seeded noise drawn in key order, one row per restart. With ``ranks`` (site ->
+    [n_nodes], 1..n over every node), 0.1 x (0.5 + rank / (n + 1)) in place of 0.1: the same mean, from 0.05 (five
+    times the noise's standard deviation: every node still kept) for the lowest-ranked node to 0.15 for the highest."""
     generator = torch.Generator().manual_seed(seed)
-    return {s.name: torch.stack([INITIAL_SCORE + INITIAL_NOISE * order.per_node(s.name, torch.randn(s.n_nodes, generator=generator))
+    n = total_nodes(list(sites))
+    start = {s.name: INITIAL_SCORE if ranks is None else INITIAL_SCORE * (0.5 + ranks[s.name].float() / (n + 1)) for s in sites}
+    return {s.name: torch.stack([start[s.name] + INITIAL_NOISE * order.per_node(s.name, torch.randn(s.n_nodes, generator=generator))
                                  for _ in range(restarts)]).to(adapter.device) for s in sites}
+
+
+def average_ranks(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Site -> [n_nodes] ranks 1..n of every node's value across all sites, ascending; tied values share their mean
+    rank, so the ranks do not depend on the nodes' indices."""
+    names = list(values)
+    flat = torch.cat([values[name].reshape(-1).double().cpu() for name in names])
+    _, inverse, counts = torch.unique(flat, return_inverse=True, return_counts=True)  # sorted unique values
+    upto = torch.cumsum(counts, 0).double()
+    mean_rank = upto - (counts.double() - 1) / 2  # ranks first..last of each group of ties, averaged
+    ranks, start = mean_rank[inverse], 0
+    out = {}
+    for name in names:
+        size = values[name].numel()
+        out[name] = ranks[start:start + size].reshape(values[name].shape)
+        start += size
+    return out
 
 
 def search_circuit(adapter: ModelAdapter, sites: Sequence[NodeSite], batches: PromptBatches, means: AblationValues,
