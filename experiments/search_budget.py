@@ -64,12 +64,14 @@ def measure(adapter, task, n: int, seed: int) -> dict:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def measure_every_task(measure, description: str, default_out: str) -> None:
+    """The command line of a per-task search measurement: ``measure(adapter, task, n, seed)`` on every task, the JSON
+    written after each task (so an interrupted run keeps what it measured)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default="zoo:dense")
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="search_budget.json")
+    parser.add_argument("--out", default=default_out)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     adapter = resolve_model(args.model).load("cpu")
@@ -79,6 +81,10 @@ def main() -> None:
         with open(args.out, "w") as f:
             json.dump(out, f, indent=1)
         print(name, json.dumps(out[name]), flush=True)
+
+
+def main() -> None:
+    measure_every_task(measure, __doc__.splitlines()[0], "search_budget.json")
 
 
 if __name__ == "__main__":

@@ -10,22 +10,17 @@ test sufficiency and node Jaccard with the default's reported restart, and secon
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 
 import torch
-from search_budget import jaccard
-from tqdm.auto import tqdm
+from search_budget import jaccard, measure_every_task
 
 from fracbench.circuits import PromptBatches, SearchSettings, ablated_logit_diffs, logit_diffs_under, node_sites, node_statistics, search_circuits
 from fracbench.circuits.keys import node_order
 from fracbench.circuits.search import DEFAULT_STEPS
 from fracbench.config import DEFAULT_RESTARTS
 from fracbench.evaluate.coherence import N_SEARCH, SEARCH_BATCH
-from fracbench.models import resolve_model
 from fracbench.results import smallest_restart
-from fracbench.tasks import TASKS
 
 SETTINGS = (("constant", DEFAULT_STEPS), ("eap-ig", DEFAULT_STEPS), ("eap-ig", 100), ("eap-ig", 50))  # the default first
 
@@ -61,20 +56,7 @@ def measure(adapter, task, n: int, seed: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="zoo:dense")
-    parser.add_argument("--n", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="search_init.json")
-    args = parser.parse_args()
-    torch.manual_seed(args.seed)
-    adapter = resolve_model(args.model).load("cpu")
-    out = {}
-    for name in tqdm(list(TASKS), desc="tasks"):
-        out[name] = measure(adapter, TASKS[name], args.n, args.seed)
-        with open(args.out, "w") as f:
-            json.dump(out, f, indent=1)
-        print(name, json.dumps(out[name]), flush=True)
+    measure_every_task(measure, __doc__.splitlines()[0], "search_init.json")
 
 
 if __name__ == "__main__":
