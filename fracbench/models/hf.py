@@ -10,6 +10,7 @@ Nothing here touches the network: every load is ``local_files_only``.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,14 +35,20 @@ class SiteRule:
     module: str  # module path; "{l}" stands for the layer index
     direction: Literal["input", "output"]  # the module's first input, or its output (first element of a tuple)
     split_heads: bool = False  # the last dim is [n_heads * d_head] and the site exposes [n_heads, d_head]
+    part: tuple[int, int] = (0, 1)  # (i, k): the i-th of k equal slices of the last dim (GPT-2's c_attn holds q, k, v)
 
 
 _GPT2 = {
     "hook_embed": SiteRule("transformer.wte", "output"),  # [B, T, d_model], token embedding only
     "blocks.{l}.hook_resid_pre": SiteRule("transformer.h.{l}", "input"),  # [B, T, d_model]
+    "blocks.{l}.ln1.hook_normalized": SiteRule("transformer.h.{l}.ln_1", "output"),  # [B, T, d_model], what attention reads
+    "blocks.{l}.attn.hook_q": SiteRule("transformer.h.{l}.attn.c_attn", "output", split_heads=True, part=(0, 3)),  # [B, T, H, d_head]
+    "blocks.{l}.attn.hook_k": SiteRule("transformer.h.{l}.attn.c_attn", "output", split_heads=True, part=(1, 3)),
+    "blocks.{l}.attn.hook_v": SiteRule("transformer.h.{l}.attn.c_attn", "output", split_heads=True, part=(2, 3)),
     "blocks.{l}.attn.hook_z": SiteRule("transformer.h.{l}.attn.c_proj", "input", split_heads=True),  # [B, T, H, d_head]
     "blocks.{l}.hook_attn_out": SiteRule("transformer.h.{l}.attn", "output"),  # [B, T, d_model]
     "blocks.{l}.hook_resid_mid": SiteRule("transformer.h.{l}.ln_2", "input"),  # [B, T, d_model]
+    "blocks.{l}.ln2.hook_normalized": SiteRule("transformer.h.{l}.ln_2", "output"),  # [B, T, d_model], what the MLP reads
     "blocks.{l}.mlp.hook_pre": SiteRule("transformer.h.{l}.mlp.c_fc", "output"),  # [B, T, d_mlp]
     "blocks.{l}.mlp.hook_post": SiteRule("transformer.h.{l}.mlp.c_proj", "input"),  # [B, T, d_mlp], the neurons
     "blocks.{l}.hook_mlp_out": SiteRule("transformer.h.{l}.mlp", "output"),  # [B, T, d_model]
@@ -99,7 +106,7 @@ def family_sites(model_type: str, n_layers: int) -> dict[str, SiteRule]:
     for template, rule in FAMILIES[model_type].items():
         layers = range(n_layers) if "{l}" in template else [0]
         for l in layers:
-            out[template.format(l=l)] = SiteRule(rule.module.format(l=l), rule.direction, rule.split_heads)
+            out[template.format(l=l)] = dataclasses.replace(rule, module=rule.module.format(l=l))
     return out
 
 
@@ -205,9 +212,15 @@ class HFAdapter(SubwordAdapter):
         rule, module = self._rules[site], self._site_modules[site]
 
         def visit(x: torch.Tensor) -> torch.Tensor | None:
-            act = x.unflatten(-1, (self._n_heads, -1)) if rule.split_heads else x  # [B, T, H, d_head] or [B, T, d]
+            i, k = rule.part
+            width = x.shape[-1] // k
+            sliced = x[..., i * width:(i + 1) * width] if k > 1 else x
+            act = sliced.unflatten(-1, (self._n_heads, -1)) if rule.split_heads else sliced  # [B, T, H, d_head] or [B, T, d]
             new = visit_site(site, act, edit, keep, store)
-            return None if new is None else (new.flatten(-2) if rule.split_heads else new)
+            if new is None:
+                return None
+            new = new.flatten(-2) if rule.split_heads else new
+            return torch.cat([x[..., :i * width], new, x[..., (i + 1) * width:]], dim=-1) if k > 1 else new
 
         if rule.direction == "input":
 

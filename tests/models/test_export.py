@@ -12,6 +12,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fracbench.activations import capture
 from fracbench.behaviour import logit_diffs
+from fracbench.circuits import PromptBatches, ablated_logit_diffs, node_sites, node_statistics
+from fracbench.circuits.nodes import NATIVE_NODE_SITES
 from fracbench.cli import main
 from fracbench.models import load_model
 from fracbench.models.export import LOGIT_TOLERANCE, PROVENANCE_FILE, export, folded_unembedding, to_gpt2
@@ -116,3 +118,23 @@ def test_transformer_lens_reads_the_export(exported) -> None:
     enc = native.encode(PROMPTS[:1])
     with torch.no_grad():
         assert torch.allclose(lens(enc.ids), native.forward(enc).logits, atol=LOGIT_TOLERANCE, rtol=LOGIT_TOLERANCE)
+
+
+def test_the_hf_adapter_reads_and_edits_the_export_at_every_native_node_site(exported) -> None:
+    """GPT-2's q, k and v (slices of c_attn's output) and its LayerNorms' outputs are the native node sites: the same
+    activations, and the same logit differences when half of every site's nodes are mean-ablated."""
+    native, directory = exported
+    hf = load_model(f"hf:{directory}")
+    task = TASKS["quote_close"]
+    examples = task.examples("test", 32, 0)
+    names = [pattern.format(l=layer) for layer in range(native.info.n_layers) for pattern in NATIVE_NODE_SITES]
+    ours, theirs = (capture(a, [e.prompt for e in examples], names).activations for a in (hf, native))
+    for name in names:
+        assert torch.allclose(ours[name], theirs[name], atol=1e-4), name
+    sites = node_sites(native)
+    batches = {a: PromptBatches.build(a, task, examples, 32) for a in (hf, native)}
+    means = node_statistics(native, batches[native], sites).values
+    half = {s.name: torch.arange(s.n_nodes) % 2 == 0 for s in sites}
+    diffs = {a: ablated_logit_diffs(a, batches[a], sites, half, means) for a in (hf, native)}
+    assert torch.allclose(diffs[hf], diffs[native], atol=1e-3)
+    assert not torch.allclose(diffs[native], logit_diffs(native, task, examples), atol=1e-1)  # the ablation did something
