@@ -11,6 +11,7 @@ test sufficiency and node Jaccard with the default's reported restart, and secon
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import torch
 from search_budget import jaccard, measure_every_task
@@ -25,30 +26,54 @@ from fracbench.results import smallest_restart
 SETTINGS = (("constant", DEFAULT_STEPS), ("eap-ig", DEFAULT_STEPS), ("eap-ig", 100), ("eap-ig", 50))  # the default first
 
 
+@dataclass
+class SearchBench:
+    """A task's prompts split as `fracbench run` splits them (search, then bisection), its test prompts, the search's
+    ablation values and node keys, and the full and all-ablated models' mean test logit differences."""
+
+    sites: list
+    search: PromptBatches
+    held_out: PromptBatches
+    test: PromptBatches
+    values: dict
+    order: object
+    full: float
+    empty: float
+
+    @classmethod
+    def build(cls, adapter, task, n: int, seed: int) -> SearchBench:
+        sites = node_sites(adapter)
+        train = task.examples("train", 2 * N_SEARCH, seed)
+        search = PromptBatches.build(adapter, task, train[:N_SEARCH], SEARCH_BATCH)
+        held_out = PromptBatches.build(adapter, task, train[N_SEARCH:], SEARCH_BATCH)
+        test = PromptBatches.build(adapter, task, task.examples("test", n, seed), SEARCH_BATCH)
+        stats = node_statistics(adapter, search, sites)
+        nothing = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool) for s in sites}
+        full = float(logit_diffs_under(adapter, test).mean())
+        empty = float(ablated_logit_diffs(adapter, test, sites, nothing, stats.values).mean())
+        return cls(sites, search, held_out, test, stats.values, node_order(adapter, sites, stats.means, stats.stds), full, empty)
+
+    def searched(self, adapter, settings: SearchSettings) -> list:
+        return search_circuits(adapter, self.sites, self.search, self.values, settings, held_out=self.held_out, order=self.order)
+
+    def test_sufficiency(self, adapter, kept: dict) -> float:
+        alone = float(ablated_logit_diffs(adapter, self.test, self.sites, kept, self.values).mean())
+        return (alone - self.empty) / (self.full - self.empty)
+
+
 def measure(adapter, task, n: int, seed: int) -> dict:
-    sites = node_sites(adapter)
-    train = task.examples("train", 2 * N_SEARCH, seed)  # as fracbench run splits them: search, then bisection
-    search = PromptBatches.build(adapter, task, train[:N_SEARCH], SEARCH_BATCH)
-    held_out = PromptBatches.build(adapter, task, train[N_SEARCH:], SEARCH_BATCH)
-    test = PromptBatches.build(adapter, task, task.examples("test", n, seed), SEARCH_BATCH)
-    stats = node_statistics(adapter, search, sites)
-    order = node_order(adapter, sites, stats.means, stats.stds)
-    nothing = {s.name: torch.zeros(s.n_nodes, dtype=torch.bool) for s in sites}
-    full = float(logit_diffs_under(adapter, test).mean())
-    empty = float(ablated_logit_diffs(adapter, test, sites, nothing, stats.values).mean())
+    bench = SearchBench.build(adapter, task, n, seed)
     rows, default = {}, None
     for initial, steps in SETTINGS:
         started = time.perf_counter()
-        settings = SearchSettings(steps=steps, seed=seed, restarts=DEFAULT_RESTARTS, initial=initial)
-        found = search_circuits(adapter, sites, search, stats.values, settings, held_out=held_out, order=order)
+        found = bench.searched(adapter, SearchSettings(steps=steps, seed=seed, restarts=DEFAULT_RESTARTS, initial=initial))
         seconds = time.perf_counter() - started
         circuit = found[smallest_restart([c.n_kept for c in found])]
         default = default or circuit
-        alone = float(ablated_logit_diffs(adapter, test, sites, circuit.kept, stats.values).mean())
         rows[f"{initial} {steps}x{SEARCH_BATCH}"] = {
             "sizes": [c.n_kept for c in found],
             "reported_size": circuit.n_kept,
-            "test_sufficiency": (alone - empty) / (full - empty),
+            "test_sufficiency": bench.test_sufficiency(adapter, circuit.kept),
             "jaccard_with_default": jaccard(circuit.kept, default.kept),
             "seconds": seconds,  # attributions, search and bisection of all restarts
         }
