@@ -56,10 +56,14 @@ def check_exportable(model: Transformer, name: str) -> None:
     if cfg.act_topk:
         raise ValueError(f"{name} keeps the top {cfg.act_topk} MLP neurons per position (AbsTopK), which GPT-2 cannot express")
     if bool(model.unembed.bias.detach().any()):
-        fold = float((model.ln_final.bias / model.ln_final.weight).sum())
-        if abs(fold) < MIN_FOLD or not bool(model.ln_final.weight.detach().abs().gt(0).all()):
-            raise ValueError(f"{name}: its unembedding bias cannot be folded into GPT-2's bias-free lm_head "
-                             f"(the final LayerNorm's Σ bias/gain is {fold:.2e}, or a gain is 0)")
+        gain = model.ln_final.weight.detach()
+        if not bool(gain.ne(0).all()):
+            raise ValueError(f"{name}: its unembedding bias cannot be folded into GPT-2's bias-free lm_head (a gain of the "
+                             "final LayerNorm is 0)")
+        fold = float((model.ln_final.bias.detach() / gain).sum())
+        if abs(fold) < MIN_FOLD:
+            raise ValueError(f"{name}: its unembedding bias cannot be folded into GPT-2's bias-free lm_head (the final "
+                             f"LayerNorm's Σ bias/gain is {fold:.2e}, below {MIN_FOLD:g})")
 
 
 @torch.no_grad()

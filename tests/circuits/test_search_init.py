@@ -17,6 +17,15 @@ def test_tied_values_share_their_mean_rank_across_sites() -> None:
     assert ranks["a"].tolist() == [4.0, 1.5, 1.5] and ranks["b"].tolist() == [3.0, 5.0]
 
 
+def test_the_ranks_are_scipy_s_average_ranks() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    g = torch.Generator().manual_seed(0)
+    values = {"a": torch.randint(0, 20, (300,), generator=g).double(), "b": torch.randint(0, 20, (4, 50), generator=g).double()}  # ties
+    ranks = average_ranks(values)
+    expected = stats.rankdata(torch.cat([values["a"], values["b"].reshape(-1)]).numpy(), method="average")
+    assert torch.cat([ranks["a"], ranks["b"].reshape(-1)]).numpy().tolist() == expected.tolist()
+
+
 def test_a_ranked_start_keeps_every_node_with_the_default_mean_and_the_ranks_order() -> None:
     adapter = load_model("zoo:compiled")
     sites = node_sites(adapter)

@@ -87,6 +87,15 @@ def test_an_export_that_fails_its_logit_check_leaves_nothing_behind(tmp_path, mo
     assert list(tmp_path.iterdir()) == []  # neither the directory nor its staging copy
 
 
+def test_a_bias_that_cannot_be_folded_is_refused(tmp_path) -> None:
+    native = load_model("zoo:dense")
+    with torch.no_grad():
+        native.model.ln_final.weight[0] = 0.0
+    with pytest.raises(ValueError, match="a gain of the final LayerNorm is 0"):
+        export(native, tmp_path / "dense")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_existing_directory_is_not_overwritten(tmp_path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not an empty directory"):
